@@ -1,0 +1,244 @@
+"""The `--action`s of code/main.py."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Optional
+
+from . import REPO_ROOT, BENCHMARK, config as configs
+from .backends import get_backend
+from .backends.base import BuildRequest
+from .engines import build_record, engine_dir, engine_name, is_up_to_date, write_record
+from .errors import HarnessError
+from .flags import overrides
+from .systems import detect_system_id
+
+RUN_ROOT_ENV = "MLPERF_HARNESS_RUN_ROOT"   # set by a multi-scenario parent for its per-scenario children
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Context
+def system_id(args: argparse.Namespace) -> str:
+    return args.system_name or detect_system_id(args.backend)
+
+
+def scenario_config(args: argparse.Namespace, scenario: str, system: Optional[str] = None) -> dict[str, Any]:
+    cfg = configs.resolve(scenario, system or system_id(args), args.config_ver, overrides(args))
+    if args.fast:
+        if args.min_duration is None:
+            cfg["min_duration"] = 60000
+        if scenario == "Offline" and args.min_query_count is None:
+            cfg["min_query_count"] = 1
+    if scenario == "SingleStream":
+        cfg["batch_size"] = 1
+    if scenario == "MultiStream" and args.batch_size is None:
+        cfg["batch_size"] = max(int(cfg.get("batch_size") or 1), int(cfg.get("multi_stream_samples_per_query") or 8))
+    cfg.setdefault("backend", "onnxruntime")
+    cfg.setdefault("precision", "fp32")
+    return cfg
+
+
+def model_spec(cfg: dict[str, Any]):
+    from resnet50.models import get_model
+    return get_model(cfg.get("model"))
+
+
+def model_path(args: argparse.Namespace, spec) -> str:
+    return os.path.abspath(args.model_path) if args.model_path else spec.default_path
+
+
+def quantized_model_path(spec, backend: str) -> str:
+    base, _ = os.path.splitext(spec.default_path)
+    return f"{base}.int8-qdq.{backend}.onnx"
+
+
+def engine_path(cfg: dict[str, Any], spec, backend) -> str:
+    return os.path.join(engine_dir(cfg["system_id"], cfg["scenario"]),
+                        engine_name(spec.key, cfg["scenario"], backend.device_kind, int(cfg.get("batch_size") or 1),
+                                    cfg["precision"], cfg["config_ver"], backend.engine_suffix))
+
+
+def map_path(cfg: dict[str, Any]) -> str:
+    """--map_path or the config's map; relative paths are tried from the working directory, then the repo root."""
+    from resnet50.imagenet import default_map_path
+    path = cfg.get("map_path") or default_map_path("val")
+    if not os.path.isabs(path) and not os.path.exists(path):
+        path = os.path.join(REPO_ROOT, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Actions
+def download_model(args: argparse.Namespace) -> None:
+    from resnet50.model_files import ensure_model
+    from resnet50.models import get_model
+    ensure_model(get_model(args.model), args.model_path, force=bool(args.overwrite))
+
+
+def preprocess_data(args: argparse.Namespace) -> None:
+    from resnet50.imagenet import default_data_dir, default_preprocessed_dir, preprocess, read_map
+    cfg = scenario_config(args, args.scenarios[0])
+    spec = model_spec(cfg)
+    image_map = read_map(map_path(cfg))
+    preprocess(spec, image_map, args.data_dir or default_data_dir(),
+               args.preprocessed_data_dir or default_preprocessed_dir(), allow_missing=bool(args.allow_missing),
+               overwrite=bool(args.overwrite))
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    raise HarnessError("--action=calibrate is not implemented yet (INT8 calibration is tracked in its own issue); "
+                       "run with --precision=fp32.")
+
+
+def generate_engines(args: argparse.Namespace) -> None:
+    system = system_id(args)
+    for scenario in args.scenarios:
+        cfg = scenario_config(args, scenario, system)
+        spec = model_spec(cfg)
+        backend = get_backend(cfg["backend"])
+        source = model_path(args, spec)
+        if cfg["precision"] == "int8":
+            source = quantized_model_path(spec, backend.name)
+            if not os.path.exists(source):
+                raise HarnessError(f"No calibrated INT8 model at {source}; run `make calibrate` first "
+                                   "(or use --precision=fp32).")
+        elif backend.name != "null" and not os.path.exists(source):
+            raise HarnessError(f"Model file {source} does not exist; run `make download_model "
+                               f"RUN_ARGS=\"--model={spec.key}\"` or pass --model_path.")
+        path = engine_path(cfg, spec, backend)
+        record = build_record({"model": source}, cfg, backend.versions())
+        if not args.overwrite and is_up_to_date(path, record):
+            print(f"[generate_engines] {scenario}: {path} is up to date.")
+            continue
+        batch = int(cfg.get("batch_size") or 1)
+        backend.build(BuildRequest(onnx_path=source, engine_path=path, precision=cfg["precision"],
+                                   batch_sizes=[batch], input_shape=spec.input_shape, settings=cfg))
+        write_record(path, record)
+        print(f"[generate_engines] {scenario}: built {path}")
+
+
+def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
+    from .loadgen_run import new_run_root
+    run_root = os.environ.get(RUN_ROOT_ENV) or new_run_root(args.log_dir)
+    system = system_id(args)
+    results: dict[str, Any] = {}
+    failed = []
+    for scenario in args.scenarios:
+        if len(args.scenarios) == 1:
+            results[scenario] = run_scenario(args, scenario, system, run_root)
+            continue
+        # One process per scenario: LoadGen reads mlperf.conf once per process, and a second FromConfig in the
+        # same process marks the log as not valid for submission.
+        child = [sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + _replace_scenarios(argv, scenario)
+        rc = subprocess.call(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
+        path = os.path.join(run_root, system, BENCHMARK, scenario, "summary.json")
+        if rc != 0 or not os.path.exists(path):
+            failed.append(scenario)
+            continue
+        with open(path) as f:
+            results[scenario] = json.load(f)
+    if not os.environ.get(RUN_ROOT_ENV):
+        _write_harness_summary(run_root, system, results)
+    if failed:
+        raise HarnessError(f"Scenario(s) {', '.join(failed)} failed (see the messages above); the others' logs are "
+                           f"under {run_root}.")
+    return 0
+
+
+def _replace_scenarios(argv: list[str], scenario: str) -> list[str]:
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word == "--scenarios":
+            skip = True
+            continue
+        if word.startswith("--scenarios="):
+            continue
+        out.append(word)
+    return out + [f"--scenarios={scenario}"]
+
+
+def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) -> None:
+    path = os.path.join(run_root, "perf_harness_summary.json")
+    with open(path, "w") as f:
+        json.dump({system: {BENCHMARK: results}}, f, indent=1)
+    print(f"\n======== {BENCHMARK} on {system} ========")
+    for scenario, r in results.items():
+        metric = r.get("metric")
+        value = r.get(metric) if metric else None
+        line = f"{scenario:<13} {str(r.get('result_validity')):<8} {metric}={value}"
+        if r.get("accuracy"):
+            acc = r["accuracy"]
+            line += f"  accuracy={acc['top1']:.3f}% ({'PASS' if acc['pass'] else 'FAIL'} vs {acc['target_top1_99pct']}%)"
+        print(line)
+    print(f"Logs: {run_root}\nSummary: {path}")
+
+
+def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root: str) -> dict[str, Any]:
+    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
+    from .loadgen_run import _lg, evaluate_accuracy, run_loadgen, scenario_dir
+    from .sut import QSL, SUT
+
+    cfg = scenario_config(args, scenario, system)
+    spec = model_spec(cfg)
+    backend = get_backend(cfg["backend"])
+    image_map = read_map(map_path(cfg))
+    data = load_preprocessed(spec, image_map, args.preprocessed_data_dir or default_preprocessed_dir())
+    engine = engine_path(cfg, spec, backend)
+    if backend.name == "null" and not os.path.exists(engine):
+        backend.build(BuildRequest("", engine, cfg["precision"], [1], spec.input_shape, cfg))
+    devices = [d for d in str(cfg.get("devices") or "").split(",") if d.strip()]
+    if backend.device_kind == "gpu":
+        runners = [backend.load(engine, d, cfg) for d in (devices or ["0"])]
+    else:
+        runners = [backend.load(engine, None, cfg) for _ in range(int(cfg.get("workers") or 1))]
+    lg = _lg()
+    qsl = QSL(data.array, int(cfg.get("performance_sample_count") or 1024), runners)
+    timeout = float(cfg.get("server_batch_timeout_us") or 0) / 1e6 if scenario == "Server" else 0.0
+    sut = SUT(lg, qsl, runners, int(cfg.get("batch_size") or 1), spec.output_offset, timeout)
+    out_dir = scenario_dir(run_root, system, scenario)
+    print(f"[run_harness] {scenario} {args.test_mode}: {spec.key} on {backend.name} ({cfg['precision']}, "
+          f"batch {sut.batch_size}, {len(runners)} worker(s)), {qsl.total} samples, logs in {out_dir}")
+    summary = run_loadgen(scenario, args.test_mode, cfg, qsl, sut, out_dir, bool(args.verbose))
+    summary["test_mode"] = args.test_mode
+    summary["settings"] = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
+    summary["engine"] = engine
+    summary["dataset"] = {"array": data.path, "map": image_map.path, "samples": qsl.total}
+    if args.test_mode in ("AccuracyOnly", "SubmissionRun"):
+        if data.labels is None:
+            raise HarnessError(f"{image_map.path} has no labels; accuracy needs a `<file> <label>` map.")
+        summary["accuracy"] = evaluate_accuracy(os.path.join(out_dir, "mlperf_log_accuracy.json"), data.labels,
+                                                spec.fp32_top1, spec.key, out_dir)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    generate_engines(args)
+    return run_harness(args, argv)
+
+
+def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    action = args.action
+    if action is None:
+        raise HarnessError("--action is required: one of download_model, preprocess_data, calibrate, "
+                           "generate_engines, run_harness, run.")
+    if action == "download_model":
+        download_model(args)
+    elif action == "preprocess_data":
+        preprocess_data(args)
+    elif action == "calibrate":
+        calibrate(args)
+    elif action == "generate_engines":
+        generate_engines(args)
+    elif action == "run_harness":
+        return run_harness(args, argv)
+    elif action == "run":
+        return run(args, argv)
+    return 0

@@ -1,0 +1,56 @@
+"""The backend interface: build an engine artifact, load it on a device, run a batch, return top-1 indices.
+
+    engine = backend.build(BuildRequest(...))         # writes request.engine_path, returns it
+    runner = backend.load(engine_path, device, settings)
+    top1 = runner.infer(batch)                        # (n,) raw argmax indices, before the model's output offset
+
+A runner that keeps the loaded samples itself (on a GPU with start_from_device, or the null backend that needs
+none) sets `takes_rows = True`: the SUT then hands it row numbers into the array given to `load_samples` instead of
+gathering a host batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+
+@dataclass
+class BuildRequest:
+    onnx_path: str           # the FP32 model (or, for int8, the calibrated Q/DQ model)
+    engine_path: str         # where the artifact goes
+    precision: str
+    batch_sizes: list[int]
+    input_shape: tuple[int, int, int]
+    settings: dict[str, Any] = field(default_factory=dict)   # the merged config
+
+
+class Runner:
+    takes_rows = False
+    input_dtype = np.float32
+
+    def load_samples(self, array: np.ndarray) -> None:
+        """Called with the QSL's contiguous loaded array whenever LoadGen loads samples."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Backend:
+    name = "base"
+    device_kind = "cpu"            # "cpu" or "gpu": part of the engine name
+    engine_suffix = ".onnx"
+
+    def build(self, request: BuildRequest) -> str:
+        raise NotImplementedError
+
+    def load(self, engine_path: str, device: Optional[str], settings: dict[str, Any]) -> Runner:
+        raise NotImplementedError
+
+    def versions(self) -> dict[str, str]:
+        """What an engine depends on besides its inputs (library versions): a change forces a rebuild."""
+        return {}

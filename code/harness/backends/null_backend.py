@@ -1,0 +1,42 @@
+"""The null backend: answers every sample with a fixed label at once, to measure the harness (LoadGen + SUT) alone.
+
+It takes row numbers, not tensors, so no sample data is gathered or copied: what it measures is queueing,
+batching and completion, the cost every real backend pays on top of its own inference.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from .base import Backend, BuildRequest, Runner
+
+
+class NullRunner(Runner):
+    takes_rows = True
+
+    def __init__(self, label: int = 0):
+        self.label = label
+
+    def infer(self, rows: np.ndarray) -> np.ndarray:
+        return np.full(len(rows), self.label, dtype=np.int64)
+
+
+class NullBackend(Backend):
+    name = "null"
+    device_kind = "cpu"
+    engine_suffix = ".null.json"
+
+    def build(self, request: BuildRequest) -> str:
+        os.makedirs(os.path.dirname(request.engine_path), exist_ok=True)
+        with open(request.engine_path, "w") as f:
+            json.dump({"backend": "null", "label": 0}, f)
+        return request.engine_path
+
+    def load(self, engine_path: str, device: Optional[str], settings: dict[str, Any]) -> Runner:
+        return NullRunner(int(settings.get("null_label", 0)))
+
+
+BACKEND = NullBackend()

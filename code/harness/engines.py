@@ -1,0 +1,62 @@
+"""Engine naming and staleness, as the seed harness does:
+
+    build/engines/<system>/resnet50/<Scenario>/<model>-<Scenario>-<cpu|gpu>-b<bs>-<precision>.<config_ver><suffix>
+
+(with the default model this is the seed's `resnet50-Offline-gpu-b2048-int8.default.plan`). A JSON record beside
+each engine holds what it was built from; an engine is rebuilt only when that record changes (model or calibration
+file contents, the build-relevant config keys, the backend library version).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, Optional
+
+from . import REPO_ROOT, BENCHMARK
+
+# Config keys that change what gets built (the rest only change how it is run).
+BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size", "use_graphs",
+              "gpu_copy_streams", "gpu_inference_streams", "threads", "torch_compile", "channels_last")
+
+
+def engine_dir(system_id: str, scenario: str, base: Optional[str] = None) -> str:
+    return os.path.join(base or os.path.join(REPO_ROOT, "build", "engines"), system_id, BENCHMARK, scenario)
+
+
+def engine_name(model_key: str, scenario: str, device_kind: str, batch_size: int, precision: str,
+                config_ver: str, suffix: str) -> str:
+    return f"{model_key}-{scenario}-{device_kind}-b{batch_size}-{precision}.{config_ver}{suffix}"
+
+
+def file_md5(path: str) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_record(inputs: dict[str, Optional[str]], settings: dict[str, Any], versions: dict[str, str]) -> dict:
+    return {
+        "inputs": {name: (file_md5(path) if path and os.path.exists(path) else None) for name, path in inputs.items()},
+        "config": {k: settings.get(k) for k in BUILD_KEYS if settings.get(k) is not None},
+        "versions": versions,
+    }
+
+
+def record_path(engine_path: str) -> str:
+    return engine_path + ".build.json"
+
+
+def is_up_to_date(engine_path: str, record: dict) -> bool:
+    try:
+        with open(record_path(engine_path)) as f:
+            return os.path.exists(engine_path) and json.load(f) == record
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def write_record(engine_path: str, record: dict) -> None:
+    with open(record_path(engine_path), "w") as f:
+        json.dump(record, f, indent=1, sort_keys=True)

@@ -1,0 +1,157 @@
+"""The one table of command-line flags (RUN_ARGS).
+
+Every flag `code/main.py` accepts is listed here once: its name, type, default and help. The argument parser is
+built from this table and `command_flags.md` is checked against it by a test, so the two cannot drift.
+
+A default of None means "not given": the per-system config (configs/resnet50/<Scenario>/config.json) then decides,
+and only a flag given on the command line overrides the config.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+from .errors import HarnessError
+
+SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
+TEST_MODES = ("PerformanceOnly", "AccuracyOnly", "SubmissionRun")
+ACTIONS = ("download_model", "preprocess_data", "calibrate", "generate_engines", "run_harness", "run")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+def _bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    choices: Optional[Sequence[str]] = None
+    # True: a switch (`--fast`) that needs no value; `--fast=false` is also accepted.
+    switch: bool = False
+    # The config key this flag overrides, when it has one.
+    config_key: Optional[str] = None
+
+    @property
+    def type_name(self) -> str:
+        if self.switch:
+            return "bool"
+        return {str: "str", int: "int", float: "float", _bool: "bool"}.get(self.type, self.type.__name__)
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("action", str, None, "What to do: " + ", ".join(ACTIONS) + ".", choices=ACTIONS),
+    Flag("benchmarks", str, "resnet50", "Comma list of benchmarks; only resnet50 exists."),
+    Flag("scenarios", str, "Offline", "Comma list of scenarios: " + ", ".join(SCENARIOS) + "."),
+    Flag("test_mode", str, "PerformanceOnly", "LoadGen test mode.", choices=TEST_MODES),
+    Flag("config_ver", str, "default", "Config overlay of the system block (its `config_ver` entries)."),
+    Flag("system_name", str, None, "Force the system id instead of detecting it (e.g. A100-SXM4-40GBx8, CPU)."),
+    Flag("backend", str, None, "Inference backend: onnxruntime, null, torch, tensorrt.", config_key="backend"),
+    Flag("model", str, None, "Model registry key (resnet50, efficientnet-lite0, ...).", config_key="model"),
+    Flag("model_path", str, None, "ONNX model file; default build/models/<model>/<file> from the registry."),
+    Flag("precision", str, None, "Engine precision.", choices=PRECISIONS, config_key="precision"),
+    Flag("data_dir", str, None, "Raw image folder (default $MLPERF_SCRATCH_PATH/data/imagenet or build/data/imagenet)."),
+    Flag("map_path", str, None, "Validation map `<file> <label>` (default data_maps/imagenet/val_map.txt).",
+         config_key="map_path"),
+    Flag("calib_data_map", str, None, "Calibration list (default data_maps/imagenet/cal_map.txt, official option 1).",
+         config_key="calib_data_map"),
+    Flag("preprocessed_data_dir", str, None, "Base of preprocessed arrays (default build/preprocessed_data)."),
+    Flag("log_dir", str, None, "Base folder of run logs (default build/logs)."),
+    Flag("fast", _bool, False, "Short run: min_duration 60 s and Offline min_query_count 1.", switch=True),
+    Flag("min_duration", int, None, "LoadGen min_duration in ms.", config_key="min_duration"),
+    Flag("min_query_count", int, None, "LoadGen min_query_count.", config_key="min_query_count"),
+    Flag("max_query_count", int, None, "LoadGen max_query_count (0: no limit).", config_key="max_query_count"),
+    Flag("performance_sample_count", int, None, "Override the QSL performance sample count (mlperf.conf: 1024).",
+         config_key="performance_sample_count"),
+    Flag("batch_size", int, None, "Inference batch size.", config_key="batch_size"),
+    Flag("devices", str, None, "Comma list of device ids for GPU backends (default: all).", config_key="devices"),
+    Flag("workers", int, None, "SUT worker threads (CPU backends).", config_key="workers"),
+    Flag("threads", int, None, "Intra-op threads per worker (CPU backends).", config_key="threads"),
+    Flag("offline_expected_qps", float, None, "Offline expected samples/s.", config_key="offline_expected_qps"),
+    Flag("server_target_qps", float, None, "Server target queries/s.", config_key="server_target_qps"),
+    Flag("server_batch_timeout_us", int, None, "Server dynamic batching: longest wait for a fuller batch (µs).",
+         config_key="server_batch_timeout_us"),
+    Flag("single_stream_expected_latency_ns", int, None, "SingleStream expected latency (ns).",
+         config_key="single_stream_expected_latency_ns"),
+    Flag("multi_stream_expected_latency_ns", int, None, "MultiStream expected latency per query (ns).",
+         config_key="multi_stream_expected_latency_ns"),
+    Flag("multi_stream_samples_per_query", int, None, "MultiStream samples per query (rules: 8).",
+         config_key="multi_stream_samples_per_query"),
+    Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
+    Flag("overwrite", _bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
+    Flag("verbose", _bool, False, "More logging, and LoadGen's summary on stdout.", switch=True),
+)
+
+FLAG_BY_NAME = {flag.name: flag for flag in FLAGS}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print usage and exit 2; we want one clear line.
+        raise HarnessError(f"{message}. Every flag is listed in command_flags.md (run `code/main.py --help`).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="code/main.py", allow_abbrev=False,
+                     description="MLPerf Inference ResNet50 harness. Flags: see command_flags.md.")
+    for flag in FLAGS:
+        kwargs: dict[str, Any] = {"default": flag.default, "help": flag.help, "dest": flag.name}
+        if flag.switch:
+            kwargs.update(nargs="?", const=True, type=_bool, metavar="BOOL")
+        else:
+            kwargs.update(type=flag.type)
+            if flag.choices:
+                kwargs["choices"] = flag.choices
+        parser.add_argument(f"--{flag.name}", **kwargs)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse strictly: unknown flags, stray words and bad values raise HarnessError."""
+    args = build_parser().parse_args(list(argv))
+    args.scenarios = parse_scenarios(args.scenarios)
+    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    if benchmarks != ["resnet50"]:
+        raise HarnessError(f"--benchmarks={args.benchmarks}: this harness runs only resnet50.")
+    return args
+
+
+def parse_scenarios(text: str) -> list[str]:
+    by_lower = {s.lower(): s for s in SCENARIOS}
+    out = []
+    for word in (w.strip() for w in text.split(",")):
+        if not word:
+            continue
+        if word.lower() not in by_lower:
+            raise HarnessError(f"--scenarios: unknown scenario {word!r}; expected a comma list of {', '.join(SCENARIOS)}.")
+        out.append(by_lower[word.lower()])
+    if not out:
+        raise HarnessError("--scenarios is empty; expected a comma list of " + ", ".join(SCENARIOS) + ".")
+    return list(dict.fromkeys(out))
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys that flags given on the command line override (flags left at None are not given)."""
+    out = {}
+    for flag in FLAGS:
+        if flag.config_key and getattr(args, flag.name) is not None:
+            out[flag.config_key] = getattr(args, flag.name)
+    return out
+
+
+def markdown_table() -> str:
+    """The flag table as command_flags.md shows it."""
+    lines = ["| flag | type | default | help |", "| --- | --- | --- | --- |"]
+    for flag in FLAGS:
+        default = "(config)" if flag.default is None and flag.config_key else ("" if flag.default is None else flag.default)
+        text = flag.help + (f" One of: {', '.join(flag.choices)}." if flag.choices and flag.name != "action" else "")
+        lines.append(f"| `--{flag.name}` | {flag.type_name} | {default} | {text} |")
+    return "\n".join(lines)

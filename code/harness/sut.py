@@ -1,0 +1,162 @@
+"""The QSL and the SUT around LoadGen.
+
+- The QSL keeps the preprocessed set memory-mapped and, on LoadSamplesToRam, copies the requested samples into one
+  contiguous array (rows in sorted sample order); `row_of[sample index]` finds a sample's row.
+- IssueQuery only enqueues (LoadGen calls it on its own thread, so anything slow there delays the Server schedule).
+- A fixed pool of long-lived workers (one per runner) takes batches from the queue, runs them and calls
+  QuerySamplesComplete. There is never a thread per query: LoadGen crashes when samples complete from short-lived
+  threads. In Server the workers batch dynamically: after the first sample they wait at most `batch_timeout_s` for
+  the batch to fill.
+- Responses carry the top-1 label (after the model's output offset) as int32; the label array of a batch stays
+  alive until QuerySamplesComplete returns, which is when LoadGen has copied what it logs.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .backends.base import Runner
+
+
+class QSL:
+    def __init__(self, array: np.ndarray, performance_sample_count: int, runners: Sequence[Runner] = ()):
+        self.array = array
+        self.total = len(array)
+        self.performance_sample_count = min(performance_sample_count, self.total)
+        self.runners = list(runners)
+        self.loaded: Optional[np.ndarray] = None
+        self.row_of = np.full(self.total, -1, dtype=np.int64)
+        self.handle = None
+
+    def load(self, indices: Sequence[int]) -> None:
+        order = np.unique(np.asarray(indices, dtype=np.int64))
+        self.loaded = np.ascontiguousarray(self.array[order])
+        self.row_of[:] = -1
+        self.row_of[order] = np.arange(len(order))
+        for runner in self.runners:
+            runner.load_samples(self.loaded)
+
+    def unload(self, indices: Sequence[int]) -> None:
+        self.loaded = None
+        for runner in self.runners:
+            runner.load_samples(None)
+
+    def construct(self, lg) -> int:
+        self.handle = lg.ConstructQSL(self.total, self.performance_sample_count, self.load, self.unload)
+        return self.handle
+
+
+class WorkQueue:
+    """Chunks of (query ids, sample indices); `take` returns up to n samples, splitting chunks as needed."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._chunks: deque = deque()
+        self._closed = False
+
+    def put(self, ids: list, indices: np.ndarray) -> None:
+        with self._cond:
+            self._chunks.append((ids, indices))
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _pop(self, n: int):
+        ids, idx = self._chunks[0]
+        if len(ids) <= n:
+            self._chunks.popleft()
+            return ids, idx
+        self._chunks[0] = (ids[n:], idx[n:])
+        return ids[:n], idx[:n]
+
+    def take(self, n: int, timeout_s: float = 0.0):
+        with self._cond:
+            while not self._chunks:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            ids, idx = self._pop(n)
+            if len(ids) >= n or timeout_s <= 0:
+                return ids, idx
+            ids, parts = list(ids), [idx]
+            deadline = time.monotonic() + timeout_s
+            while len(ids) < n:
+                if self._chunks:
+                    more_ids, more_idx = self._pop(n - len(ids))
+                    ids.extend(more_ids)
+                    parts.append(more_idx)
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    break
+                self._cond.wait(remaining)
+            return ids, (parts[0] if len(parts) == 1 else np.concatenate(parts))
+
+
+class SUT:
+    def __init__(self, lg, qsl: QSL, runners: Sequence[Runner], batch_size: int, output_offset: int,
+                 batch_timeout_s: float = 0.0):
+        self.lg = lg
+        self.qsl = qsl
+        self.runners = list(runners)
+        self.batch_size = max(1, int(batch_size))
+        self.batch_timeout_s = batch_timeout_s
+        self.output_offset = np.int32(output_offset)
+        self.queue = WorkQueue()
+        self.completed = 0
+        self.errors: list[BaseException] = []
+        self._threads = [threading.Thread(target=self._work, args=(r,), name=f"sut-worker-{i}", daemon=True)
+                         for i, r in enumerate(self.runners)]
+        self.handle = None
+
+    # LoadGen callbacks ------------------------------------------------------------------------------------
+    def issue_query(self, ids: list, indices: list) -> None:
+        """FastSUT IssueQuery: only enqueue."""
+        self.queue.put(ids, np.asarray(indices, dtype=np.int64))
+
+    def flush_queries(self) -> None:
+        pass
+
+    # Workers ----------------------------------------------------------------------------------------------
+    def _work(self, runner: Runner) -> None:
+        lg, qsl, offset = self.lg, self.qsl, self.output_offset
+        response = lg.QuerySampleResponse
+        while True:
+            item = self.queue.take(self.batch_size, self.batch_timeout_s)
+            if item is None:
+                return
+            ids, indices = item
+            try:
+                rows = qsl.row_of[indices]
+                top1 = runner.infer(rows) if runner.takes_rows else runner.infer(qsl.loaded[rows])
+                labels = np.ascontiguousarray(top1, dtype=np.int32)
+                if offset:
+                    labels += offset
+            except BaseException as e:  # keep LoadGen from hanging: answer, then report after the run
+                self.errors.append(e)
+                labels = np.full(len(ids), -1, dtype=np.int32)
+            base = labels.ctypes.data
+            responses = list(map(response, ids, range(base, base + 4 * len(ids), 4), itertools.repeat(4)))
+            lg.QuerySamplesComplete(responses)
+            self.completed += len(ids)
+
+    def start(self) -> int:
+        for t in self._threads:
+            t.start()
+        self.handle = self.lg.ConstructFastSUT(self.issue_query, self.flush_queries)
+        return self.handle
+
+    def stop(self) -> None:
+        self.queue.close()
+        for t in self._threads:
+            t.join()
+        for r in self.runners:
+            r.close()

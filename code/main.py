@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""Entry point of the harness: `python3 code/main.py --action=<action> [RUN_ARGS]` (the Makefile calls it).
+
+`code/` is not a package (a package named `code` would shadow the standard library's `code` module, which pdb
+imports); this script puts `code/` on sys.path and imports the `harness` and `resnet50` packages from there.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness.errors import HarnessError  # noqa: E402
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        from harness.actions import dispatch
+        from harness.flags import parse_args
+        args = parse_args(argv)
+        return dispatch(args, argv)
+    except HarnessError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmark-specific facts for ResNet50 (model registry, ImageNet recipes, model files)."""

