@@ -45,3 +45,7 @@ run: venv
 
 clean_logs:
 	rm -rf build/logs
+
+# --- Container and TensorRT targets (prebuild, launch_docker, attach_docker) ---
+
+# --- Submission and audit targets ---

@@ -72,13 +72,13 @@ def map_path(cfg: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Actions
-def download_model(args: argparse.Namespace) -> None:
+def download_model(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
     from resnet50.model_files import ensure_model
     from resnet50.models import get_model
     ensure_model(get_model(args.model), args.model_path, force=bool(args.overwrite))
 
 
-def preprocess_data(args: argparse.Namespace) -> None:
+def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
     from resnet50.imagenet import default_data_dir, default_preprocessed_dir, preprocess, read_map
     cfg = scenario_config(args, args.scenarios[0])
     spec = model_spec(cfg)
@@ -88,12 +88,12 @@ def preprocess_data(args: argparse.Namespace) -> None:
                overwrite=bool(args.overwrite))
 
 
-def calibrate(args: argparse.Namespace) -> None:
+def calibrate(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
     raise HarnessError("--action=calibrate is not implemented yet (INT8 calibration is tracked in its own issue); "
                        "run with --precision=fp32.")
 
 
-def generate_engines(args: argparse.Namespace) -> None:
+def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
     system = system_id(args)
     for scenario in args.scenarios:
         cfg = scenario_config(args, scenario, system)
@@ -224,21 +224,18 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return run_harness(args, argv)
 
 
+ACTIONS = {
+    "download_model": download_model,
+    "preprocess_data": preprocess_data,
+    "calibrate": calibrate,
+    "generate_engines": generate_engines,
+    "run_harness": run_harness,
+    "run": run,
+    # Submission and audit actions go here.
+}
+
+
 def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
-    action = args.action
-    if action is None:
-        raise HarnessError("--action is required: one of download_model, preprocess_data, calibrate, "
-                           "generate_engines, run_harness, run.")
-    if action == "download_model":
-        download_model(args)
-    elif action == "preprocess_data":
-        preprocess_data(args)
-    elif action == "calibrate":
-        calibrate(args)
-    elif action == "generate_engines":
-        generate_engines(args)
-    elif action == "run_harness":
-        return run_harness(args, argv)
-    elif action == "run":
-        return run(args, argv)
-    return 0
+    if args.action is None:
+        raise HarnessError("--action is required: one of " + ", ".join(ACTIONS) + ".")
+    return ACTIONS[args.action](args, argv) or 0

@@ -16,7 +16,10 @@ from .errors import HarnessError
 
 SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
 TEST_MODES = ("PerformanceOnly", "AccuracyOnly", "SubmissionRun")
-ACTIONS = ("download_model", "preprocess_data", "calibrate", "generate_engines", "run_harness", "run")
+ACTIONS = (
+    "download_model", "preprocess_data", "calibrate", "generate_engines", "run_harness", "run",
+    # Submission and audit actions go here.
+)
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
@@ -86,9 +89,12 @@ FLAGS: tuple[Flag, ...] = (
          config_key="multi_stream_expected_latency_ns"),
     Flag("multi_stream_samples_per_query", int, None, "MultiStream samples per query (rules: 8).",
          config_key="multi_stream_samples_per_query"),
-    Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
-    Flag("overwrite", _bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
     Flag("verbose", _bool, False, "More logging, and LoadGen's summary on stdout.", switch=True),
+    Flag("overwrite", _bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
+    # --- Preprocessing and calibration ---
+    Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
+    # --- GPU backends (TensorRT, torch) ---
+    # --- Submission and audit ---
 )
 
 FLAG_BY_NAME = {flag.name: flag for flag in FLAGS}
