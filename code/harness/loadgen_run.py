@@ -227,4 +227,6 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
         raise HarnessError(f"{scenario}: the backend failed during the run: {sut.errors[0]!r}")
     summary = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
     summary["wall_seconds"] = round(wall, 2)
+    summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
+                              for st in sut.stats]
     return summary

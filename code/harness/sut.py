@@ -61,7 +61,7 @@ class WorkQueue:
 
     def put(self, ids: list, indices: np.ndarray) -> None:
         with self._cond:
-            self._chunks.append((ids, indices))
+            self._chunks.append([ids, indices, 0])   # the third item: how many of this chunk were taken
             self._cond.notify()
 
     def close(self) -> None:
@@ -70,12 +70,14 @@ class WorkQueue:
             self._cond.notify_all()
 
     def _pop(self, n: int):
-        ids, idx = self._chunks[0]
-        if len(ids) <= n:
+        chunk = self._chunks[0]
+        ids, idx, start = chunk
+        end = start + n
+        if end >= len(ids):
             self._chunks.popleft()
-            return ids, idx
-        self._chunks[0] = (ids[n:], idx[n:])
-        return ids[:n], idx[:n]
+            return (ids[start:] if start else ids), (idx[start:] if start else idx)
+        chunk[2] = end   # an offset, not a copy of the rest: Offline's one query can hold millions of samples
+        return ids[start:end], idx[start:end]
 
     def take(self, n: int, timeout_s: float = 0.0):
         with self._cond:
@@ -84,6 +86,8 @@ class WorkQueue:
                     return None
                 self._cond.wait()
             ids, idx = self._pop(n)
+            if self._chunks:
+                self._cond.notify()   # more work is left: wake another worker (Offline puts one huge chunk)
             if len(ids) >= n or timeout_s <= 0:
                 return ids, idx
             ids, parts = list(ids), [idx]
@@ -111,9 +115,10 @@ class SUT:
         self.batch_timeout_s = batch_timeout_s
         self.output_offset = np.int32(output_offset)
         self.queue = WorkQueue()
-        self.completed = 0
         self.errors: list[BaseException] = []
-        self._threads = [threading.Thread(target=self._work, args=(r,), name=f"sut-worker-{i}", daemon=True)
+        self.stats = [{"batches": 0, "samples": 0, "infer_s": 0.0, "complete_s": 0.0} for _ in self.runners]
+        self._threads = [threading.Thread(target=self._work, args=(r, self.stats[i]), name=f"sut-worker-{i}",
+                                          daemon=True)
                          for i, r in enumerate(self.runners)]
         self.handle = None
 
@@ -126,14 +131,16 @@ class SUT:
         pass
 
     # Workers ----------------------------------------------------------------------------------------------
-    def _work(self, runner: Runner) -> None:
+    def _work(self, runner: Runner, stats: dict) -> None:
         lg, qsl, offset = self.lg, self.qsl, self.output_offset
         response = lg.QuerySampleResponse
+        clock = time.perf_counter
         while True:
             item = self.queue.take(self.batch_size, self.batch_timeout_s)
             if item is None:
                 return
             ids, indices = item
+            t0 = clock()
             try:
                 rows = qsl.row_of[indices]
                 top1 = runner.infer(rows) if runner.takes_rows else runner.infer(qsl.loaded[rows])
@@ -143,10 +150,14 @@ class SUT:
             except BaseException as e:  # keep LoadGen from hanging: answer, then report after the run
                 self.errors.append(e)
                 labels = np.full(len(ids), -1, dtype=np.int32)
+            t1 = clock()
             base = labels.ctypes.data
             responses = list(map(response, ids, range(base, base + 4 * len(ids), 4), itertools.repeat(4)))
             lg.QuerySamplesComplete(responses)
-            self.completed += len(ids)
+            stats["batches"] += 1
+            stats["samples"] += len(ids)
+            stats["infer_s"] += t1 - t0
+            stats["complete_s"] += clock() - t1
 
     def start(self) -> int:
         for t in self._threads:
