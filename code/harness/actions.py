@@ -169,9 +169,11 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
         json.dump({system: {BENCHMARK: results}}, f, indent=1)
     print(f"\n======== {BENCHMARK} on {system} ========")
     for scenario, r in results.items():
-        metric = r.get("metric")
-        value = r.get(metric) if metric else None
-        line = f"{scenario:<13} {str(r.get('result_validity')):<8} {metric}={value}"
+        if r.get("test_mode") == "AccuracyOnly":
+            line = f"{scenario:<13} {'accuracy run':<21}"
+        else:
+            metric = r.get("metric")
+            line = f"{scenario:<13} {str(r.get('result_validity')):<8} {metric}={r.get(metric)}"
         if r.get("accuracy"):
             acc = r["accuracy"]
             line += f"  accuracy={acc['top1']:.3f}% ({'PASS' if acc['pass'] else 'FAIL'} vs {acc['target_top1_99pct']}%)"
@@ -192,9 +194,10 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     engine = engine_path(cfg, spec, backend)
     if backend.name == "null" and not os.path.exists(engine):
         backend.build(BuildRequest("", engine, cfg["precision"], [1], spec.input_shape, cfg))
-    devices = [d for d in str(cfg.get("devices") or "").split(",") if d.strip()]
-    if backend.device_kind == "gpu":
-        runners = [backend.load(engine, d, cfg) for d in (devices or ["0"])]
+    devices = [d.strip() for d in str(cfg.get("devices") or "").split(",") if d.strip()] or backend.devices()
+    if backend.device_kind == "gpu":  # one runner (stream + SUT worker) per inference stream per GPU
+        streams = int(cfg.get("gpu_inference_streams") or 1)
+        runners = [backend.load(engine, d, cfg) for d in devices for _ in range(streams)]
     else:
         runners = [backend.load(engine, None, cfg) for _ in range(int(cfg.get("workers") or 1))]
     lg = _lg()

@@ -94,6 +94,12 @@ FLAGS: tuple[Flag, ...] = (
     # --- Preprocessing and calibration ---
     Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
     # --- GPU backends (TensorRT, torch) ---
+    Flag("gpu_inference_streams", int, None, "GPU backends: inference streams (runners) per GPU.",
+         config_key="gpu_inference_streams"),
+    Flag("use_graphs", _bool, None, "GPU backends: CUDA graphs per batch size.", config_key="use_graphs"),
+    Flag("start_from_device", _bool, None, "GPU backends: keep the loaded samples in GPU memory.",
+         config_key="start_from_device"),
+    Flag("torch_compile", _bool, None, "torch backend: torch.compile in its default mode.", config_key="torch_compile"),
     # --- Submission and audit ---
 )
 

@@ -51,6 +51,10 @@ class Backend:
     def load(self, engine_path: str, device: Optional[str], settings: dict[str, Any]) -> Runner:
         raise NotImplementedError
 
+    def devices(self) -> list[str]:
+        """The devices a run uses when --devices is not given."""
+        return ["0"]
+
     def versions(self) -> dict[str, str]:
         """What an engine depends on besides its inputs (library versions): a change forces a rebuild."""
         return {}
