@@ -179,7 +179,8 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
     print(f"Logs: {run_root}\nSummary: {path}")
 
 
-def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root: str) -> dict[str, Any]:
+def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root: str,
+                 audit=None) -> dict[str, Any]:
     from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
     from .loadgen_run import _lg, evaluate_accuracy, run_loadgen, scenario_dir
     from .sut import QSL, SUT
@@ -202,13 +203,20 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     timeout = float(cfg.get("server_batch_timeout_us") or 0) / 1e6 if scenario == "Server" else 0.0
     sut = SUT(lg, qsl, runners, int(cfg.get("batch_size") or 1), spec.output_offset, timeout)
     out_dir = scenario_dir(run_root, system, scenario)
+    if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
+        out_dir = os.path.join(out_dir, audit.name)
     print(f"[run_harness] {scenario} {args.test_mode}: {spec.key} on {backend.name} ({cfg['precision']}, "
           f"batch {sut.batch_size}, {len(runners)} worker(s)), {qsl.total} samples, logs in {out_dir}")
-    summary = run_loadgen(scenario, args.test_mode, cfg, qsl, sut, out_dir, bool(args.verbose))
+    summary = run_loadgen(scenario, args.test_mode, cfg, qsl, sut, out_dir, bool(args.verbose), audit)
     summary["test_mode"] = args.test_mode
     summary["settings"] = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
     summary["engine"] = engine
     summary["dataset"] = {"array": data.path, "map": image_map.path, "samples": qsl.total}
+    from .submission.runs import run_fingerprint
+    summary["fingerprint"] = run_fingerprint(cfg, spec, backend, engine, image_map, qsl.total, sut.batch_size)
+    summary["command"] = "code/main.py " + " ".join(sys.argv[1:])
+    if audit is not None:
+        summary["audit"] = {"test": audit.name, "config": audit.config}
     if args.test_mode in ("AccuracyOnly", "SubmissionRun"):
         if data.labels is None:
             raise HarnessError(f"{image_map.path} has no labels; accuracy needs a `<file> <label>` map.")
