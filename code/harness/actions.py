@@ -232,6 +232,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return run_harness(args, argv)
 
 
+def _submission_action(module: str, function: str):
+    """Submission and audit actions live in harness/submission/; imported only when used."""
+    def action(args: argparse.Namespace, argv: list[str]) -> int:
+        import importlib
+        return getattr(importlib.import_module(f"harness.submission.{module}"), function)(args, argv)
+    action.__name__ = function
+    return action
+
+
 ACTIONS = {
     "download_model": download_model,
     "preprocess_data": preprocess_data,
@@ -240,6 +249,11 @@ ACTIONS = {
     "run_harness": run_harness,
     "run": run,
     # Submission and audit actions go here.
+    "run_audit_harness": _submission_action("audit", "run_audit_harness"),
+    "update_results": _submission_action("stage", "update_results"),
+    "truncate_results": _submission_action("truncate", "truncate_results"),
+    "summarize_results": _submission_action("summarize", "summarize_results"),
+    "check_submission": _submission_action("check", "check_submission"),
 }
 
 
