@@ -118,11 +118,14 @@ def compare_responses(ref_entries: list[dict], test_entries: list[dict]) -> dict
 
 
 def top1(entries: list[dict], labels: np.ndarray, only: Optional[set[int]] = None) -> tuple[int, int]:
+    """(correct, samples) over the distinct sample indices (the first response of each), as accuracy scripts count."""
     good = total = 0
+    seen: set[int] = set()
     for entry in entries:
         idx = int(entry["qsl_idx"])
-        if only is not None and idx not in only:
+        if (only is not None and idx not in only) or idx in seen:
             continue
+        seen.add(idx)
         value = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.int32)
         good += int(len(value) > 0 and 0 <= idx < len(labels) and int(value[0]) == int(labels[idx]))
         total += 1
@@ -207,6 +210,8 @@ def verify(test: rules.AuditTest, audit_dir: str, perf: Run, acc: Optional[Run],
                         f.write(text)
                 result["accuracy"].update(compliance_top1=100.0 * g / max(n, 1),
                                           baseline_top1=100.0 * bg / max(bn, 1))
+                lines[-1:-1] = [f"compliance top-1 = {_accuracy_line(g, n).strip()} (distinct samples logged here)",
+                                f"baseline top-1 = {_accuracy_line(bg, bn).strip()} (the accuracy run, same samples)"]
         except ValueError as e:
             acc_ok = False
             lines.append(f"TEST FAIL: an accuracy log is {e}")

@@ -150,27 +150,42 @@ ROUNDS = {r.name: r for r in (
 )}
 
 
-def loadgen_builtin_settings(scenario: str = "Offline"):
-    """The installed LoadGen's TestSettings after reading only its built-in mlperf.conf (and an empty user.conf)."""
-    import tempfile
-    try:
-        import mlperf_loadgen as lg
-    except ImportError:
-        raise HarnessError("LoadGen is missing: install `mlcommons-loadgen` (`make venv`).") from None
-    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-        path = f.name
-    try:
-        settings = lg.TestSettings()
-        settings.FromConfig(path, BENCHMARK_DIR, scenario)
-    finally:
-        os.unlink(path)
-    return settings
+_BUILTIN_SCRIPT = """
+import json, os, sys, tempfile
+import mlperf_loadgen as lg
+fd, path = tempfile.mkstemp(suffix=".conf")
+os.close(fd)
+s = lg.TestSettings()
+s.FromConfig(path, sys.argv[1], sys.argv[2])
+os.unlink(path)
+print(json.dumps({k: getattr(s, k) for k in dir(s) if not k.startswith("_") and
+                  isinstance(getattr(s, k), (int, float, bool))}))
+"""
+_builtin_cache: dict[str, dict] = {}
+
+
+def loadgen_builtin(scenario: str = "Offline") -> dict:
+    """The installed LoadGen's settings from its built-in mlperf.conf alone (an empty user.conf).
+
+    Read in a child process: LoadGen loads its built-in mlperf.conf only on the first FromConfig of a process,
+    and a second one marks that process's runs "not valid for official submission"."""
+    import json
+    import subprocess
+    import sys
+    if scenario not in _builtin_cache:
+        proc = subprocess.run([sys.executable, "-c", _BUILTIN_SCRIPT, BENCHMARK_DIR, scenario], capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            raise HarnessError("Could not read the installed LoadGen's built-in settings (is `mlcommons-loadgen` "
+                               f"installed? `make venv`): {proc.stderr.strip().splitlines()[-1:]}")
+        _builtin_cache[scenario] = json.loads(proc.stdout)
+    return _builtin_cache[scenario]
 
 
 def detect_round() -> str:
     """The round whose seeds the installed LoadGen's built-in mlperf.conf carries."""
-    s = loadgen_builtin_settings()
-    seeds = (int(s.qsl_rng_seed), int(s.sample_index_rng_seed), int(s.schedule_rng_seed))
+    s = loadgen_builtin()
+    seeds = (int(s["qsl_rng_seed"]), int(s["sample_index_rng_seed"]), int(s["schedule_rng_seed"]))
     for r in ROUNDS.values():
         if r.seeds == seeds:
             return r.name

@@ -185,10 +185,8 @@ def _readme(r: rules.Round, system: str, plan: Plan) -> str:
               "## Reproduce", "", f"From the harness (`{r.code_dir}/` of this submission):", "", "```",
               f"make generate_engines RUN_ARGS=\"--system_name={system} --scenarios={plan.scenario}\""]
     for kind, run in plan.runs.items():
-        if kind in rules.AUDIT_TESTS:
-            continue
         lines.append(_make_command((run.summary or {}).get("command")))
-    lines += [f"make run_audit_harness RUN_ARGS=\"--system_name={system} --scenarios={plan.scenario}\"", "```", ""]
+    lines += ["```", ""]
     return "\n".join(lines)
 
 

@@ -36,10 +36,12 @@ def rows(results_dir: str) -> list[dict[str, str]]:
             cdir = os.path.join(base, rules.compliance_dir(r, system, scenario))
             verdicts = []
             for test in r.audit_tests:
-                files = [os.path.join(cdir, test, n) for n in ("verify_accuracy.txt", "verify_performance.txt")]
-                found = [_verdict(f) for f in files if os.path.exists(f)]
+                found = {part: _verdict(os.path.join(cdir, test, f"verify_{part}.txt"))
+                         for part in ("accuracy", "performance")
+                         if os.path.exists(os.path.join(cdir, test, f"verify_{part}.txt"))}
                 if found:
-                    verdicts.append(f"{test} {'PASS' if all(found) else 'FAIL'}")
+                    failed = [part for part, ok in found.items() if not ok]
+                    verdicts.append(f"{test} PASS" if not failed else f"{test} FAIL ({', '.join(failed)})")
             model = (entry["scenarios"][scenario].get("fingerprint") or {}).get("model", "")
             out.append({
                 "Organization": submitter, "Division": division, "SystemType": desc.get("system_type", ""),

@@ -67,10 +67,12 @@ def truncate_folder(results_dir: str, folder: str) -> tuple[str, str]:
             f.write(f"hash={digest}\n")
     with open(log, "rb") as f:
         data = f.read()
+    cut = truncate_bytes(data)
+    if len(cut) == len(data):
+        return f"hash recorded; {size} bytes fit in the first and last 4 KiB, so the log stays whole", digest
     with open(log, "wb") as f:
-        f.write(truncate_bytes(data))
-    return f"truncated {size} -> {os.path.getsize(log)} bytes, full log in {os.path.relpath(backup, results_dir)}", \
-        digest
+        f.write(cut)
+    return f"truncated {size} -> {len(cut)} bytes, full log in {os.path.relpath(backup, results_dir)}", digest
 
 
 def truncate_results(args: argparse.Namespace, argv: list[str]) -> int:
