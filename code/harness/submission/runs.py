@@ -106,12 +106,18 @@ def vet(run: Run) -> None:
         p.append(f"LoadGen reported {len(run.detail.errors)} error(s): {run.detail.errors[0]}")
     if not run.fingerprint:
         p.append("it has no run fingerprint (made by an older harness); run it again")
+    needed = rules.ACCURACY_FILES if run.kind == "accuracy" else rules.PERFORMANCE_FILES + ("user.conf",)
+    if run.kind in rules.AUDIT_TESTS and os.path.exists(run.path("verification.json")):
+        needed += ("verify_performance.txt",)
+        if rules.AUDIT_TESTS[run.kind].compares_accuracy:
+            needed += ("verify_accuracy.txt",) + rules.TEST01_ACCURACY_FILES
+    missing = [name for name in needed if not os.path.exists(run.path(name))]
+    if missing:
+        p.append(f"half-finished: it lacks {', '.join(missing)}")
     mode = run.detail.get("effective_test_mode")
     if run.kind == "accuracy":
         if mode != "AccuracyOnly":
             p.append(f"LoadGen ran it in {mode}, not AccuracyOnly")
-        if not os.path.exists(run.path("accuracy.txt")):
-            p.append("half-finished: it has no accuracy.txt (accuracy was not evaluated)")
         try:
             entries = read_accuracy_entries(run.path("mlperf_log_accuracy.json"))
             total = run.detail.get("qsl_reported_total_count")

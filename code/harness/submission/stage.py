@@ -144,11 +144,12 @@ def _copy(src: str, dst: str) -> None:
     shutil.copyfile(src, dst)
 
 
-def _make_command(command: Optional[str]) -> str:
+def _make_command(command: Optional[str], action: Optional[str] = None) -> str:
+    """`code/main.py --action=X args` as `make X RUN_ARGS="args"` (or as another action with the same args)."""
     words = (command or "").split()
     if len(words) >= 2 and words[0].endswith("main.py") and words[1].startswith("--action="):
-        rest = " ".join(words[2:])
-        return f"make {words[1].split('=', 1)[1]} RUN_ARGS=\"{rest}\""
+        rest = " ".join(w for w in words[2:] if not (action and w.startswith("--test_mode=")))
+        return f"make {action or words[1].split('=', 1)[1]} RUN_ARGS=\"{rest}\""
     return command or "(not recorded)"
 
 
@@ -183,7 +184,7 @@ def _readme(r: rules.Round, system: str, plan: Plan) -> str:
                   f"batch size {fp.get('batch_size')}, engine `{fp.get('engine')}`.",
               f"Result: {rules.RESULT_KEY[plan.scenario]} = {shown} ({perf.detail.get('result_validity')}).", "",
               "## Reproduce", "", f"From the harness (`{r.code_dir}/` of this submission):", "", "```",
-              f"make generate_engines RUN_ARGS=\"--system_name={system} --scenarios={plan.scenario}\""]
+              _make_command((perf.summary or {}).get("command"), "generate_engines")]
     for kind, run in plan.runs.items():
         lines.append(_make_command((run.summary or {}).get("command")))
     lines += ["```", ""]
