@@ -49,3 +49,53 @@ clean_logs:
 # --- Container and TensorRT targets (prebuild, launch_docker, attach_docker) ---
 
 # --- Submission and audit targets ---
+# make run_audit_harness RUN_ARGS="--system_name=... --scenarios=..."   TEST01 + TEST04, verified against the runs
+# make update_results RUN_ARGS="--submitter=MyOrg"   stage the newest valid runs into build/submission (--dry_run)
+# make truncate_results / summarize_results / check_submission        then the official checker if build/inference
+.PHONY: run_audit_harness run_audit_test01 run_audit_test04 run_audit_test05 update_results truncate_results \
+	summarize_results check_submission clone_inference
+
+run_audit_harness: venv
+	$(MAIN) --action=run_audit_harness $(RUN_ARGS)
+
+run_audit_test01: venv
+	$(MAIN) --action=run_audit_harness --audit_test=TEST01 $(RUN_ARGS)
+
+run_audit_test04: venv
+	$(MAIN) --action=run_audit_harness --audit_test=TEST04 $(RUN_ARGS)
+
+# TEST05 (vary the RNG seeds) was required until v4.1 and dropped in v5.0.
+run_audit_test05: venv
+	$(MAIN) --action=run_audit_harness --audit_version=v4.1 --audit_test=TEST05 $(RUN_ARGS)
+
+update_results: venv
+	$(MAIN) --action=update_results $(RUN_ARGS)
+
+truncate_results: venv
+	$(MAIN) --action=truncate_results $(RUN_ARGS)
+
+summarize_results: venv
+	$(MAIN) --action=summarize_results $(RUN_ARGS)
+
+check_submission: venv
+	$(MAIN) --action=check_submission $(RUN_ARGS)
+
+# mlcommons/inference at the release matching the installed LoadGen (needs internet): the tag INFERENCE_REF when
+# given, else the commit that set loadgen/VERSION.txt to the installed mlcommons-loadgen version.
+INFERENCE_REPO ?= build/inference
+INFERENCE_URL ?= https://github.com/mlcommons/inference.git
+INFERENCE_REF ?=
+clone_inference: venv
+	@if [ -d "$(INFERENCE_REPO)/.git" ]; then echo "$(INFERENCE_REPO) exists; remove it to clone again."; exit 0; fi; \
+	set -e; git clone --filter=blob:none "$(INFERENCE_URL)" "$(INFERENCE_REPO)"; \
+	ref="$(INFERENCE_REF)"; \
+	if [ -z "$$ref" ]; then \
+	  version=$$($(PY) -c "from importlib.metadata import version; print(version('mlcommons-loadgen'))"); \
+	  ref=$$(for c in $$(git -C "$(INFERENCE_REPO)" log --reverse --format=%H -- loadgen/VERSION.txt); do \
+	    if [ "$$(git -C "$(INFERENCE_REPO)" show $$c:loadgen/VERSION.txt | tr -d '[:space:]')" = "$$version" ]; then \
+	      echo $$c; break; fi; done); \
+	  if [ -z "$$ref" ]; then echo "No commit sets loadgen/VERSION.txt to $$version; pass INFERENCE_REF=<tag>."; exit 1; fi; \
+	  echo "LoadGen $$version -> mlcommons/inference $$ref"; \
+	fi; \
+	git -C "$(INFERENCE_REPO)" checkout --quiet "$$ref"; \
+	echo "Checked out $$ref in $(INFERENCE_REPO); make check_submission runs its tools/submission checker."

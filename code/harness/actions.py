@@ -181,7 +181,8 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
     print(f"Logs: {run_root}\nSummary: {path}")
 
 
-def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root: str) -> dict[str, Any]:
+def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root: str,
+                 audit=None) -> dict[str, Any]:
     from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
     from .loadgen_run import _lg, evaluate_accuracy, run_loadgen, scenario_dir
     from .sut import QSL, SUT
@@ -205,13 +206,20 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     timeout = float(cfg.get("server_batch_timeout_us") or 0) / 1e6 if scenario == "Server" else 0.0
     sut = SUT(lg, qsl, runners, int(cfg.get("batch_size") or 1), spec.output_offset, timeout)
     out_dir = scenario_dir(run_root, system, scenario)
+    if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
+        out_dir = os.path.join(out_dir, audit.name)
     print(f"[run_harness] {scenario} {args.test_mode}: {spec.key} on {backend.name} ({cfg['precision']}, "
           f"batch {sut.batch_size}, {len(runners)} worker(s)), {qsl.total} samples, logs in {out_dir}")
-    summary = run_loadgen(scenario, args.test_mode, cfg, qsl, sut, out_dir, bool(args.verbose))
+    summary = run_loadgen(scenario, args.test_mode, cfg, qsl, sut, out_dir, bool(args.verbose), audit)
     summary["test_mode"] = args.test_mode
     summary["settings"] = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
     summary["engine"] = engine
     summary["dataset"] = {"array": data.path, "map": image_map.path, "samples": qsl.total}
+    from .submission.runs import run_fingerprint
+    summary["fingerprint"] = run_fingerprint(cfg, spec, backend, engine, image_map, qsl.total, sut.batch_size)
+    summary["command"] = "code/main.py " + " ".join(sys.argv[1:])
+    if audit is not None:
+        summary["audit"] = {"test": audit.name, "config": audit.config}
     if args.test_mode in ("AccuracyOnly", "SubmissionRun"):
         if data.labels is None:
             raise HarnessError(f"{image_map.path} has no labels; accuracy needs a `<file> <label>` map.")
@@ -227,6 +235,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return run_harness(args, argv)
 
 
+def _submission_action(module: str, function: str):
+    """Submission and audit actions live in harness/submission/; imported only when used."""
+    def action(args: argparse.Namespace, argv: list[str]) -> int:
+        import importlib
+        return getattr(importlib.import_module(f"harness.submission.{module}"), function)(args, argv)
+    action.__name__ = function
+    return action
+
+
 ACTIONS = {
     "download_model": download_model,
     "preprocess_data": preprocess_data,
@@ -235,6 +252,11 @@ ACTIONS = {
     "run_harness": run_harness,
     "run": run,
     # Submission and audit actions go here.
+    "run_audit_harness": _submission_action("audit", "run_audit_harness"),
+    "update_results": _submission_action("stage", "update_results"),
+    "truncate_results": _submission_action("truncate", "truncate_results"),
+    "summarize_results": _submission_action("summarize", "summarize_results"),
+    "check_submission": _submission_action("check", "check_submission"),
 }
 
 

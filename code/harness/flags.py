@@ -19,6 +19,7 @@ TEST_MODES = ("PerformanceOnly", "AccuracyOnly", "SubmissionRun")
 ACTIONS = (
     "download_model", "preprocess_data", "calibrate", "generate_engines", "run_harness", "run",
     # Submission and audit actions go here.
+    "run_audit_harness", "update_results", "truncate_results", "summarize_results", "check_submission",
 )
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -101,6 +102,24 @@ FLAGS: tuple[Flag, ...] = (
          config_key="start_from_device"),
     Flag("torch_compile", _bool, None, "torch backend: torch.compile in its default mode.", config_key="torch_compile"),
     # --- Submission and audit ---
+    Flag("round", str, None, "MLPerf Inference round whose rules and layout apply: v6.1, v6.0, v5.1, v5.0 (default: "
+         "the round whose seeds the installed LoadGen's mlperf.conf carries; v6.1 for LoadGen 6.0.17)."),
+    Flag("audit_test", str, None, "run_audit_harness: comma list of TEST01, TEST04, TEST05 (default: the tests the "
+         "audit version requires for ResNet50)."),
+    Flag("audit_version", str, None, "run_audit_harness: round whose compliance tests to run (default: --round; "
+         "v4.1 is the last round with TEST05)."),
+    Flag("submitter", str, None, "update_results: submitting organisation (default: `submitter` of "
+         "configs/systems/<system>.json)."),
+    Flag("division", str, "closed", "update_results: submission division.", choices=("closed", "open")),
+    Flag("category", str, "edge", "update_results: system category (ResNet50 is an edge benchmark since v5.1).",
+         choices=("edge", "datacenter", "datacenter,edge")),
+    Flag("results_dir", str, None, "Staged submission tree (default build/submission)."),
+    Flag("dry_run", _bool, False, "update_results: stage short or otherwise non-compliant runs, marking the tree as "
+         "a dry run that fails check_submission.", switch=True),
+    Flag("structure_only", _bool, False, "check_submission: fail only on structural problems (files, fields, "
+         "hashes, verdicts); report rule and dry-run problems as notes.", switch=True),
+    Flag("inference_repo", str, None, "Checkout of mlcommons/inference for the official checker (default "
+         "build/inference; `make clone_inference`)."),
 )
 
 FLAG_BY_NAME = {flag.name: flag for flag in FLAGS}

@@ -190,8 +190,11 @@ def evaluate_accuracy(accuracy_json: str, labels: np.ndarray, fp32_top1: float, 
 
 
 def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, out_dir: str,
-                verbose: bool = False) -> dict[str, Any]:
-    """Run one scenario; returns the summary (without accuracy)."""
+                verbose: bool = False, audit=None) -> dict[str, Any]:
+    """Run one scenario; returns the summary (without accuracy).
+
+    `audit` (a harness.submission.rules.AuditTest) makes it a compliance run: its audit.config is written into
+    out_dir, handed to LoadGen by path, and removed when the run ends, whatever happens."""
     lg = _lg()
     refuse_stray_audit_config()
     conf_dir = measurements_dir(cfg["system_id"], scenario)
@@ -212,16 +215,26 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
     log_settings.enable_trace = False
 
     # A normal run never reads an audit.config: point LoadGen at a path that cannot exist.
-    no_audit = os.path.join(out_dir, "no-audit.config")
-    sut_handle = sut.start()
-    qsl_handle = qsl.construct(lg)
-    start = time.time()
+    audit_path = os.path.join(out_dir, "no-audit.config")
+    if audit is not None:
+        audit_path = os.path.join(out_dir, AUDIT_CONFIG)
+        with open(audit_path, "w") as f:
+            f.write(audit.config)
+        if audit.sets_test05:  # LoadGen 6 reads `test05` only from its built-in mlperf.conf, never an audit.config
+            settings.test05 = True
     try:
-        lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, no_audit)
+        sut_handle = sut.start()
+        qsl_handle = qsl.construct(lg)
+        start = time.time()
+        try:
+            lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path)
+        finally:
+            sut.stop()
+            lg.DestroyQSL(qsl_handle)
+            lg.DestroySUT(sut_handle)
     finally:
-        sut.stop()
-        lg.DestroyQSL(qsl_handle)
-        lg.DestroySUT(sut_handle)
+        if audit is not None and os.path.exists(audit_path):
+            os.remove(audit_path)
     wall = time.time() - start
     if sut.errors:
         raise HarnessError(f"{scenario}: the backend failed during the run: {sut.errors[0]!r}")
