@@ -224,7 +224,7 @@ def test_tampered_tree_fails_the_check(flow, tmp_path):
 
 # ------------------------------------------------------------------------------------------------------------
 # Bad input, with the null backend
-NULL = ("--backend=null", "--scenarios=Offline", "--min_duration=300", "--offline_expected_qps=200000")
+NULL = ("--backend=null", "--scenarios=Offline", "--min_duration=300", "--offline_expected_qps=1500000")  # above the null rate (~250k/s)
 
 
 @pytest.fixture(scope="module")
