@@ -55,8 +55,10 @@ clean_logs:
 #   make attach_docker   another shell in the running container;  make link_dirs  only the links
 # DOCKER_ARGS adds `docker run` options, e.g. DOCKER_ARGS="--gpus device=0 --cpuset-cpus 0-15" (a --gpus, --runtime
 # or --device there replaces the default --gpus=all). DOCKER_DRY_RUN=1 prints the docker commands instead.
+# DOCKER_BUILD_ARGS adds `docker build` options, e.g. DOCKER_BUILD_ARGS="--build-arg INSTALL_TORCH=0".
 DOCKER_ARGS ?=
-export DOCKER_ARGS
+DOCKER_BUILD_ARGS ?=
+export DOCKER_ARGS DOCKER_BUILD_ARGS
 DOCKER_SCRIPT := $(PYTHON) scripts/docker.py $(if $(DOCKER_DRY_RUN),--dry_run)
 
 .PHONY: prebuild build_docker launch_docker attach_docker link_dirs

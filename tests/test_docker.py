@@ -139,12 +139,14 @@ def test_cli_errors_are_clear(tmp_path):
 
 def test_make_prebuild_dry_run_prints_the_commands(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in (c.INSIDE_ENV,)}
-    env.update(MLPERF_SCRATCH_PATH=str(tmp_path), DOCKER_ARGS="--gpus device=1 --cpuset-cpus 0-7")
+    env.update(MLPERF_SCRATCH_PATH=str(tmp_path), DOCKER_ARGS="--gpus device=1 --cpuset-cpus 0-7",
+               DOCKER_BUILD_ARGS="--build-arg INSTALL_TORCH=0")
     result = subprocess.run(["make", "--no-print-directory", "prebuild", "DOCKER_DRY_RUN=1"], capture_output=True,
                             text=True, timeout=120, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr
     lines = [line[2:] for line in result.stdout.splitlines() if line.startswith("+ docker")]
     assert lines[0].startswith("docker build --file ") and " --tag mlperf-inference:" in lines[0]
+    assert lines[0].endswith(f"--build-arg INSTALL_TORCH=0 {ROOT}")
     assert lines[1].startswith("docker run --rm ") and "--gpus device=1 --cpuset-cpus 0-7" in lines[1]
     assert f"--volume {ROOT}:/work" in lines[1] and f"--volume {tmp_path}:{tmp_path}" in lines[1]
     assert "--gpus=all" not in lines[1]

@@ -3,6 +3,7 @@
 
 - The image is built from docker/Dockerfile (a pinned NVIDIA TensorRT base) as `mlperf-inference:<user>-latest`,
   with a user of the caller's name, uid and gid baked in.
+  DOCKER_BUILD_ARGS is appended to `docker build` (e.g. `--build-arg INSTALL_TORCH=0`).
 - It is launched with all GPUs (`--gpus=all`) unless DOCKER_ARGS chooses devices itself; DOCKER_ARGS is appended to
   `docker run`. The repo is mounted at /work, $MLPERF_SCRATCH_PATH at the same path (so links resolve on both
   sides), and the container runs as the caller's uid:gid, never as root unless the caller is root.
@@ -202,7 +203,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for line in link_scratch_dirs(scratch):
                 print(f"[docker] linked {line}")
         if args.what in ("prebuild", "build"):
-            rc = _execute(build_command(caller), args.dry_run)
+            rc = _execute(build_command(caller, extra=shlex.split(os.environ.get("DOCKER_BUILD_ARGS", ""))),
+                          args.dry_run)
             if rc != 0 or args.what == "build":
                 return rc
         return _execute(run_command(caller, scratch, docker_args=os.environ.get("DOCKER_ARGS", "")), args.dry_run)
