@@ -47,6 +47,36 @@ clean_logs:
 	rm -rf build/logs
 
 # --- Container and TensorRT targets (prebuild, launch_docker, attach_docker) ---
+# The NVIDIA container (docker/Dockerfile; FAQ.md "The TensorRT backend"). They run on the host's python3 (standard
+# library only), not in the venv. Needs MLPERF_SCRATCH_PATH, Docker and the NVIDIA Container Toolkit.
+#   make prebuild        build mlperf-inference:<user>-latest, link build/{data,preprocessed_data,models} into
+#                        $MLPERF_SCRATCH_PATH, and open a shell in the container (all GPUs, the repo at /work)
+#   make build_docker    only build the image;  make launch_docker  only open a shell in it
+#   make attach_docker   another shell in the running container;  make link_dirs  only the links
+# DOCKER_ARGS adds `docker run` options, e.g. DOCKER_ARGS="--gpus device=0 --cpuset-cpus 0-15" (a --gpus, --runtime
+# or --device there replaces the default --gpus=all). DOCKER_DRY_RUN=1 prints the docker commands instead.
+# DOCKER_BUILD_ARGS adds `docker build` options, e.g. DOCKER_BUILD_ARGS="--build-arg INSTALL_TORCH=0".
+DOCKER_ARGS ?=
+DOCKER_BUILD_ARGS ?=
+export DOCKER_ARGS DOCKER_BUILD_ARGS
+DOCKER_SCRIPT := $(PYTHON) scripts/docker.py $(if $(DOCKER_DRY_RUN),--dry_run)
+
+.PHONY: prebuild build_docker launch_docker attach_docker link_dirs
+
+prebuild:
+	$(DOCKER_SCRIPT) prebuild
+
+build_docker:
+	$(DOCKER_SCRIPT) build
+
+launch_docker:
+	$(DOCKER_SCRIPT) launch
+
+attach_docker:
+	$(DOCKER_SCRIPT) attach
+
+link_dirs:
+	$(DOCKER_SCRIPT) link
 
 # --- Submission and audit targets ---
 # make run_audit_harness RUN_ARGS="--system_name=... --scenarios=..."   TEST01 + TEST04, verified against the runs

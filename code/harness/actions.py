@@ -38,6 +38,7 @@ def scenario_config(args: argparse.Namespace, scenario: str, system: Optional[st
         cfg["batch_size"] = max(int(cfg.get("batch_size") or 1), int(cfg.get("multi_stream_samples_per_query") or 8))
     cfg.setdefault("backend", "onnxruntime")
     cfg.setdefault("precision", "fp32")
+    cfg.setdefault("verbose", bool(args.verbose))
     return cfg
 
 
@@ -99,17 +100,13 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
         cfg = scenario_config(args, scenario, system)
         spec = model_spec(cfg)
         backend = get_backend(cfg["backend"])
-        source = model_path(args, spec)
-        if cfg["precision"] == "int8":
-            source = quantized_model_path(spec, backend.name)
-            if not os.path.exists(source):
-                raise HarnessError(f"No calibrated INT8 model at {source}; run `make calibrate` first "
-                                   "(or use --precision=fp32).")
-        elif backend.name != "null" and not os.path.exists(source):
-            raise HarnessError(f"Model file {source} does not exist; run `make download_model "
-                               f"RUN_ARGS=\"--model={spec.key}\"` or pass --model_path.")
+        backend.require()
+        inputs = backend.build_inputs(cfg, spec.key, model_path(args, spec), quantized_model_path(spec, backend.name))
+        source = inputs["model"]
+        if backend.name != "null" or cfg["precision"] == "int8":   # the null backend reads no FP32 model
+            check_build_inputs(inputs, cfg, spec)
         path = engine_path(cfg, spec, backend)
-        record = build_record({"model": source}, cfg, backend.versions())
+        record = build_record(inputs, cfg, backend.versions())
         if not args.overwrite and is_up_to_date(path, record):
             print(f"[generate_engines] {scenario}: {path} is up to date.")
             continue
@@ -118,6 +115,23 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
                                    batch_sizes=[batch], input_shape=spec.input_shape, settings=cfg))
         write_record(path, record)
         print(f"[generate_engines] {scenario}: built {path}")
+
+
+def check_build_inputs(inputs: dict[str, str], cfg: dict[str, Any], spec) -> None:
+    """Every file an engine is built from exists, or a clear error says how to make it."""
+    for name, path in inputs.items():
+        if os.path.exists(path):
+            continue
+        if name == "model" and cfg["precision"] == "int8" and not cfg.get("implicit_int8"):
+            raise HarnessError(f"No calibrated INT8 model at {path}; run `make calibrate` first "
+                               "(or use --precision=fp32).")
+        if name == "model":
+            raise HarnessError(f"Model file {path} does not exist; run `make download_model "
+                               f"RUN_ARGS=\"--model={spec.key}\"` or pass --model_path.")
+        if name == "calibration_cache":
+            raise HarnessError(f"No calibration cache at {path}: --implicit_int8 builds from the FP32 model and this "
+                               "cache. Run `make calibrate` first, or pass --calib_cache=<file>.")
+        raise HarnessError(f"{name} file {path} does not exist (--plugins lists .so files).")
 
 
 def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
@@ -190,15 +204,14 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     cfg = scenario_config(args, scenario, system)
     spec = model_spec(cfg)
     backend = get_backend(cfg["backend"])
+    backend.require()
     image_map = read_map(map_path(cfg))
     data = load_preprocessed(spec, image_map, args.preprocessed_data_dir or default_preprocessed_dir())
     engine = engine_path(cfg, spec, backend)
     if backend.name == "null" and not os.path.exists(engine):
         backend.build(BuildRequest("", engine, cfg["precision"], [1], spec.input_shape, cfg))
-    devices = [d.strip() for d in str(cfg.get("devices") or "").split(",") if d.strip()] or backend.devices()
-    if backend.device_kind == "gpu":  # one runner (stream + SUT worker) per inference stream per GPU
-        streams = int(cfg.get("gpu_inference_streams") or 1)
-        runners = [backend.load(engine, d, cfg) for d in devices for _ in range(streams)]
+    if backend.device_kind == "gpu":   # one runner per GPU (a runner may run several streams: its concurrency)
+        runners = [backend.load(engine, d, cfg) for d in backend.device_ids(cfg)]
     else:
         runners = [backend.load(engine, None, cfg) for _ in range(int(cfg.get("workers") or 1))]
     lg = _lg()

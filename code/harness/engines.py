@@ -3,8 +3,12 @@
     build/engines/<system>/resnet50/<Scenario>/<model>-<Scenario>-<cpu|gpu>-b<bs>-<precision>.<config_ver><suffix>
 
 (with the default model this is the seed's `resnet50-Offline-gpu-b2048-int8.default.plan`). A JSON record beside
-each engine holds what it was built from; an engine is rebuilt only when that record changes (model or calibration
-file contents, the build-relevant config keys, the backend library version).
+each engine (`<engine>.build.json`) holds what it was built from; an engine is rebuilt only when that record changes
+(the contents of the model, the calibration cache and plugin libraries, the build-relevant config keys, the backend
+library version, e.g. TensorRT's).
+
+The INT8 calibration cache that `make calibrate` writes for TensorRT's implicit INT8 builds has one home,
+`calibration_cache_path()`: calibration writes it there and the TensorRT builder reads it from there.
 """
 from __future__ import annotations
 
@@ -17,7 +21,16 @@ from . import REPO_ROOT, BENCHMARK
 
 # Config keys that change what gets built (the rest only change how it is run).
 BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size", "use_graphs",
-              "gpu_copy_streams", "gpu_inference_streams", "threads", "torch_compile", "channels_last")
+              "gpu_copy_streams", "gpu_inference_streams", "threads", "torch_compile", "channels_last",
+              "implicit_int8", "plugins")
+
+CALIBRATION_METHODS = ("entropy", "minmax", "percentile")
+
+
+def calibration_cache_path(model_key: str, method: str = "entropy", base: Optional[str] = None) -> str:
+    """build/models/<model>/calibration/<method>.cache: the TensorRT-format calibration cache
+    (`TRT-<version>-EntropyCalibration2` header, then `<tensor>: <hex float32 scale>` lines) for implicit INT8."""
+    return os.path.join(base or os.path.join(REPO_ROOT, "build", "models"), model_key, "calibration", f"{method}.cache")
 
 
 def engine_dir(system_id: str, scenario: str, base: Optional[str] = None) -> str:
@@ -60,3 +73,26 @@ def is_up_to_date(engine_path: str, record: dict) -> bool:
 def write_record(engine_path: str, record: dict) -> None:
     with open(record_path(engine_path), "w") as f:
         json.dump(record, f, indent=1, sort_keys=True)
+
+
+def meta_path(engine_path: str) -> str:
+    """What a runner needs to know about an engine's inputs and outputs (dtype, layout, scale, profiles)."""
+    return engine_path + ".meta.json"
+
+
+def write_meta(engine_path: str, meta: dict) -> None:
+    tmp = meta_path(engine_path) + ".partial"
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+    os.replace(tmp, meta_path(engine_path))
+
+
+def read_meta(engine_path: str) -> dict:
+    try:
+        with open(meta_path(engine_path)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        from .errors import HarnessError
+        raise HarnessError(f"{meta_path(engine_path)} is missing: the engine {engine_path} was not built by this "
+                           "harness (or not completely). Rebuild it with `make generate_engines ... --overwrite`."
+                           ) from None

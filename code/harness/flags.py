@@ -95,12 +95,29 @@ FLAGS: tuple[Flag, ...] = (
     # --- Preprocessing and calibration ---
     Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
     # --- GPU backends (TensorRT, torch) ---
-    Flag("gpu_inference_streams", int, None, "GPU backends: inference streams (runners) per GPU.",
-         config_key="gpu_inference_streams"),
-    Flag("use_graphs", _bool, None, "GPU backends: CUDA graphs per batch size.", config_key="use_graphs"),
-    Flag("start_from_device", _bool, None, "GPU backends: keep the loaded samples in GPU memory.",
+    Flag("gpu_copy_streams", int, None, "GPU backends: copy streams per GPU (TensorRT: one execution context and "
+         "optimisation profile each).", config_key="gpu_copy_streams"),
+    Flag("gpu_inference_streams", int, None, "GPU backends: inference streams per GPU, shared by the copy streams' "
+         "contexts.", config_key="gpu_inference_streams"),
+    Flag("use_graphs", _bool, None, "GPU backends: CUDA graphs per batch size.", switch=True, config_key="use_graphs"),
+    Flag("start_from_device", _bool, None, "GPU backends: keep the loaded samples in GPU memory.", switch=True,
          config_key="start_from_device"),
-    Flag("torch_compile", _bool, None, "torch backend: torch.compile in its default mode.", config_key="torch_compile"),
+    Flag("input_dtype", str, None, "Engine input type (int8 is quantised with the model's input scale).",
+         choices=("int8", "fp16", "fp32"), config_key="input_dtype"),
+    Flag("input_format", str, None, "Engine input layout (chw4: TensorRT's vectorised int8 layout).",
+         choices=("linear", "chw4"), config_key="input_format"),
+    Flag("implicit_int8", _bool, None, "TensorRT int8: build from the FP32 model and the calibration cache (implicit "
+         "INT8) instead of the calibrated Q/DQ model.", switch=True, config_key="implicit_int8"),
+    Flag("calib_cache", str, None, "TensorRT calibration cache for --implicit_int8 (default "
+         "build/models/<model>/calibration/entropy.cache).", config_key="calib_cache"),
+    Flag("plugins", str, None, "TensorRT: comma list of plugin libraries (.so) loaded before building and running.",
+         config_key="plugins"),
+    Flag("workspace_size", int, None, "TensorRT builder workspace in bytes (default 1073741824).",
+         config_key="workspace_size"),
+    Flag("timing_cache", str, None, "TensorRT timing cache file, or `none` (default "
+         "build/engines/<system>/timing.cache).", config_key="timing_cache"),
+    Flag("torch_compile", _bool, None, "torch backend: torch.compile in its default mode.", switch=True,
+         config_key="torch_compile"),
     # --- Submission and audit ---
     Flag("round", str, None, "MLPerf Inference round whose rules and layout apply: v6.1, v6.0, v5.1, v5.0 (default: "
          "the round whose seeds the installed LoadGen's mlperf.conf carries; v6.1 for LoadGen 6.0.17)."),

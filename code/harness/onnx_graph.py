@@ -1,7 +1,12 @@
 """Graph surgery on ONNX models, done in plain code so that CPU tests cover it and every backend runs the same graph.
 
-- `top1_graph`: drop a trailing Softmax (argmax is the same on the logits) and make the only output the top-1 index
-  (`ArgMax`, int64, shape [N]; TensorRT turns it into a TopK(k=1) layer).
+- `top1_graph`: drop a trailing Softmax (argmax is the same on the logits) and make the only output the top-1 index,
+  shape [N]: `ArgMax` (int64) for ONNX Runtime, or, with `op="topk"`, `TopK(k=1)` indices reshaped to [N] and cast to
+  int32, which is what the seed's TensorRT engines compute (TensorRT's TopK layer, int32 indices). The TensorRT backend
+  uses the TopK form, and ONNX Runtime runs that same graph in the CPU tests.
+- `int8_input_graph`: for an explicitly quantised (Q/DQ) model, make the image input int8 by removing the
+  QuantizeLinear that the input feeds; returns the input scale, which the harness uses to quantise samples.
+- `fp16_input_graph`: make the image input float16 (a Cast to float32 follows it).
 - the batch dimension is made dynamic.
 """
 from __future__ import annotations
@@ -55,8 +60,25 @@ def _make_batch_dynamic(model: onnx.ModelProto) -> None:
             dims[0].dim_param = "batch"
 
 
-def top1_graph(model: onnx.ModelProto, output_name: Optional[str] = None) -> onnx.ModelProto:
-    """A copy of `model` whose only output is the int64 top-1 index of the class scores."""
+def opset_version(model: onnx.ModelProto) -> int:
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            return int(opset.version)
+    return 1
+
+
+def top1_graph(model: onnx.ModelProto, output_name: Optional[str] = None, op: str = "argmax",
+               index_dtype: int = onnx.TensorProto.INT64) -> onnx.ModelProto:
+    """A copy of `model` whose only output is the top-1 index of the class scores, shape [N].
+
+    op="argmax": ArgMax(axis=1). op="topk": TopK(k=1, axis=1) indices, reshaped to [N]. `index_dtype` is
+    TensorProto.INT64 (ONNX's native index type) or TensorProto.INT32 (a Cast is added; TensorRT's indices are int32).
+    Ties go to the lower index either way, as in ONNX's definition of both operators.
+    """
+    if op not in ("argmax", "topk"):
+        raise ValueError(f"op must be 'argmax' or 'topk', not {op!r}")
+    if index_dtype not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+        raise ValueError("index_dtype must be TensorProto.INT64 or TensorProto.INT32")
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     float_outputs = [o for o in graph.output if o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT]
@@ -72,10 +94,110 @@ def top1_graph(model: onnx.ModelProto, output_name: Optional[str] = None) -> onn
     if node is not None and node.op_type == "Softmax":  # argmax(softmax(x)) == argmax(x)
         scores = node.input[0]
     _make_batch_dynamic(model)
-    graph.node.append(helper.make_node("ArgMax", [scores], [TOP1_OUTPUT], axis=1, keepdims=0, name="harness_top1"))
+    index = TOP1_OUTPUT if index_dtype == onnx.TensorProto.INT64 else "harness_top1_int64"
+    if op == "argmax":
+        graph.node.append(helper.make_node("ArgMax", [scores], [index], axis=1, keepdims=0, name="harness_top1"))
+    else:
+        outs = ["harness_top1_values", "harness_top1_indices"]
+        if opset_version(model) >= 10:   # K became an input in opset 10
+            graph.initializer.append(helper.make_tensor("harness_top1_k", onnx.TensorProto.INT64, [1], [1]))
+            graph.node.append(helper.make_node("TopK", [scores, "harness_top1_k"], outs, axis=1, name="harness_top1"))
+        else:
+            graph.node.append(helper.make_node("TopK", [scores], outs, axis=1, k=1, name="harness_top1"))
+        graph.initializer.append(helper.make_tensor("harness_top1_shape", onnx.TensorProto.INT64, [1], [-1]))
+        graph.node.append(helper.make_node("Reshape", [outs[1], "harness_top1_shape"], [index],
+                                           name="harness_top1_flatten"))
+    if index_dtype == onnx.TensorProto.INT32:
+        graph.node.append(helper.make_node("Cast", [index], [TOP1_OUTPUT], to=onnx.TensorProto.INT32,
+                                           name="harness_top1_cast"))
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info(TOP1_OUTPUT, onnx.TensorProto.INT64, ["batch"]))
+    graph.output.append(helper.make_tensor_value_info(TOP1_OUTPUT, index_dtype, ["batch"]))
     _prune(model)
+    return model
+
+
+def _initializer_value(model: onnx.ModelProto, name: str):
+    from onnx import numpy_helper
+    for init in model.graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+    return None
+
+
+def input_quantize_node(model: onnx.ModelProto) -> Optional[onnx.NodeProto]:
+    """The QuantizeLinear the image input feeds, when that is its only consumer (an explicitly quantised model)."""
+    inputs = graph_inputs(model)
+    if len(inputs) != 1:
+        return None
+    name = inputs[0].name
+    consumers = [n for n in model.graph.node if name in n.input]
+    if len(consumers) == 1 and consumers[0].op_type == "QuantizeLinear" and consumers[0].input[0] == name:
+        return consumers[0]
+    return None
+
+
+def input_quant_scale(model: onnx.ModelProto) -> Optional[float]:
+    """The scale of the input's QuantizeLinear, or None when the model has none (not explicitly quantised)."""
+    node = input_quantize_node(model)
+    if node is None:
+        return None
+    scale = _initializer_value(model, node.input[1])
+    if scale is None or scale.size != 1:
+        raise HarnessError(f"The input QuantizeLinear {node.name!r} has no constant per-tensor scale; the harness "
+                           "needs one scale for the whole input tensor.")
+    return float(scale.reshape(-1)[0])
+
+
+def int8_input_graph(model: onnx.ModelProto) -> tuple[onnx.ModelProto, float]:
+    """A copy of an explicitly quantised model whose image input is int8: the input's QuantizeLinear is removed and
+    its consumers (DequantizeLinear) read the int8 input directly. Returns (model, input scale).
+
+    The zero point must be int8 0 (symmetric), which TensorRT requires; the harness quantises each sample as
+    clip(round(x / scale), -128, 127), exactly what the removed QuantizeLinear computed.
+    """
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    node = input_quantize_node(model)
+    if node is None:
+        raise HarnessError("input_dtype int8 needs an explicitly quantised (Q/DQ) model whose image input feeds one "
+                           "QuantizeLinear; this model has none. Run `make calibrate`, or use --implicit_int8 with a "
+                           "calibration cache.")
+    scale = input_quant_scale(model)
+    if len(node.input) > 2 and node.input[2]:
+        zero = _initializer_value(model, node.input[2])
+        if zero is None or zero.dtype != "int8" or int(zero.reshape(-1)[0]) != 0:
+            raise HarnessError(f"The input QuantizeLinear {node.name!r} has zero point "
+                               f"{None if zero is None else zero.reshape(-1)[0]!r} ({getattr(zero, 'dtype', None)}); "
+                               "an int8 input needs a symmetric int8 quantisation (zero point int8 0).")
+    (inp,) = graph_inputs(model)
+    graph = model.graph
+    quantized = node.output[0]
+    graph.node.remove(node)
+    for other in graph.node:
+        for i, name in enumerate(other.input):
+            if name == quantized:
+                other.input[i] = inp.name
+    inp.type.tensor_type.elem_type = onnx.TensorProto.INT8
+    _prune(model)
+    return model, scale
+
+
+def fp16_input_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose image input is float16, cast to float32 before the first layer."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    (inp,) = graph_inputs(model)[:1]
+    cast_out = inp.name + "_harness_fp32"
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            if name == inp.name:
+                node.input[i] = cast_out
+    model.graph.node.insert(0, helper.make_node("Cast", [inp.name], [cast_out], to=onnx.TensorProto.FLOAT,
+                                                name="harness_input_cast"))
+    inp.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
     return model
 
 
@@ -91,9 +213,14 @@ def _prune(model: onnx.ModelProto) -> None:
     keep.reverse()
     del graph.node[:]
     graph.node.extend(keep)
+    dropped = {i.name for i in graph.initializer if i.name not in needed}
     inits = [i for i in graph.initializer if i.name in needed]
     del graph.initializer[:]
     graph.initializer.extend(inits)
+    # Old IR versions also list initializers among the graph inputs: drop those entries with their initializers.
+    kept_inputs = [i for i in graph.input if i.name not in dropped]
+    del graph.input[:]
+    graph.input.extend(kept_inputs)
     vis = [v for v in graph.value_info if v.name in needed]
     del graph.value_info[:]
     graph.value_info.extend(vis)

@@ -3,10 +3,10 @@
 - The QSL keeps the preprocessed set memory-mapped and, on LoadSamplesToRam, copies the requested samples into one
   contiguous array (rows in sorted sample order); `row_of[sample index]` finds a sample's row.
 - IssueQuery only enqueues (LoadGen calls it on its own thread, so anything slow there delays the Server schedule).
-- A fixed pool of long-lived workers (one per runner) takes batches from the queue, runs them and calls
-  QuerySamplesComplete. There is never a thread per query: LoadGen crashes when samples complete from short-lived
-  threads. In Server the workers batch dynamically: after the first sample they wait at most `batch_timeout_s` for
-  the batch to fill.
+- A fixed pool of long-lived workers (one per runner, or `runner.concurrency` for a GPU runner with several CUDA
+  streams) takes batches from the queue, runs them and calls QuerySamplesComplete. There is never a thread per
+  query: LoadGen crashes when samples complete from short-lived threads. In Server the workers batch dynamically:
+  after the first sample they wait at most `batch_timeout_s` for the batch to fill.
 - Responses carry the top-1 label (after the model's output offset) as int32; the label array of a batch stays
   alive until QuerySamplesComplete returns, which is when LoadGen has copied what it logs.
 """
@@ -116,10 +116,12 @@ class SUT:
         self.output_offset = np.int32(output_offset)
         self.queue = WorkQueue()
         self.errors: list[BaseException] = []
-        self.stats = [{"batches": 0, "samples": 0, "infer_s": 0.0, "complete_s": 0.0} for _ in self.runners]
+        # One worker per runner, or `runner.concurrency` workers for a runner with several CUDA streams.
+        slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
+        self.stats = [{"batches": 0, "samples": 0, "infer_s": 0.0, "complete_s": 0.0} for _ in slots]
         self._threads = [threading.Thread(target=self._work, args=(r, self.stats[i]), name=f"sut-worker-{i}",
                                           daemon=True)
-                         for i, r in enumerate(self.runners)]
+                         for i, r in enumerate(slots)]
         self.handle = None
 
     # LoadGen callbacks ------------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ class ModelSpec:
     fp32_top1_source: str
     url: Optional[str] = None
     md5: Optional[str] = None
+    # A fixed int8 input scale (x_int8 = clip(round(x / scale))) when the model's owner fixed one; None: the scale
+    # comes from calibration (the Q/DQ model's input QuantizeLinear, or the calibration cache's input entry).
+    input_scale: Optional[float] = None
 
     @property
     def default_path(self) -> str:
@@ -59,6 +62,7 @@ MODELS: dict[str, ModelSpec] = {spec.key: spec for spec in (
         output_offset=0,
         fp32_top1=78.25,
         fp32_top1_source="Alibaba MLPerf Inference v1.0 open submission (FP32 accuracy of the supplied network)",
+        input_scale=0.020791327580809593,   # Alibaba's fixed input scale, float32 0x3caa5293
     ),
     ModelSpec(
         key="efficientnet-lite0",

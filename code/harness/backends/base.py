@@ -6,7 +6,8 @@
 
 A runner that keeps the loaded samples itself (on a GPU with start_from_device, or the null backend that needs
 none) sets `takes_rows = True`: the SUT then hands it row numbers into the array given to `load_samples` instead of
-gathering a host batch.
+gathering a host batch. A runner whose `infer` may be called from several threads at once (a GPU runner with several
+CUDA streams) sets `concurrency` to that number: the SUT runs that many worker threads on it.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class BuildRequest:
 class Runner:
     takes_rows = False
     input_dtype = np.float32
+    concurrency = 1
 
     def load_samples(self, array: np.ndarray) -> None:
         """Called with the QSL's contiguous loaded array whenever LoadGen loads samples."""
@@ -51,10 +53,18 @@ class Backend:
     def load(self, engine_path: str, device: Optional[str], settings: dict[str, Any]) -> Runner:
         raise NotImplementedError
 
-    def devices(self) -> list[str]:
-        """The devices a run uses when --devices is not given."""
-        return ["0"]
-
     def versions(self) -> dict[str, str]:
         """What an engine depends on besides its inputs (library versions): a change forces a rebuild."""
         return {}
+
+    def require(self) -> None:
+        """Raise HarnessError naming what is missing (library, driver, device) when this backend cannot run here."""
+
+    def build_inputs(self, settings: dict[str, Any], model_key: str, fp32_path: str,
+                     quantized_path: str) -> dict[str, str]:
+        """The files an engine is built from, the source model under "model": their md5s go into the rebuild record."""
+        return {"model": quantized_path if settings.get("precision") == "int8" else fp32_path}
+
+    def device_ids(self, settings: dict[str, Any]) -> list[str]:
+        """The devices a GPU backend runs one runner on (`devices`, default: its first device)."""
+        return [d.strip() for d in str(settings.get("devices") or "").split(",") if d.strip()] or ["0"]

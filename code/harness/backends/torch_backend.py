@@ -8,13 +8,14 @@ TensorRT run.
 - `start_from_device`: the QSL's loaded samples are uploaded once to the GPU in the run's dtype and batches are
   gathered there by row number; otherwise each batch goes host -> pinned buffer -> GPU. Only the top-1 indices
   come back.
-- Several runners per GPU (`gpu_inference_streams`), each with its own CUDA stream, graphs and buffers, share one
-  copy of the weights; one SUT worker thread drives each runner.
+- One runner per GPU with `gpu_inference_streams` slots, each its own CUDA stream, graphs and buffers, sharing one
+  copy of the weights and of the samples on that GPU; the SUT runs one worker thread per slot.
 """
 from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
 from typing import Any, Optional
 
@@ -61,7 +62,9 @@ class DeviceUploads:
             return self._data[key][1]
 
 
-class TorchRunner(Runner):
+class StreamSlot:
+    """One CUDA stream with its own static buffers and CUDA graphs; one SUT worker at a time uses it."""
+
     def __init__(self, module, device: str, settings: dict[str, Any], batch_size: int, uploads: DeviceUploads):
         torch = _torch()
         self.uploads = uploads
@@ -156,6 +159,29 @@ class TorchRunner(Runner):
         return self.host_out[:n].numpy().copy()
 
 
+class TorchRunner(Runner):
+    """The runner of one GPU: `gpu_inference_streams` slots, so that many SUT workers drive it at once."""
+
+    def __init__(self, slots: list):
+        self.slots = slots
+        self.concurrency = len(slots)
+        self.takes_rows = slots[0].takes_rows
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for slot in slots:
+            self._free.put(slot)
+
+    def load_samples(self, array: Optional[np.ndarray]) -> None:
+        for slot in self.slots:
+            slot.load_samples(array)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        slot = self._free.get()
+        try:
+            return slot.infer(batch)
+        finally:
+            self._free.put(slot)
+
+
 class TorchBackend(Backend):
     name = "torch"
     device_kind = "gpu"
@@ -214,10 +240,16 @@ class TorchBackend(Backend):
             built = json.load(f)
         settings = dict(settings, input_shape=built["input_shape"])
         dev = "cpu" if cpu else f"cuda:{int(device or 0)}"
-        return TorchRunner(self._module(engine_path, dev, settings), dev, settings, int(settings.get("batch_size") or 1),
-                           self.uploads)
+        module = self._module(engine_path, dev, settings)
+        streams = max(1, int(settings.get("gpu_inference_streams") or 1))
+        return TorchRunner([StreamSlot(module, dev, settings, int(settings.get("batch_size") or 1), self.uploads)
+                            for _ in range(streams)])
 
-    def devices(self) -> list[str]:
+    def device_ids(self, settings: dict[str, Any]) -> list[str]:
+        """`devices` (comma list, or `cpu`), default every visible GPU."""
+        given = [d.strip() for d in str(settings.get("devices") or "").split(",") if d.strip()]
+        if given:
+            return given
         torch = _torch()
         return [str(i) for i in range(max(1, torch.cuda.device_count()))]
 

@@ -1,0 +1,361 @@
+"""Every decision of the TensorRT path that can be made without TensorRT, in plain code the CPU tests cover.
+
+The TensorRT backend (backends/tensorrt_backend.py) only carries these decisions out with TensorRT and CUDA calls.
+
+Build (`make generate_engines`):
+- Source model: for int8, the calibrated Q/DQ ONNX (`actions.quantized_model_path(spec, "tensorrt")`, explicit
+  quantisation) by default, or with `implicit_int8` the FP32 ONNX plus the TensorRT calibration cache
+  (`engines.calibration_cache_path`, or `calib_cache`). fp16/fp32 use the FP32 ONNX.
+- Builder flags: int8 -> INT8 with FP16 fallback; fp16 -> FP16; fp32 -> none.
+- Graph surgery on the ONNX (onnx_graph): softmax dropped, TopK(k=1) int32 index output; an int8 input for Q/DQ
+  models (the input QuantizeLinear removed) or an fp16 input. Only what ONNX cannot say is set in TensorRT: the
+  input's vectorised format (CHW4), and, for implicit INT8, the input's int8 type and dynamic range.
+- The input scale: the model registry's fixed scale (Alibaba's network) when it has one, else the Q/DQ model's input
+  QuantizeLinear scale, else the calibration cache's entry for the input.
+- One optimisation profile per copy stream (`gpu_copy_streams`), each min batch 1, opt = max = `batch_size`.
+- Workspace (`workspace_size`, default 1 GiB as the seed), a timing cache per system (`timing_cache`), plugin
+  libraries (`plugins`) loaded before parsing and before deserialising.
+
+Run (`--backend=tensorrt`):
+- One runner per GPU in `devices` (default: all). Each has `gpu_copy_streams` slots (execution context on its own
+  profile, copy stream, pinned host buffers, device buffers); the SUT runs one worker thread per slot. Inference runs
+  on `gpu_inference_streams` streams shared round-robin by the slots, or on each slot's copy stream when
+  `run_infer_on_copy_streams`.
+- `use_graphs`: CUDA graphs captured per slot for a ladder of batch sizes; a batch of n runs the smallest graph >= n.
+- `start_from_device`: the loaded samples are converted and copied to the GPU once per LoadSamplesToRam, and a batch
+  is gathered on the device; otherwise it is gathered straight into pinned host memory and copied.
+- Only the n int32 top-1 indices of a batch are copied back.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from . import REPO_ROOT
+from .errors import HarnessError
+
+INPUT_DTYPES = ("int8", "fp16", "fp32")
+INPUT_FORMATS = ("linear", "chw4")
+DEFAULT_WORKSPACE_SIZE = 1 << 30
+TIMING_CACHE_OFF = ("", "none", "off", "false", "0")
+GRAPH_FINE_STEP = 16          # CUDA graphs for every batch size up to this, then for multiples of it
+DTYPE_BYTES = {"int8": 1, "fp16": 2, "fp32": 4}
+NUMPY_DTYPES = {"int8": np.int8, "fp16": np.float16, "fp32": np.float32}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Settings
+def as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def parse_plugins(value: Any) -> list[str]:
+    """`plugins` from a flag (comma list) or a config (list or comma list) -> absolute paths, in order."""
+    if not value:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    out = []
+    for item in (str(i).strip() for i in items):
+        if item:
+            # Relative paths: from the working directory when the file is there, else from the repo root.
+            path = item if os.path.isabs(item) or os.path.exists(item) else os.path.join(REPO_ROOT, item)
+            out.append(os.path.abspath(path))
+    return list(dict.fromkeys(out))
+
+
+def check_plugins(paths: Sequence[str]) -> None:
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise HarnessError(f"Plugin librar{'y' if len(missing) == 1 else 'ies'} not found: {', '.join(missing)}. "
+                           "--plugins takes a comma list of .so files (paths relative to the repo root or absolute).")
+
+
+def quantization_mode(settings: dict[str, Any]) -> str:
+    """'explicit' (Q/DQ ONNX), 'implicit' (FP32 ONNX + calibration cache) or 'none' (no INT8)."""
+    if settings.get("precision") != "int8":
+        return "none"
+    return "implicit" if as_bool(settings.get("implicit_int8")) else "explicit"
+
+
+def input_dtype_format(settings: dict[str, Any]) -> tuple[str, str]:
+    """The engine input's dtype and layout, checked against the precision."""
+    precision = settings.get("precision") or "fp32"
+    dtype = str(settings.get("input_dtype") or ("int8" if precision == "int8" else "fp32")).lower()
+    fmt = str(settings.get("input_format") or "linear").lower()
+    if dtype not in INPUT_DTYPES:
+        raise HarnessError(f"input_dtype={dtype!r}: expected one of {', '.join(INPUT_DTYPES)}.")
+    if fmt not in INPUT_FORMATS:
+        raise HarnessError(f"input_format={fmt!r}: expected one of {', '.join(INPUT_FORMATS)}.")
+    if dtype == "int8" and precision != "int8":
+        raise HarnessError(f"input_dtype=int8 needs precision int8 (this config has {precision}); set "
+                           "--input_dtype=fp32 or --precision=int8.")
+    if fmt == "chw4" and dtype != "int8":
+        raise HarnessError(f"input_format=chw4 is TensorRT's vectorised int8 layout; it needs input_dtype int8, not "
+                           f"{dtype}.")
+    if dtype == "fp16" and precision == "fp32":
+        raise HarnessError("input_dtype=fp16 with precision fp32 would lose the input precision the engine keeps; "
+                           "use input_dtype fp32, or precision fp16/int8.")
+    return dtype, fmt
+
+
+def builder_flags(precision: str) -> dict[str, bool]:
+    if precision not in ("int8", "fp16", "fp32"):
+        raise HarnessError(f"The tensorrt backend builds int8, fp16 and fp32 engines, not {precision}.")
+    return {"int8": precision == "int8", "fp16": precision in ("int8", "fp16")}
+
+
+def copy_streams(settings: dict[str, Any]) -> int:
+    n = int(settings.get("gpu_copy_streams") or 1)
+    if n < 1:
+        raise HarnessError(f"gpu_copy_streams={n}: needs at least 1.")
+    return n
+
+
+def inference_streams(settings: dict[str, Any]) -> int:
+    n = int(settings.get("gpu_inference_streams") or 1)
+    if n < 1:
+        raise HarnessError(f"gpu_inference_streams={n}: needs at least 1.")
+    return n
+
+
+def profile_shapes(batch_size: int, chw: Sequence[int], count: int) -> list[tuple[tuple[int, ...], ...]]:
+    """One (min, opt, max) input shape per optimisation profile: batch 1..batch_size, tuned for batch_size."""
+    if batch_size < 1:
+        raise HarnessError(f"batch_size={batch_size}: needs at least 1.")
+    c, h, w = (int(d) for d in chw)
+    shape = (1, c, h, w), (batch_size, c, h, w), (batch_size, c, h, w)
+    return [shape for _ in range(count)]
+
+
+def workspace_size(settings: dict[str, Any]) -> int:
+    size = int(settings.get("workspace_size") or DEFAULT_WORKSPACE_SIZE)
+    if size < (1 << 20):
+        raise HarnessError(f"workspace_size={size} bytes is too small (at least 1 MiB; the default is 1 GiB).")
+    return size
+
+
+def timing_cache_path(settings: dict[str, Any]) -> Optional[str]:
+    """The timing cache: `timing_cache` (a path, or none/off), default build/engines/<system>/timing.cache.
+
+    It holds layer timings only for one GPU model and TensorRT version, so it lives per system."""
+    value = settings.get("timing_cache")
+    if value is not None and str(value).strip().lower() in TIMING_CACHE_OFF:
+        return None
+    if value:
+        return os.path.abspath(str(value))
+    return os.path.join(REPO_ROOT, "build", "engines", settings["system_id"], "timing.cache")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Calibration cache (TensorRT format: a `TRT-<version>-<Calibrator>` header, then `<tensor>: <hex float32>` lines)
+def parse_calibration_cache(text: str, path: str = "<calibration cache>") -> tuple[str, dict[str, float]]:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("TRT-"):
+        raise HarnessError(f"{path}: not a TensorRT calibration cache (the first line should be "
+                           "`TRT-<version>-EntropyCalibration2` or similar).")
+    scales: dict[str, float] = {}
+    for n, line in enumerate(lines[1:], 2):
+        name, sep, value = line.rpartition(":")
+        try:
+            if not sep:
+                raise ValueError
+            scales[name.strip()] = float(np.frombuffer(bytes.fromhex(value.strip()), dtype=">f4")[0])
+        except (ValueError, IndexError):
+            raise HarnessError(f"{path}:{n}: expected `<tensor>: <8 hex digits>`, got {line!r}.") from None
+    return lines[0], scales
+
+
+def read_calibration_cache(path: str) -> tuple[str, dict[str, float]]:
+    try:
+        with open(path) as f:
+            return parse_calibration_cache(f.read(), path)
+    except FileNotFoundError:
+        raise HarnessError(f"No calibration cache at {path}: implicit INT8 needs one. Run `make calibrate` (it writes "
+                           "the cache there) or pass --calib_cache=<file>; or drop --implicit_int8 to build from "
+                           "the calibrated Q/DQ model.") from None
+    except UnicodeDecodeError:
+        raise HarnessError(f"{path}: not a text TensorRT calibration cache.") from None
+
+
+def format_calibration_cache(header: str, scales: dict[str, float]) -> str:
+    """The inverse of parse_calibration_cache (hex of the big-endian float32 scale, as TensorRT writes it)."""
+    lines = [header] + [f"{name}: {np.array(scale, dtype='>f4').tobytes().hex()}" for name, scale in scales.items()]
+    return "\n".join(lines) + "\n"
+
+
+def choose_input_scale(registry_scale: Optional[float], qdq_scale: Optional[float],
+                       cache_scales: Optional[dict[str, float]], input_name: str) -> float:
+    """The int8 input scale, from the first that has one: the model registry (a fixed scale that preprocessing
+    uses), the Q/DQ model's input QuantizeLinear, the calibration cache's entry for the input tensor."""
+    for scale in (registry_scale, qdq_scale, (cache_scales or {}).get(input_name)):
+        if scale is not None:
+            if not scale > 0 or not np.isfinite(scale):
+                raise HarnessError(f"Input scale {scale!r} for {input_name} is not a positive number.")
+            return float(scale)
+    raise HarnessError(f"No int8 scale for input {input_name!r}: the model registry fixes none, the model has no input "
+                       "QuantizeLinear, and the calibration cache has no entry for it. Use --input_dtype=fp32, or "
+                       "re-run `make calibrate`.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The build plan
+@dataclass
+class EnginePlan:
+    source: str                      # the ONNX the engine is built from (before the harness's graph surgery)
+    quantization: str                # explicit | implicit | none
+    precision: str
+    int8: bool                       # BuilderFlag.INT8
+    fp16: bool                       # BuilderFlag.FP16 (FP16 fallback for int8)
+    input_dtype: str
+    input_format: str
+    input_shape: tuple[int, int, int]
+    batch_size: int
+    profiles: list = field(default_factory=list)
+    calibration_cache: Optional[str] = None
+    plugins: list = field(default_factory=list)
+    workspace_size: int = DEFAULT_WORKSPACE_SIZE
+    timing_cache: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def calibration_cache_for(settings: dict[str, Any], model_key: str) -> str:
+    from .engines import calibration_cache_path
+    explicit = settings.get("calib_cache")
+    if explicit:
+        return os.path.abspath(str(explicit))
+    return calibration_cache_path(model_key, str(settings.get("calib_method") or "entropy"))
+
+
+def build_inputs(settings: dict[str, Any], model_key: str, fp32_path: str, quantized_path: str) -> dict[str, str]:
+    """The files an engine is built from (each one's md5 goes into the rebuild record): the source model first."""
+    mode = quantization_mode(settings)
+    inputs = {"model": quantized_path if mode == "explicit" else fp32_path}
+    if mode == "implicit":
+        inputs["calibration_cache"] = calibration_cache_for(settings, model_key)
+    for i, lib in enumerate(parse_plugins(settings.get("plugins"))):
+        inputs[f"plugin{i}"] = lib
+    return inputs
+
+
+def make_plan(settings: dict[str, Any], model_key: str, input_shape: Sequence[int], source: str) -> EnginePlan:
+    precision = settings.get("precision") or "fp32"
+    flags = builder_flags(precision)
+    dtype, fmt = input_dtype_format(settings)
+    mode = quantization_mode(settings)
+    batch = int(settings.get("batch_size") or 1)
+    plugins = parse_plugins(settings.get("plugins"))
+    return EnginePlan(
+        source=source, quantization=mode, precision=precision, int8=flags["int8"], fp16=flags["fp16"],
+        input_dtype=dtype, input_format=fmt, input_shape=tuple(int(d) for d in input_shape), batch_size=batch,
+        profiles=profile_shapes(batch, input_shape, copy_streams(settings)),
+        calibration_cache=calibration_cache_for(settings, model_key) if mode == "implicit" else None,
+        plugins=plugins, workspace_size=workspace_size(settings), timing_cache=timing_cache_path(settings))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Runtime decisions
+def parse_devices(value: Any, visible: int) -> list[int]:
+    """`devices` (comma list of ids, default all visible GPUs) -> ids, checked against the visible count."""
+    if visible < 1:
+        raise HarnessError("No CUDA GPU is visible (cudaGetDeviceCount found 0): the tensorrt backend needs an "
+                           "NVIDIA GPU. Check nvidia-smi and CUDA_VISIBLE_DEVICES.")
+    if value is None or str(value).strip() in ("", "all"):
+        return list(range(visible))
+    out = []
+    for word in str(value).split(","):
+        word = word.strip()
+        if not word:
+            continue
+        if not word.isdigit() or int(word) >= visible:
+            raise HarnessError(f"--devices={value}: {word!r} is not a GPU id here (visible: 0..{visible - 1}).")
+        out.append(int(word))
+    if len(set(out)) != len(out):
+        raise HarnessError(f"--devices={value}: a GPU is listed twice.")
+    return out or list(range(visible))
+
+
+def stream_layout(copy: int, inference: int, run_infer_on_copy_streams: bool) -> list[Optional[int]]:
+    """For each slot (one per copy stream), the inference stream it runs on: None for its own copy stream, else an
+    index into the shared inference streams (round-robin; more inference streams than slots are not used)."""
+    if run_infer_on_copy_streams:
+        return [None] * copy
+    return [i % min(inference, copy) for i in range(copy)]
+
+
+def graph_batch_sizes(max_batch: int, step: int = GRAPH_FINE_STEP) -> list[int]:
+    """Batch sizes to capture CUDA graphs for: 1..step, then every multiple of step, then max_batch itself.
+    A batch runs on the smallest graph that holds it, so at most step-1 samples of padding are computed."""
+    sizes = set(range(1, min(step, max_batch) + 1))
+    sizes.update(range(step, max_batch + 1, step))
+    sizes.add(max_batch)
+    return sorted(sizes)
+
+
+def graph_size_for(n: int, sizes: Sequence[int]) -> int:
+    for size in sizes:
+        if size >= n:
+            return size
+    raise HarnessError(f"A batch of {n} is larger than the largest CUDA graph ({sizes[-1] if sizes else 0}).")
+
+
+def contiguous_runs(rows: np.ndarray) -> list[tuple[int, int, int]]:
+    """(source row, destination row, count) runs that copy rows[i] to position i with as few copies as possible."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [len(rows)]))
+    return [(int(rows[s]), int(s), int(e - s)) for s, e in zip(starts, ends)]
+
+
+def quantize_int8(x: np.ndarray, scale: float) -> np.ndarray:
+    """clip(round_half_even(x / scale), -128, 127) as int8: what a QuantizeLinear with this scale computes."""
+    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale))
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def to_chw4(x: np.ndarray) -> np.ndarray:
+    """NCHW -> TensorRT's CHW4: (N, ceil(C/4), H, W, 4), channels padded with zeros to a multiple of 4."""
+    n, c, h, w = x.shape
+    groups = -(-c // 4)
+    padded = np.zeros((n, groups * 4, h, w), dtype=x.dtype)
+    padded[:, :c] = x
+    return np.ascontiguousarray(padded.reshape(n, groups, 4, h, w).transpose(0, 1, 3, 4, 2))
+
+
+def from_chw4(x: np.ndarray, channels: int) -> np.ndarray:
+    n, groups, h, w, four = x.shape
+    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3).reshape(n, groups * four, h, w)[:, :channels])
+
+
+def convert_samples(array: np.ndarray, dtype: str, fmt: str, scale: Optional[float]) -> np.ndarray:
+    """Preprocessed fp32 NCHW samples -> what the engine input takes (dtype and layout), contiguous.
+    Samples already in the target dtype and layout pass through unchanged."""
+    target = NUMPY_DTYPES[dtype]
+    expected_ndim = 5 if fmt == "chw4" else 4
+    if array.dtype == target and array.ndim == expected_ndim:
+        return np.ascontiguousarray(array)
+    if array.ndim != 4:
+        raise HarnessError(f"Samples have shape {array.shape}; expected fp32 NCHW (N, C, H, W).")
+    if dtype == "int8":
+        if scale is None:
+            raise HarnessError("An int8 engine input needs the input scale; the engine's metadata has none.")
+        out = quantize_int8(array, scale)
+    else:
+        out = np.asarray(array, dtype=target)
+    return to_chw4(out) if fmt == "chw4" else np.ascontiguousarray(out)
+
+
+def sample_nbytes(chw: Sequence[int], dtype: str, fmt: str) -> int:
+    c, h, w = (int(d) for d in chw)
+    if fmt == "chw4":
+        c = -(-c // 4) * 4
+    return c * h * w * DTYPE_BYTES[dtype]
