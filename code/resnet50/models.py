@@ -1,11 +1,13 @@
 """The model registry: every model-specific fact lives here, once.
 
 Input size and layout, the preprocessing recipe, the output offset (1001-class models put `background` at index 0),
-the FP32 reference top-1 that the 99% accuracy target is measured against, and where the ONNX file comes from.
+the FP32 reference top-1 that the 99% accuracy target is measured against, the input scale of the int8 preprocessed
+formats, and where the ONNX file comes from.
 """
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from typing import Optional
 
@@ -27,9 +29,12 @@ class ModelSpec:
     fp32_top1_source: str
     url: Optional[str] = None
     md5: Optional[str] = None
-    # A fixed int8 input scale (x_int8 = clip(round(x / scale))) when the model's owner fixed one; None: the scale
-    # comes from calibration (the Q/DQ model's input QuantizeLinear, or the calibration cache's input entry).
+    # The fixed int8 input scale: x_int8 = clip(round(x / scale), -128, 127), x the fp32 recipe output. The int8
+    # preprocessed formats hold that, and `make calibrate` pins the model input's quantisation to it (in the Q/DQ
+    # models and the calibration cache), so int8 samples feed the engines as they are. None: no int8 formats; the
+    # scale then comes from calibration (the Q/DQ model's input QuantizeLinear, or the cache's input entry).
     input_scale: Optional[float] = None
+    input_scale_source: str = ""
 
     @property
     def default_path(self) -> str:
@@ -48,6 +53,8 @@ MODELS: dict[str, ModelSpec] = {spec.key: spec for spec in (
         output_offset=-1,
         fp32_top1=76.456,
         fp32_top1_source="MLPerf Inference rules: ResNet50-v1.5 FP32 reference 76.456% top-1",
+        input_scale=1.0,
+        input_scale_source="the mean-subtracted pixel grid: integers, so int8 is exact up to saturation at 127",
         url="https://zenodo.org/record/2592612/files/resnet50_v1.onnx",
         md5="a638cf028b5870da29e09ccc2f7182e7",
     ),
@@ -62,7 +69,8 @@ MODELS: dict[str, ModelSpec] = {spec.key: spec for spec in (
         output_offset=0,
         fp32_top1=78.25,
         fp32_top1_source="Alibaba MLPerf Inference v1.0 open submission (FP32 accuracy of the supplied network)",
-        input_scale=0.020791327580809593,   # Alibaba's fixed input scale, float32 0x3caa5293
+        input_scale=struct.unpack("!f", bytes.fromhex("3caa5293"))[0],   # 0.0207913
+        input_scale_source="Alibaba v1.0 open submission: the input tensor's scale in their calibration cache (3caa5293)",
     ),
     ModelSpec(
         key="efficientnet-lite0",
@@ -75,6 +83,8 @@ MODELS: dict[str, ModelSpec] = {spec.key: spec for spec in (
         output_offset=0,
         fp32_top1=75.1,
         fp32_top1_source="EfficientNet-Lite0 published ImageNet top-1 (TensorFlow TPU model zoo)",
+        input_scale=1.0 / 128,
+        input_scale_source="(pixel - 127) / 128: int8 holds pixel - 127 exactly (pixel 255 saturates at 127)",
     ),
     ModelSpec(
         key="resnet50-synthetic",
@@ -87,6 +97,8 @@ MODELS: dict[str, ModelSpec] = {spec.key: spec for spec in (
         output_offset=-1,
         fp32_top1=0.1,
         fp32_top1_source="random weights: chance level; never use it for accuracy",
+        input_scale=1.0,
+        input_scale_source="as resnet50",
     ),
 )}
 
