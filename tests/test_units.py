@@ -113,7 +113,7 @@ def test_preprocess_refuses_missing_images_unless_allowed(tmp_path):
     with pytest.raises(HarnessError, match=r"1 of 4 images .* missing .*ILSVRC2012_val_99999999.JPEG"):
         imagenet.preprocess(spec, imagenet.read_map(str(m)), VAL_1300, str(tmp_path / "p"), progress=False)
     npy = imagenet.preprocess(spec, imagenet.read_map(str(m)), VAL_1300, str(tmp_path / "p"), allow_missing=True,
-                              progress=False)
+                              progress=False).paths["fp32_nchw"]
     data = imagenet.load_preprocessed(spec, imagenet.read_map(str(m)), str(tmp_path / "p"))
     assert data.array.shape == (3, 3, 224, 224) and data.path == npy
     assert data.manifest["skipped"] == {"ILSVRC2012_val_99999999.JPEG": "missing"}

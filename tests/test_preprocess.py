@@ -1,0 +1,285 @@
+"""Preprocessing at full scale: recipes pinned on real images, the four formats, parallel / idempotent / resumable
+runs, and the bad inputs (missing, corrupt and wrong-mode images, mismatched manifests). Real images from ../shared."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES_250, SAMPLES_MAP_250, VAL_1300, run_main
+from harness.errors import HarnessError
+from resnet50 import imagenet
+from resnet50.models import get_model
+
+
+def _first(n, folder=SAMPLES_250):
+    return sorted(os.listdir(folder))[:n]
+
+
+def _map(tmp_path, names, name="map.txt", label=1):
+    path = tmp_path / name
+    path.write_text("".join(f"{n} {label}\n" for n in names))
+    return imagenet.read_map(str(path))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Recipes
+# Pinned once from the MLCommons reference arithmetic (cv2.imread, BGR->RGB, INTER_AREA to shorter side 256 with
+# int() of the longer side, int() centre-crop offsets, float32 minus [123.68, 116.78, 103.94]); the pixel at
+# [1, 100, 100] of the first image is checked by hand below.
+RESNET50_PINNED = {
+    "n01440764_tench.JPEG": {"shape_in": (375, 500), "mean": (-0.5165, 5.2714, -6.5342),
+                             "px": {(0, 0, 0): -48.68, (1, 100, 100): 19.22, (2, 223, 223): -10.94}},
+    "n01494475_hammerhead.JPEG": {"shape_in": (500, 333), "mean": (27.4841, 15.6340, 17.5058),
+                                  "px": {(0, 0, 0): 77.32, (1, 100, 100): -39.78, (2, 223, 223): -12.94}},
+}
+
+
+def test_resnet50_recipe_pinned_on_real_images():
+    for name, want in RESNET50_PINNED.items():
+        path = os.path.join(SAMPLES_250, name)
+        out = imagenet.preprocess_file(path, "mlperf_resnet50")
+        assert out.shape == (3, 224, 224) and out.dtype == np.float32
+        assert imagenet.load_rgb(path).shape[:2] == want["shape_in"]
+        np.testing.assert_allclose(out.reshape(3, -1).mean(1, dtype=np.float64), want["mean"], atol=5e-4)
+        for index, value in want["px"].items():
+            assert out[index] == pytest.approx(value, abs=1e-4), (name, index)
+
+
+def test_resnet50_area_pixel_by_hand():
+    """One output pixel recomputed by hand: the area average of the source pixels it covers (375x500 -> 256x341,
+    crop offsets 16 and 58), rounded as OpenCV rounds to uint8, minus the green mean."""
+    path = os.path.join(SAMPLES_250, "n01440764_tench.JPEG")
+    rgb = imagenet.load_rgb(path).astype(np.float64)
+    h, w = rgb.shape[:2]
+    nh, nw = 256, int(256 * w / h)
+    y, x = 100 + int((nh - 224) / 2), 100 + int((nw - 224) / 2)
+    sy, sx = h / nh, w / nw
+
+    def weights(lo, hi, n):
+        idx = np.arange(int(np.floor(lo)), min(int(np.ceil(hi)), n))
+        return idx, np.clip(np.minimum(idx + 1, hi) - np.maximum(idx, lo), 0, None)
+
+    rows, wy = weights(y * sy, (y + 1) * sy, h)
+    cols, wx = weights(x * sx, (x + 1) * sx, w)
+    area = (wy[:, None] * wx[None, :] * rgb[rows][:, cols, 1]).sum() / (wy.sum() * wx.sum())
+    got = imagenet.preprocess_file(path, "mlperf_resnet50")[1, 100, 100] + np.float32(116.78)
+    assert abs(got - area) <= 0.5 + 1e-6 and got == round(got)
+
+
+def test_ofa_recipe_is_pil_bilinear_202_crop_176_with_round():
+    """Alibaba's recipe: PIL bilinear to shorter side 202, centre crop 176 with round() offsets, /255, mean/std."""
+    from PIL import Image
+    r = imagenet.RECIPES["ofa_autosinian"]
+    assert (r["decoder"], r["interpolation"], r["resize_shorter"], r["crop"], r["offsets"]) == \
+        ("pil", "bilinear", 202, 176, "round")
+    path = os.path.join(SAMPLES_250, "n01440764_tench.JPEG")
+    with Image.open(path) as im:
+        im = im.convert("RGB").resize((269, 202), Image.BILINEAR)       # 500x375 -> int(202 * 500 / 375) = 269
+    left, top = int(round((269 - 176) / 2.0)), int(round((202 - 176) / 2.0))   # 46 (round(46.5) = 46), 13
+    ref = np.asarray(im.crop((left, top, left + 176, top + 176)), np.float32) / np.float32(255)
+    ref = (ref - np.asarray(r["mean"], np.float32)) / np.asarray(r["std"], np.float32)
+    np.testing.assert_array_equal(imagenet.preprocess_file(path, "ofa_autosinian"), ref.transpose(2, 0, 1))
+    # round() against int() in the offsets: a 203-pixel-wide resize puts the crop at round(13.5) = 14, not 13.
+    img = np.zeros((202, 203, 3), np.uint8)
+    img[:, 14:] = 255
+    out = imagenet.apply_recipe(img, "ofa_autosinian")
+    assert out[0, 0, 0] == pytest.approx((1 - r["mean"][0]) / r["std"][0], abs=1e-5)
+
+
+def test_ofa_input_scale_is_alibabas():
+    import struct
+    assert get_model("ofa-autosinian-is176").input_scale == struct.unpack("!f", bytes.fromhex("3caa5293"))[0]
+    assert get_model("ofa-autosinian-is176").input_scale == pytest.approx(0.0207913, abs=1e-7)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Formats
+def test_four_formats_in_one_pass(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    spec = get_model("efficientnet-lite0")
+    image_map = _map(tmp_path, _first(6))
+    result = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), formats=imagenet.FORMATS,
+                                 workers=2, progress=False)
+    assert result.done_now == 6 and set(result.paths) == set(imagenet.FORMATS)
+    sets = {f: imagenet.load_preprocessed(spec, image_map, str(tmp_path / "p"), f) for f in imagenet.FORMATS}
+    fp32 = np.asarray(sets["fp32_nchw"].array)
+    # int8_linear is exactly ONNX QuantizeLinear(x, input_scale, 0).
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"])], "q",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(fp32.shape))],
+        [helper.make_tensor_value_info("q", TensorProto.INT8, list(fp32.shape))],
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [spec.input_scale]),
+         helper.make_tensor("z", TensorProto.INT8, [], [0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    q = ort.InferenceSession(model.SerializeToString()).run(None, {"x": fp32})[0]
+    lin = np.asarray(sets["int8_linear"].array)
+    np.testing.assert_array_equal(lin, q)
+    assert lin.dtype == np.int8 and np.abs(lin.astype(np.int32) - np.rint(fp32 * 128)).max() <= 1  # (x-127)/128
+    np.testing.assert_array_equal(sets["int8_nhwc"].array, lin.transpose(0, 2, 3, 1))
+    chw4 = np.asarray(sets["int8_chw4"].array)
+    assert chw4.shape == (6, 1, 224, 224, 4)
+    np.testing.assert_array_equal(chw4[:, 0, :, :, :3], lin.transpose(0, 2, 3, 1))
+    assert not chw4[..., 3].any()
+    for f, s in sets.items():
+        assert s.manifest["checksum"] == imagenet.array_checksum(s.array), f
+        assert (s.manifest.get("input_scale") == spec.input_scale) == (f != "fp32_nchw")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Parallel, idempotent, resumable
+def test_idempotent_and_resumable_after_an_interruption(tmp_path, monkeypatch):
+    spec = get_model("efficientnet-lite0")
+    image_map = _map(tmp_path, _first(48))
+    ref = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
+    ref_manifest = imagenet.load_preprocessed(spec, image_map, str(tmp_path / "ref")).manifest
+    again = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
+    assert again.done_now == 0 and again.paths == ref.paths          # idempotent: nothing redone
+
+    # Interrupt a run after 20 images (commits after every batch of results, so some rows are on disk).
+    base = str(tmp_path / "run")
+    monkeypatch.setattr(imagenet, "COMMIT_SECONDS", 0.0)
+
+    def interrupt(self, done, force=False):
+        if done >= 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(imagenet.Progress, "update", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        imagenet.preprocess(spec, image_map, SAMPLES_250, base, workers=2, chunk=4, progress=False)
+    monkeypatch.undo()
+    npy, _ = imagenet.array_paths(base, spec, "fp32_nchw", image_map)
+    assert not os.path.exists(npy) and os.path.exists(npy + ".partial")   # never looks complete
+    with pytest.raises(HarnessError, match="interrupted run left a partial array"):
+        imagenet.load_preprocessed(spec, image_map, base)
+    done_rows = int((np.fromfile(npy + ".partial.done", np.int64) >= 0).sum())
+    assert 20 <= done_rows < 48
+    resumed = imagenet.preprocess(spec, image_map, SAMPLES_250, base, workers=2, progress=False)
+    assert resumed.done_now == 48 - done_rows                          # only the rest was done
+    data = imagenet.load_preprocessed(spec, image_map, base)
+    assert data.manifest["checksum"] == ref_manifest["checksum"] == imagenet.array_checksum(data.array)
+    np.testing.assert_array_equal(data.array, np.load(ref.paths["fp32_nchw"]))
+    assert not any(p.endswith((".partial", ".partial.done", ".partial.json")) for p in os.listdir(os.path.dirname(npy)))
+
+
+def test_a_stale_partial_of_other_inputs_is_not_resumed(tmp_path):
+    spec = get_model("efficientnet-lite0")
+    image_map = _map(tmp_path, _first(4))
+    npy, _ = imagenet.array_paths(str(tmp_path / "p"), spec, "fp32_nchw", image_map)
+    os.makedirs(os.path.dirname(npy))
+    np.lib.format.open_memmap(npy + ".partial", mode="w+", dtype=np.float32, shape=(4, 3, 224, 224))[:] = 7
+    np.zeros(4, np.int64).tofile(npy + ".partial.done")              # claims every row done...
+    with open(npy + ".partial.json", "w") as f:
+        json.dump({"model": "something else"}, f)                     # ...of other inputs
+    result = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), progress=False)
+    assert result.done_now == 4
+    assert not (np.load(npy) == 7).all(axis=(1, 2, 3)).any()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Bad input
+def test_corrupt_and_wrong_mode_images(tmp_path):
+    from PIL import Image
+    spec = get_model("resnet50")
+    data_dir = tmp_path / "images"
+    data_dir.mkdir()
+    src = os.path.join(SAMPLES_250, "n01440764_tench.JPEG")
+    shutil.copy(src, data_dir / "rgb.JPEG")
+    with Image.open(src) as im:
+        im.convert("L").save(data_dir / "grey.JPEG", quality=95)
+        im.convert("CMYK").save(data_dir / "cmyk.JPEG", quality=95)
+    raw = open(src, "rb").read()
+    (data_dir / "truncated.JPEG").write_bytes(raw[:len(raw) // 2])
+    (data_dir / "garbage.JPEG").write_bytes(b"this is not an image" * 10)
+    good = _map(tmp_path, ["rgb.JPEG", "grey.JPEG", "cmyk.JPEG"], "good.txt")
+    imagenet.preprocess(spec, good, str(data_dir), str(tmp_path / "p"), progress=False)
+    arr = np.asarray(imagenet.load_preprocessed(spec, good, str(tmp_path / "p")).array)
+    rgb, grey, cmyk = arr
+    mean = np.asarray([123.68, 116.78, 103.94], np.float32)[:, None, None]
+    plain = grey + mean
+    np.testing.assert_array_equal(plain[0], plain[1])                   # greyscale: three equal channels
+    np.testing.assert_array_equal(plain[1], plain[2])
+    assert np.abs(cmyk - rgb).mean() < 3.0                              # CMYK converted, not rejected
+
+    bad = _map(tmp_path, ["rgb.JPEG", "truncated.JPEG", "garbage.JPEG"], "bad.txt")
+    with pytest.raises(HarnessError) as e:
+        imagenet.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
+    msg = str(e.value)
+    assert "2 of 3 images could not be decoded" in msg and "truncated.JPEG (truncated" in msg
+    assert "garbage.JPEG (not a readable image)" in msg and "--allow_missing" in msg
+    result = imagenet.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), allow_missing=True, progress=False)
+    assert set(result.skipped) == {"truncated.JPEG", "garbage.JPEG"}
+    data = imagenet.load_preprocessed(spec, bad, str(tmp_path / "p"))
+    assert data.files == ["rgb.JPEG"] and len(data.array) == 1 and set(data.skipped) == set(result.skipped)
+    # Without --allow_missing the skipped set is not taken as up to date: the error comes back.
+    with pytest.raises(HarnessError, match="could not be decoded"):
+        imagenet.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
+
+
+def test_manifest_that_does_not_match_the_model_or_format(tmp_path):
+    spec = get_model("efficientnet-lite0")
+    image_map = _map(tmp_path, _first(2))
+    base = str(tmp_path / "p")
+    imagenet.preprocess(spec, image_map, SAMPLES_250, base, progress=False)
+    src = os.path.dirname(imagenet.array_paths(base, spec, "fp32_nchw", image_map)[0])
+    other = get_model("resnet50-synthetic")                            # same 3x224x224 input, other recipe
+    shutil.copytree(src, os.path.dirname(imagenet.array_paths(base, other, "fp32_nchw", image_map)[0]))
+    with pytest.raises(HarnessError) as e:
+        imagenet.load_preprocessed(other, image_map, base)
+    assert "resnet50-synthetic/fp32_nchw/map.manifest.json" in str(e.value) and "model='efficientnet-lite0'" in str(e.value)
+    shutil.copytree(src, os.path.dirname(imagenet.array_paths(base, spec, "int8_linear", image_map)[0]))
+    with pytest.raises(HarnessError) as e:
+        imagenet.load_preprocessed(spec, image_map, base, "int8_linear")
+    assert "int8_linear/map.manifest.json" in str(e.value) and "format='fp32_nchw'" in str(e.value)
+
+
+def test_preprocess_data_cal_only_val_only_and_summary(tmp_path):
+    """Through code/main.py: --cal_only does the calibration list only (fp32), --val_only the map in --formats."""
+    names = _first(5)
+    cal = tmp_path / "cal.txt"
+    cal.write_text("".join(f"{n}\n" for n in names[:3]))
+    val = tmp_path / "val.txt"
+    val.write_text("".join(f"{n} 0\n" for n in names) + "missing.JPEG 0\n")
+    common = ["--action=preprocess_data", "--system_name=CPU", "--model=efficientnet-lite0", f"--data_dir={SAMPLES_250}",
+              f"--preprocessed_data_dir={tmp_path}/p", f"--calib_data_map={cal}", f"--map_path={val}"]
+    r = run_main(*common, "--cal_only")
+    assert r.returncode == 0, r.stderr
+    folder = tmp_path / "p" / "imagenet" / "efficientnet-lite0"
+    assert sorted(os.listdir(folder / "fp32_nchw")) == ["cal.manifest.json", "cal.npy"]
+    r = run_main(*common, "--val_only", "--formats=int8_chw4")
+    assert r.returncode != 0 and "1 of 6 images" in r.stderr and "missing.JPEG" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_main(*common, "--val_only", "--formats=int8_chw4", "--allow_missing")
+    assert r.returncode == 0, r.stderr
+    assert "skipped" in r.stdout and "missing.JPEG" in r.stdout
+    with open(folder / "int8_chw4" / "val.manifest.json") as f:
+        manifest = json.load(f)
+    assert manifest["skipped"] == {"missing.JPEG": "missing"} and manifest["shape"] == [5, 1, 224, 224, 4]
+    assert run_main(*common, "--cal_only", "--val_only").returncode != 0
+
+
+def test_run_summary_records_skipped_images(tmp_path):
+    """A set preprocessed with --allow_missing is run as it is, and the run summary names what it lacks."""
+    names = _first(4, VAL_1300)
+    val = tmp_path / "val.txt"
+    val.write_text("".join(f"{n} 1\n" for n in names) + "ILSVRC2012_val_99999999.JPEG 1\n")
+    common = ["--system_name=CPU", "--model=efficientnet-lite0", f"--map_path={val}",
+              f"--preprocessed_data_dir={tmp_path}/p"]
+    r = run_main("--action=preprocess_data", *common, f"--data_dir={VAL_1300}", "--val_only", "--allow_missing")
+    assert r.returncode == 0, r.stderr
+    r = run_main("--action=run_harness", *common, "--backend=null", "--min_duration=100", "--min_query_count=4",
+                 f"--log_dir={tmp_path}/logs")
+    assert r.returncode == 0, r.stderr
+    assert "1 image(s) skipped" in r.stdout and "ILSVRC2012_val_99999999.JPEG" in r.stdout
+    (stamp,) = os.listdir(tmp_path / "logs")
+    with open(tmp_path / "logs" / stamp / "perf_harness_summary.json") as f:
+        dataset = json.load(f)["CPU"]["resnet50"]["Offline"]["dataset"]
+    assert dataset["skipped"] == {"ILSVRC2012_val_99999999.JPEG": "missing"}
+    assert dataset["samples"] == 4 and dataset["map_images"] == 5
+
+
+def test_samples_250_map_names_the_shared_files():
+    assert len(imagenet.read_map(SAMPLES_MAP_250).files) == 250
