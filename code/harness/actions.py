@@ -11,6 +11,7 @@ from typing import Any, Optional
 from . import REPO_ROOT, BENCHMARK, config as configs
 from .backends import get_backend
 from .backends.base import BuildRequest
+from .calibration import quantized_model_path
 from .engines import build_record, engine_dir, engine_name, is_up_to_date, write_record
 from .errors import HarnessError
 from .flags import overrides
@@ -51,21 +52,17 @@ def model_path(args: argparse.Namespace, spec) -> str:
     return os.path.abspath(args.model_path) if args.model_path else spec.default_path
 
 
-def quantized_model_path(spec, backend: str) -> str:
-    base, _ = os.path.splitext(spec.default_path)
-    return f"{base}.int8-qdq.{backend}.onnx"
-
-
 def engine_path(cfg: dict[str, Any], spec, backend) -> str:
     return os.path.join(engine_dir(cfg["system_id"], cfg["scenario"]),
                         engine_name(spec.key, cfg["scenario"], backend.device_kind, int(cfg.get("batch_size") or 1),
                                     cfg["precision"], cfg["config_ver"], backend.engine_suffix))
 
 
-def map_path(cfg: dict[str, Any]) -> str:
-    """--map_path or the config's map; relative paths are tried from the working directory, then the repo root."""
+def map_path(cfg: dict[str, Any], kind: str = "val") -> str:
+    """--map_path (kind "val") or --calib_data_map (kind "cal"), else the config's, else data_maps/imagenet/; relative
+    paths are tried from the working directory, then the repo root."""
     from resnet50.imagenet import default_map_path
-    path = cfg.get("map_path") or default_map_path("val")
+    path = cfg.get("map_path" if kind == "val" else "calib_data_map") or default_map_path(kind)
     if not os.path.isabs(path) and not os.path.exists(path):
         path = os.path.join(REPO_ROOT, path)
     return path
@@ -80,18 +77,65 @@ def download_model(args: argparse.Namespace, argv: Optional[list[str]] = None) -
 
 
 def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
-    from resnet50.imagenet import default_data_dir, default_preprocessed_dir, preprocess, read_map
-    cfg = scenario_config(args, args.scenarios[0])
+    """The validation map in the formats asked for (or the ones the config needs) and the calibration list in
+    fp32_nchw, in one array per format each; --val_only / --cal_only do one of the two."""
+    from resnet50.imagenet import (default_data_dir, default_preprocessed_dir, parse_formats, preprocess, read_map,
+                                   run_format)
+    if args.val_only and args.cal_only:
+        raise HarnessError("--val_only and --cal_only exclude each other; give neither to preprocess both.")
+    system = system_id(args)
+    cfgs = [scenario_config(args, scenario, system) for scenario in args.scenarios]
+    cfg = cfgs[0]
     spec = model_spec(cfg)
-    image_map = read_map(map_path(cfg))
-    preprocess(spec, image_map, args.data_dir or default_data_dir(),
-               args.preprocessed_data_dir or default_preprocessed_dir(), allow_missing=bool(args.allow_missing),
-               overwrite=bool(args.overwrite))
+    data_dir = args.data_dir or default_data_dir()
+    base = args.preprocessed_data_dir or default_preprocessed_dir()
+    if args.formats:
+        formats = parse_formats(args.formats)
+    else:
+        formats = list(dict.fromkeys(["fp32_nchw"] + [run_format(c) for c in cfgs]))
+    summary = {}
+    if not args.cal_only:
+        result = preprocess(spec, read_map(map_path(cfg)), data_dir, base, formats=formats,
+                            allow_missing=bool(args.allow_missing), overwrite=bool(args.overwrite))
+        summary["val"] = result
+    if not args.val_only:
+        cal = map_path(cfg, "cal")
+        result = _preprocess_calibration(spec, cal, data_dir, base, args)
+        summary["cal"] = result
+    for kind, result in summary.items():
+        if result.skipped:
+            print(f"[preprocess_data] {kind}: {len(result.skipped)} image(s) skipped under --allow_missing "
+                  f"(in the manifests' `skipped`): {', '.join(list(result.skipped)[:5])}")
+
+
+def _preprocess_calibration(spec, cal_map_path: str, data_dir: str, base: str, args: argparse.Namespace):
+    from resnet50.imagenet import preprocess, read_map
+    cal_map = read_map(cal_map_path, need_labels=False)
+    try:
+        return preprocess(spec, cal_map, data_dir, base, formats=["fp32_nchw"], overwrite=bool(args.overwrite))
+    except HarnessError as e:
+        raise HarnessError(f"Calibration list {cal_map_path}: {e} The calibration list must be complete (pass "
+                           "--calib_data_map for another list, --data_dir for its images, or --val_only to skip "
+                           "it).") from None
 
 
 def calibrate(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
-    raise HarnessError("--action=calibrate is not implemented yet (INT8 calibration is tracked in its own issue); "
-                       "run with --precision=fp32.")
+    """Preprocess the calibration list if needed (fp32_nchw), then calibration.calibrate: ranges, the TensorRT
+    cache and one Q/DQ model per backend."""
+    from resnet50.imagenet import default_data_dir, default_preprocessed_dir, load_preprocessed, read_map
+    from .calibration import CalibrationInputs, calibrate as run_calibration, load_checked_model
+    cfg = scenario_config(args, args.scenarios[0])
+    spec = model_spec(cfg)
+    load_checked_model(spec, model_path(args, spec))        # before any image work: a wrong model fails at once
+    base = args.preprocessed_data_dir or default_preprocessed_dir()
+    cal_path = map_path(cfg, "cal")
+    _preprocess_calibration(spec, cal_path, args.data_dir or default_data_dir(), base, args)
+    cal_map = read_map(cal_path, need_labels=False)
+    data = load_preprocessed(spec, cal_map, base, "fp32_nchw")
+    run_calibration(spec, CalibrationInputs(model_path=model_path(args, spec), array=data.array, array_path=data.path,
+                                            array_checksum=data.manifest["checksum"], map_path=cal_map.path,
+                                            map_md5=cal_map.md5, files=data.files),
+                    method=args.calib_method, force=bool(args.force_calibration))
 
 
 def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
@@ -101,7 +145,8 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
         spec = model_spec(cfg)
         backend = get_backend(cfg["backend"])
         backend.require()
-        inputs = backend.build_inputs(cfg, spec.key, model_path(args, spec), quantized_model_path(spec, backend.name))
+        fp32_path = model_path(args, spec)
+        inputs = backend.build_inputs(cfg, spec.key, fp32_path, quantized_model_path(fp32_path, backend.name))
         source = inputs["model"]
         if backend.name != "null" or cfg["precision"] == "int8":   # the null backend reads no FP32 model
             check_build_inputs(inputs, cfg, spec)
@@ -188,6 +233,9 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
         else:
             metric = r.get("metric")
             line = f"{scenario:<13} {str(r.get('result_validity')):<8} {metric}={r.get(metric)}"
+        skipped = (r.get("dataset") or {}).get("skipped")
+        if skipped:
+            line += f"  ({len(skipped)} image(s) skipped: --allow_missing)"
         if r.get("accuracy"):
             acc = r["accuracy"]
             line += f"  accuracy={acc['top1']:.3f}% ({'PASS' if acc['pass'] else 'FAIL'} vs {acc['target_top1_99pct']}%)"
@@ -197,7 +245,7 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
 
 def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root: str,
                  audit=None) -> dict[str, Any]:
-    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
+    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map, run_format
     from .loadgen_run import _lg, evaluate_accuracy, run_loadgen, scenario_dir
     from .sut import QSL, SUT
 
@@ -206,7 +254,11 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     backend = get_backend(cfg["backend"])
     backend.require()
     image_map = read_map(map_path(cfg))
-    data = load_preprocessed(spec, image_map, args.preprocessed_data_dir or default_preprocessed_dir())
+    data = load_preprocessed(spec, image_map, args.preprocessed_data_dir or default_preprocessed_dir(),
+                             run_format(cfg))
+    if data.skipped:
+        print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
+              f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
     engine = engine_path(cfg, spec, backend)
     if backend.name == "null" and not os.path.exists(engine):
         backend.build(BuildRequest("", engine, cfg["precision"], [1], spec.input_shape, cfg))
@@ -227,7 +279,8 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     summary["test_mode"] = args.test_mode
     summary["settings"] = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
     summary["engine"] = engine
-    summary["dataset"] = {"array": data.path, "map": image_map.path, "samples": qsl.total}
+    summary["dataset"] = {"array": data.path, "map": image_map.path, "samples": qsl.total,
+                          "map_images": len(image_map.files), "skipped": data.skipped}
     from .submission.runs import run_fingerprint
     summary["fingerprint"] = run_fingerprint(cfg, spec, backend, engine, image_map, qsl.total, sut.batch_size)
     summary["command"] = "code/main.py " + " ".join(sys.argv[1:])

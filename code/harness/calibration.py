@@ -1,0 +1,372 @@
+"""INT8 calibration (`make calibrate`): activation ranges once, then a TensorRT calibration cache and explicit Q/DQ
+ONNX models for each backend, all with ONNX Runtime's quantisation tools (onnxruntime.quantization).
+
+Everything goes beside the FP32 model it was made from (by default build/models/<model>/<stem>.onnx):
+
+    <stem>.calibration/prepared.onnx       the FP32 graph that was calibrated (quant_pre_process)
+    <stem>.calibration/ranges.json         per-tensor ranges (the library's own calibration cache format)
+    <stem>.calibration/calibration.cache   TensorRT format: `TRT-<version>-EntropyCalibration2`, then
+                                           `<tensor>: <big-endian float32 scale in hex>`, scale = amax / 127
+    <stem>.calibration/calibration.json    what it was made from (the record that makes it idempotent)
+    <stem>.int8-qdq.<backend>.onnx         the Q/DQ model of each backend, in the form that backend runs best
+
+Steps: (1) quant_pre_process (shape inference and the graph optimisations the quantiser expects: constant folding,
+Pad fused into Conv; tensor names are kept); (2) the library's calibrator for the method (entropy, minmax or
+percentile, with the library's default settings) collects the ranges of every float tensor over the calibration
+images, in chunks of CHUNK_IMAGES images; (3) quantize_static writes each backend's Q/DQ model from those ranges
+(its calibration_cache_path: no second calibration pass), with the model input's scale pinned to the registry's
+input_scale so the int8 preprocessed formats feed the engines unchanged.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import struct
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from .engines import file_md5
+from .errors import HarnessError
+
+METHODS = ("entropy", "minmax", "percentile")
+CHUNK_IMAGES = 32           # images per collect_data call (bounds memory: every activation of a chunk is held)
+BATCH_IMAGES = 8            # images per inference of the calibration session
+DEFAULT_TRT_VERSION = "8601"  # TensorRT 8.6.1, when TensorRT is not installed here to ask
+RECORD_VERSION = 1
+
+# Ops through which TensorRT sees the same values as their input (a Pad's zeros are inside any range): the cache
+# gives their outputs the input's scale, so tensors that quant_pre_process folded away are still covered.
+_SAME_RANGE_OPS = ("Pad", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "MaxPool")
+
+
+@dataclass(frozen=True)
+class QdqForm:
+    """How a Q/DQ model is quantised (the arguments of quantize_static)."""
+    activation_type: str            # QuantType name: QUInt8 (asymmetric uint8) or QInt8
+    weight_type: str
+    per_channel: bool
+    activation_symmetric: bool
+    extra_options: dict = field(default_factory=dict)
+    why: str = ""
+
+    def params(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "why"}
+
+
+FORMS = {
+    # uint8 activations (asymmetric), int8 per-channel weights: ONNX Runtime's MLAS U8S8 kernels (VNNI vpdpbusd).
+    "u8s8": QdqForm("QUInt8", "QInt8", True, False,
+                    why="fastest of the forms on this CPU (AVX512-VNNI), accuracy at FP32 level: docs/performance.md"),
+    "s8s8": QdqForm("QInt8", "QInt8", True, False, why="int8 asymmetric activations"),
+    "s8s8_symmetric": QdqForm("QInt8", "QInt8", True, True, why="int8 symmetric activations"),
+    "u8s8_per_tensor": QdqForm("QUInt8", "QInt8", False, False, why="per-tensor weights (lost 2.7 points)"),
+    # TensorRT: symmetric int8 activations and per-channel symmetric int8 weights; float weights with their own Q/DQ
+    # pair and one Q/DQ pair per consumer, so TensorRT chooses the fusions (its explicit-quantisation rules).
+    "tensorrt": QdqForm("QInt8", "QInt8", True, True,
+                        extra_options={"WeightSymmetric": True, "AddQDQPairToWeight": True,
+                                       "DedicatedQDQPair": True, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
+                        why="TensorRT explicit quantisation: symmetric int8, per-channel weights"),
+}
+BACKEND_FORMS = {"onnxruntime": "u8s8", "tensorrt": "tensorrt"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Paths
+def calibration_dir(model_path: str) -> str:
+    return os.path.splitext(os.path.abspath(model_path))[0] + ".calibration"
+
+
+def quantized_model_path(model_path: str, backend: str) -> str:
+    """The Q/DQ model that generate_engines builds --precision=int8 engines of `backend` from."""
+    return f"{os.path.splitext(os.path.abspath(model_path))[0]}.int8-qdq.{backend}.onnx"
+
+
+def paths(model_path: str) -> dict[str, str]:
+    folder = calibration_dir(model_path)
+    return {"prepared": os.path.join(folder, "prepared.onnx"), "ranges": os.path.join(folder, "ranges.json"),
+            "trt_cache": os.path.join(folder, "calibration.cache"), "record": os.path.join(folder, "calibration.json")}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Library access
+def _quant():
+    try:
+        from onnxruntime import quantization
+        from onnxruntime.quantization import calibrate as calibrate_module
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as e:
+        raise HarnessError(f"Calibration needs onnxruntime's quantisation tools ({e}); `make venv`.") from None
+    return quantization, calibrate_module, quant_pre_process
+
+
+def _method_enum(method: str):
+    quantization, _, _ = _quant()
+    names = {"entropy": "Entropy", "minmax": "MinMax", "percentile": "Percentile"}
+    if method not in names:
+        raise HarnessError(f"--calib_method={method}: expected one of {', '.join(METHODS)}.")
+    return getattr(quantization.CalibrationMethod, names[method])
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The quantisation tools print progress lines and log warnings; keep the harness output readable."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    return {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
+
+
+def trt_version() -> str:
+    try:
+        import tensorrt
+    except ImportError:
+        return DEFAULT_TRT_VERSION
+    major, minor, patch = (int(p) for p in (tensorrt.__version__.split(".") + ["0", "0"])[:3])
+    return str(major * (10000 if major >= 10 else 1000) + minor * 100 + patch)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ranges
+class _Reader:
+    """CalibrationDataReader over rows of the preprocessed fp32 array (a memory map)."""
+
+    def __init__(self, input_name: str, array: np.ndarray, batch: int, fixed_batch: bool):
+        self.input_name, self.array, self.batch, self.fixed, self.pos = input_name, array, batch, fixed_batch, 0
+
+    def get_next(self) -> Optional[dict]:
+        left = len(self.array) - self.pos
+        if left <= 0 or (self.fixed and left < self.batch):
+            return None
+        rows = np.ascontiguousarray(self.array[self.pos:self.pos + self.batch], dtype=np.float32)
+        self.pos += self.batch
+        return {self.input_name: rows}
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+
+def _groups(n: int, chunk: int, batch: int, fixed: bool) -> list[tuple[int, int, int]]:
+    """(start, count, batch size) of each collect_data call: whole batches of one size per call (the histogram
+    calibrators stack a call's outputs, so they must agree in shape); a short tail is its own call, or is left out
+    when the model's batch size is fixed."""
+    out = []
+    for s in range(0, n, chunk):
+        count = min(chunk, n - s)
+        whole = count // batch * batch
+        if whole:
+            out.append((s, whole, batch))
+        if count > whole and not fixed:
+            out.append((s + whole, count - whole, count - whole))
+    return out
+
+
+def collect_ranges(prepared_path: str, array: np.ndarray, method: str, progress: bool = True):
+    """Ranges of every float tensor of the model over `array` (N, C, H, W), with the library's calibrator."""
+    quantization, _, _ = _quant()
+    import onnx
+    from . import onnx_graph
+    model = onnx.load(prepared_path, load_external_data=False)
+    (inp,) = onnx_graph.graph_inputs(model)[:1]
+    dim0 = inp.type.tensor_type.shape.dim[0]
+    fixed = dim0.dim_value > 0            # a model with a fixed batch size is fed batches of exactly that size
+    batch = dim0.dim_value if fixed else BATCH_IMAGES
+    chunk_images = CHUNK_IMAGES if not fixed else max(batch, CHUNK_IMAGES // batch * batch)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="calibrate.") as tmp:
+        with _quiet():
+            calibrator = quantization.create_calibrator(
+                prepared_path, None, augmented_model_path=os.path.join(tmp, "augmented.onnx"),
+                calibrate_method=_method_enum(method))
+        for s, count, size in _groups(len(array), chunk_images, batch, fixed):
+            with _quiet():
+                calibrator.collect_data(_Reader(inp.name, array[s:s + count], size, fixed))
+            if progress:
+                done = s + count
+                print(f"\r[calibrate] {method}: collected {done}/{len(array)} images "
+                      f"({done / max(time.monotonic() - start, 1e-9):.1f} images/s)", end="", flush=True)
+        if progress:
+            print(f"\n[calibrate] {method}: computing ranges ...", flush=True)
+        with _quiet():
+            ranges = calibrator.compute_data()
+        del calibrator
+    return ranges
+
+
+def tensor_amax(ranges) -> dict[str, float]:
+    out = {}
+    for name, data in ranges.items():
+        low, high = data.range_value
+        out[name] = float(max(abs(float(np.min(low))), abs(float(np.max(high)))))
+    return out
+
+
+def trt_cache_text(scales: dict[str, float], version: str) -> str:
+    lines = [f"TRT-{version}-EntropyCalibration2"]
+    lines += [f"{name}: {struct.pack('>f', scale).hex()}" for name, scale in scales.items()]
+    return "\n".join(lines) + "\n"
+
+
+def read_trt_cache(path: str) -> tuple[str, dict[str, float]]:
+    with open(path) as f:
+        header, *rows = f.read().splitlines()
+    scales = {}
+    for row in rows:
+        name, _, hexval = row.rpartition(": ")
+        scales[name] = struct.unpack(">f", bytes.fromhex(hexval))[0]
+    return header, scales
+
+
+def trt_scales(ranges, original_model, input_name: str, input_scale: float) -> dict[str, float]:
+    """Per-tensor scale = amax / 127 for TensorRT, in graph order of the original FP32 model; the input gets the
+    registry's input scale (the int8 preprocessed data's scale)."""
+    amax = tensor_amax(ranges)
+    scales = {input_name: float(np.float32(input_scale))}
+    for name, value in amax.items():
+        if name != input_name:
+            scales[name] = float(np.float32(value / 127.0)) if value > 0 else float(np.float32(1.0 / 127.0))
+    for node in original_model.graph.node:   # tensors folded away by quant_pre_process: same range as their input
+        if node.op_type in _SAME_RANGE_OPS and node.input and node.input[0] in scales:
+            for out in node.output[:1]:
+                scales.setdefault(out, scales[node.input[0]])
+    order = [input_name] + [o for node in original_model.graph.node for o in node.output]
+    ordered = {name: scales[name] for name in order if name in scales}
+    ordered.update({k: v for k, v in scales.items() if k not in ordered})
+    return ordered
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Q/DQ models
+def write_qdq(prepared_path: str, ranges_path: str, method: str, form: QdqForm, out_path: str, input_name: str,
+              input_scale: float) -> str:
+    """quantize_static from the kept ranges (no calibration pass), input scale pinned; written then renamed."""
+    quantization, _, _ = _quant()
+    qtype = quantization.QuantType
+    act = getattr(qtype, form.activation_type)
+    zero_point = np.array(128, np.uint8) if act == qtype.QUInt8 else np.array(0, np.int8)
+    extra = dict(form.extra_options)
+    extra["ActivationSymmetric"] = form.activation_symmetric
+    extra["TensorQuantOverrides"] = {input_name: [{"scale": np.array(input_scale, np.float32), "zero_point": zero_point}]}
+    tmp = out_path + ".partial.onnx"
+    with _quiet():
+        quantization.quantize_static(
+            prepared_path, tmp, None, quant_format=quantization.QuantFormat.QDQ, per_channel=form.per_channel,
+            activation_type=act, weight_type=getattr(qtype, form.weight_type), calibrate_method=_method_enum(method),
+            calibration_cache_path=ranges_path, extra_options=extra)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The action
+def load_checked_model(spec, model_path: str):
+    """The FP32 ONNX model, checked against the registry's input (the recipe's C, H, W): a clear error otherwise."""
+    from . import onnx_graph
+    if not os.path.exists(model_path):
+        raise HarnessError(f"Model file {model_path} does not exist; run `make download_model "
+                           f"RUN_ARGS=\"--model={spec.key}\"` or pass --model_path.")
+    model = onnx_graph.load(model_path)
+    onnx_graph.check_input(model, model_path, spec.input_shape)
+    return model
+
+
+@dataclass
+class CalibrationInputs:
+    model_path: str
+    array: np.ndarray                  # fp32 (N, C, H, W) calibration tensors
+    array_path: str
+    array_checksum: str           # the preprocessed array manifest's checksum
+    map_path: str
+    map_md5: str
+    files: list
+
+
+def _record(spec, inputs: CalibrationInputs, method: str, backends: list[str]) -> dict:
+    return {
+        "version": RECORD_VERSION,
+        "ranges": {"model": spec.key, "model_md5": file_md5(inputs.model_path), "method": method,
+                   "chunk_images": CHUNK_IMAGES, "calibration_map": inputs.map_path, "map_md5": inputs.map_md5,
+                   "array_checksum": inputs.array_checksum, "images": len(inputs.files), "versions": _versions()},
+        "input_scale": spec.input_scale,
+        "forms": {b: FORMS[BACKEND_FORMS[b]].params() for b in backends},
+        "trt_version": trt_version(),
+    }
+
+
+def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: bool = False,
+              backends: Optional[list[str]] = None, progress: bool = True) -> dict[str, Any]:
+    """Calibrate `spec` on `inputs`; idempotent (nothing is redone when the record matches, unless `force`)."""
+    from . import onnx_graph
+    backends = list(backends or BACKEND_FORMS)
+    _method_enum(method)
+    p = paths(inputs.model_path)
+    outputs = dict(p, **{f"qdq_{b}": quantized_model_path(inputs.model_path, b) for b in backends})
+    original = load_checked_model(spec, inputs.model_path)
+    if tuple(inputs.array.shape[1:]) != tuple(spec.input_shape):
+        raise HarnessError(f"{inputs.array_path}: calibration samples are {tuple(inputs.array.shape[1:])}, model "
+                           f"{spec.key} takes {tuple(spec.input_shape)}.")
+    if len(inputs.array) == 0:
+        raise HarnessError(f"{inputs.map_path}: no calibration images.")
+    input_name = onnx_graph.graph_inputs(original)[0].name
+    record = _record(spec, inputs, method, backends)
+    old = None
+    try:
+        with open(p["record"]) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        pass
+    if not force and old == record and all(os.path.exists(v) for v in outputs.values()):
+        if progress:
+            print(f"[calibrate] {spec.key}: up to date ({method}, {len(inputs.files)} images of "
+                  f"{inputs.map_path}); --force_calibration redoes it.")
+        return {"up_to_date": True, **outputs}
+
+    os.makedirs(calibration_dir(inputs.model_path), exist_ok=True)
+    if os.path.exists(p["record"]):
+        os.remove(p["record"])              # stale until everything below is rewritten
+    _, calibrate_module, quant_pre_process = _quant()
+    start = time.monotonic()
+    tmp = p["prepared"] + ".partial.onnx"
+    with _quiet():
+        quant_pre_process(inputs.model_path, tmp)
+    os.replace(tmp, p["prepared"])
+    reuse = (not force and old is not None and old.get("ranges") == record["ranges"]
+             and os.path.exists(p["ranges"]))
+    if reuse:
+        ranges = calibrate_module.load_tensors_data(p["ranges"])
+        if progress:
+            print(f"[calibrate] {spec.key}: reusing the ranges in {p['ranges']}")
+    else:
+        ranges = collect_ranges(p["prepared"], inputs.array, method, progress)
+        calibrate_module.save_tensors_data(ranges, p["ranges"])     # written then renamed by the library
+    cache = trt_cache_text(trt_scales(ranges, original, input_name, spec.input_scale), record["trt_version"])
+    with open(p["trt_cache"] + ".partial", "w") as f:
+        f.write(cache)
+    os.replace(p["trt_cache"] + ".partial", p["trt_cache"])
+    for backend in backends:
+        write_qdq(p["prepared"], p["ranges"], method, FORMS[BACKEND_FORMS[backend]], outputs[f"qdq_{backend}"],
+                  input_name, spec.input_scale)
+    with open(p["record"] + ".partial", "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(p["record"] + ".partial", p["record"])
+    if progress:
+        print(f"[calibrate] {spec.key}: {method} on {len(inputs.files)} images of {inputs.map_path} "
+              f"({time.monotonic() - start:.0f} s)")
+        for name, path in outputs.items():
+            print(f"[calibrate]   {name:<16} {path}")
+    return {"up_to_date": False, **outputs}
