@@ -47,7 +47,7 @@ def main(extra: list) -> int:
     common = ["--model=efficientnet-lite0", f"--map_path={map_path}"]
     steps = [
         ["--action=download_model"] + common,
-        ["--action=preprocess_data", f"--data_dir={data_dir}"] + common,
+        ["--action=preprocess_data", "--val_only", f"--data_dir={data_dir}"] + common,
         ["--action=run", "--scenarios=Offline", "--test_mode=PerformanceOnly", "--min_duration=10000",
          "--min_query_count=1", "--verbose"] + common,
         ["--action=run_harness", "--scenarios=Offline", "--test_mode=AccuracyOnly"] + common,

@@ -107,7 +107,8 @@ def setup() -> None:
     main_py("--action=download_model", "--model=resnet50-synthetic")
     for model in ("resnet50-synthetic", "efficientnet-lite0"):
         main_py("--action=preprocess_data", f"--model={model}", f"--map_path={MAP}",
-                f"--data_dir={os.path.join(DATA, 'val-1300')}", "--system_name=H200x1", "--config_ver=torch")
+                f"--data_dir={os.path.join(DATA, 'val-1300')}", "--system_name=H200x1", "--config_ver=torch",
+                "--val_only")
 
 
 def main() -> None:

@@ -79,8 +79,7 @@ def download_model(args: argparse.Namespace, argv: Optional[list[str]] = None) -
 def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
     """The validation map in the formats asked for (or the ones the config needs) and the calibration list in
     fp32_nchw, in one array per format each; --val_only / --cal_only do one of the two."""
-    from resnet50.imagenet import (default_data_dir, default_preprocessed_dir, parse_formats, preprocess, read_map,
-                                   run_format)
+    from resnet50.imagenet import default_data_dir, default_preprocessed_dir, parse_formats, preprocess, read_map
     if args.val_only and args.cal_only:
         raise HarnessError("--val_only and --cal_only exclude each other; give neither to preprocess both.")
     system = system_id(args)
@@ -92,7 +91,7 @@ def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) 
     if args.formats:
         formats = parse_formats(args.formats)
     else:
-        formats = list(dict.fromkeys(["fp32_nchw"] + [run_format(c) for c in cfgs]))
+        formats = list(dict.fromkeys(["fp32_nchw"] + [_backend_format(c) for c in cfgs]))
     summary = {}
     if not args.cal_only:
         result = preprocess(spec, read_map(map_path(cfg)), data_dir, base, formats=formats,
@@ -106,6 +105,16 @@ def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) 
         if result.skipped:
             print(f"[preprocess_data] {kind}: {len(result.skipped)} image(s) skipped under --allow_missing "
                   f"(in the manifests' `skipped`): {', '.join(list(result.skipped)[:5])}")
+
+
+def _backend_format(cfg: dict[str, Any]) -> str:
+    """The format the config's backend reads; by the config's input_dtype/input_format when that backend cannot be
+    loaded here (TensorRT on a machine without it)."""
+    from resnet50.imagenet import run_format
+    try:
+        return get_backend(cfg["backend"]).preprocessed_format(cfg)
+    except HarnessError:
+        return run_format(cfg)
 
 
 def _preprocess_calibration(spec, cal_map_path: str, data_dir: str, base: str, args: argparse.Namespace):
@@ -245,7 +254,7 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
 
 def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root: str,
                  audit=None) -> dict[str, Any]:
-    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map, run_format
+    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
     from .loadgen_run import _lg, evaluate_accuracy, run_loadgen, scenario_dir
     from .sut import QSL, SUT
 
@@ -255,7 +264,7 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     backend.require()
     image_map = read_map(map_path(cfg))
     data = load_preprocessed(spec, image_map, args.preprocessed_data_dir or default_preprocessed_dir(),
-                             run_format(cfg))
+                             backend.preprocessed_format(cfg))
     if data.skipped:
         print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
               f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")

@@ -68,3 +68,8 @@ class Backend:
     def device_ids(self, settings: dict[str, Any]) -> list[str]:
         """The devices a GPU backend runs one runner on (`devices`, default: its first device)."""
         return [d.strip() for d in str(settings.get("devices") or "").split(",") if d.strip()] or ["0"]
+
+    def preprocessed_format(self, settings: dict[str, Any]) -> str:
+        """The preprocessed format (resnet50/imagenet.py FORMATS) this backend's runners take. FP32 NCHW here; a backend
+        that takes int8 input (TensorRT with input_dtype=int8) returns resnet50.imagenet.run_format(settings)."""
+        return "fp32_nchw"
