@@ -396,6 +396,7 @@ class Progress:
         self.last_draw = 0.0
         self.last_pct = -1
         self.done = already
+        self.drawn = None
 
     def rate(self) -> float:
         return (self.done - self.already) / max(time.monotonic() - self.start, 1e-9)
@@ -408,7 +409,7 @@ class Progress:
         pct = int(100 * done / max(self.total, 1))
         if not force and (now - self.last_draw < (0.25 if self.tty else 5.0)) and pct // 10 == self.last_pct // 10:
             return
-        self.last_draw, self.last_pct = now, pct
+        self.last_draw, self.last_pct, self.drawn = now, pct, done
         rate = self.rate()
         eta = f"ETA {(self.total - done) / rate:4.0f}s" if rate > 0 else ""
         bar = "#" * (pct * 30 // 100)
@@ -418,7 +419,8 @@ class Progress:
 
     def close(self) -> None:
         if self.enabled:
-            self.update(self.done, force=True)
+            if self.drawn != self.done:
+                self.update(self.done, force=True)
             if self.tty:
                 self.stream.write("\n")
             self.stream.flush()
@@ -621,6 +623,8 @@ def preprocess(model: ModelSpec, image_map: ImageMap, data_dir: str, base_dir: s
         npy, manifest_path = array_paths(base_dir, model, fmt, image_map)
         crcs = [int(c) for c in done_maps[fmt][keep]]
         del done_maps[fmt]
+        if min(crcs, default=0) < 0:   # every kept row must have been written and recorded
+            raise HarnessError(f"{npy}.partial: {sum(c < 0 for c in crcs)} rows were never written; run again.")
         final = _compact(partials[fmt], keep) if bad else partials[fmt]
         fd = os.open(final, os.O_RDWR)
         os.fsync(fd)                       # the array is on disk before its name says it is complete
