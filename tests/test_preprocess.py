@@ -97,7 +97,6 @@ def test_ofa_input_scale_is_alibabas():
 # ------------------------------------------------------------------------------------------------------------
 # Formats
 def test_four_formats_in_one_pass(tmp_path):
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
     spec = get_model("efficientnet-lite0")
@@ -229,7 +228,8 @@ def test_manifest_that_does_not_match_the_model_or_format(tmp_path):
     shutil.copytree(src, os.path.dirname(imagenet.array_paths(base, other, "fp32_nchw", image_map)[0]))
     with pytest.raises(HarnessError) as e:
         imagenet.load_preprocessed(other, image_map, base)
-    assert "resnet50-synthetic/fp32_nchw/map.manifest.json" in str(e.value) and "model='efficientnet-lite0'" in str(e.value)
+    assert "resnet50-synthetic/fp32_nchw/map.manifest.json" in str(e.value)
+    assert "model='efficientnet-lite0'" in str(e.value)
     shutil.copytree(src, os.path.dirname(imagenet.array_paths(base, spec, "int8_linear", image_map)[0]))
     with pytest.raises(HarnessError) as e:
         imagenet.load_preprocessed(spec, image_map, base, "int8_linear")
@@ -243,8 +243,9 @@ def test_preprocess_data_cal_only_val_only_and_summary(tmp_path):
     cal.write_text("".join(f"{n}\n" for n in names[:3]))
     val = tmp_path / "val.txt"
     val.write_text("".join(f"{n} 0\n" for n in names) + "missing.JPEG 0\n")
-    common = ["--action=preprocess_data", "--system_name=CPU", "--model=efficientnet-lite0", f"--data_dir={SAMPLES_250}",
-              f"--preprocessed_data_dir={tmp_path}/p", f"--calib_data_map={cal}", f"--map_path={val}"]
+    common = ["--action=preprocess_data", "--system_name=CPU", "--model=efficientnet-lite0",
+              f"--data_dir={SAMPLES_250}", f"--preprocessed_data_dir={tmp_path}/p", f"--calib_data_map={cal}",
+              f"--map_path={val}"]
     r = run_main(*common, "--cal_only")
     assert r.returncode == 0, r.stderr
     folder = tmp_path / "p" / "imagenet" / "efficientnet-lite0"

@@ -236,7 +236,8 @@ def int8_input_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     (inp,) = graph_inputs(model)[:1]
     quant = [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == inp.name]
     if len(quant) != 1:
-        raise HarnessError(f"Model {graph.name!r}: expected one QuantizeLinear on input {inp.name}, found {len(quant)}.")
+        raise HarnessError(f"Model {graph.name!r}: expected one QuantizeLinear on input {inp.name}, "
+                           f"found {len(quant)}.")
     (q,) = quant
     inits = {i.name: i for i in graph.initializer}
     zero = numpy_helper.to_array(inits[q.input[2]]) if len(q.input) > 2 and q.input[2] in inits else None

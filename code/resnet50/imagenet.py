@@ -499,8 +499,7 @@ def _open_partial(npy: str, ident: dict, shape: tuple, dtype: np.dtype) -> tuple
             if os.path.exists(p):
                 os.remove(p)
         os.makedirs(os.path.dirname(npy), exist_ok=True)
-        arr = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape)
-        del arr
+        np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape).flush()   # header + sparse file
         np.full(n, -1, np.int64).tofile(done_path)
         _write_json_atomic(state_path, ident)
     return partial, np.memmap(done_path, dtype=np.int64, mode="r+", shape=(n,))

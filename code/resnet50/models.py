@@ -70,7 +70,8 @@ MODELS: dict[str, ModelSpec] = {spec.key: spec for spec in (
         fp32_top1=78.25,
         fp32_top1_source="Alibaba MLPerf Inference v1.0 open submission (FP32 accuracy of the supplied network)",
         input_scale=struct.unpack("!f", bytes.fromhex("3caa5293"))[0],   # 0.0207913
-        input_scale_source="Alibaba v1.0 open submission: the input tensor's scale in their calibration cache (3caa5293)",
+        input_scale_source="Alibaba v1.0 open submission: the input tensor's scale in their calibration cache "
+                           "(3caa5293)",
     ),
     ModelSpec(
         key="efficientnet-lite0",
