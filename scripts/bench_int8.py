@@ -77,7 +77,7 @@ def main() -> int:
             f"--data_dir={args.data_dir}")
     main_py("--action=calibrate", *common, f"--calib_data_map={args.calib_data_map}",
             f"--data_dir={args.calib_data_dir}")
-    with open(calibration.paths(model_path)["record"]) as f:
+    with open(calibration.paths(model_path, "entropy")["record"]) as f:      # the record is the same for any method
         record = json.load(f)
     print(f"calibration: {record['ranges']['method']} on {record['ranges']['images']} images of "
           f"{record['ranges']['calibration_map']}")
@@ -97,11 +97,12 @@ def main() -> int:
 
 def bench_forms(args, spec, model_path, calibration, backend, BuildRequest, session_options, x, labels) -> None:
     import onnxruntime as ort
-    p = calibration.paths(model_path)
+    with open(calibration.paths(model_path, "entropy")["record"]) as f:
+        method = json.load(f)["ranges"]["method"]
+    p = calibration.paths(model_path, method)
     out_dir = os.path.join(ROOT, "build", "bench_int8", "forms")
     os.makedirs(out_dir, exist_ok=True)
     forms = [f for f in (args.forms.split(",") if args.forms else calibration.FORMS) if f]
-    method = json.load(open(p["record"]))["ranges"]["method"]
     engines = {}
     settings = {"threads": args.threads}
     engines["fp32"] = os.path.join(out_dir, "fp32.engine.onnx")

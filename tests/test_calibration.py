@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from conftest import SAMPLES_250, SAMPLES_MAP_250, VAL_1300, VAL_MAP_1300, run_main
-from harness import calibration, onnx_graph
+from harness import calibration, engines, onnx_graph, tensorrt_plan
 from resnet50.models import get_model
 
 CAL_IMAGES = 100         # of samples-250: enough for 99% of FP32 here (see calibration.md), quick enough for a test
@@ -62,7 +62,9 @@ def test_int8_accuracy_is_at_least_99_percent_of_fp32(calibrated, prep_dir, tmp_
 
 def test_outputs_cache_format_and_idempotence(calibrated):
     spec = get_model("efficientnet-lite0")
-    p = calibration.paths(calibrated["model"])
+    p = calibration.paths(calibrated["model"], "entropy")
+    # For the registry's model the cache lands where the TensorRT builder reads it (--implicit_int8).
+    assert calibration.paths(spec.default_path, "entropy")["trt_cache"] == engines.calibration_cache_path(spec.key)
     for path in (p["prepared"], p["ranges"], p["trt_cache"], p["record"],
                  calibration.quantized_model_path(calibrated["model"], "onnxruntime"),
                  calibration.quantized_model_path(calibrated["model"], "tensorrt")):
@@ -71,7 +73,7 @@ def test_outputs_cache_format_and_idempotence(calibrated):
         lines = f.read().splitlines()
     assert re.fullmatch(r"TRT-\d+-EntropyCalibration2", lines[0])
     assert all(re.fullmatch(r"\S.*: [0-9a-f]{8}", line) for line in lines[1:])
-    header, scales = calibration.read_trt_cache(p["trt_cache"])
+    header, scales = tensorrt_plan.read_calibration_cache(p["trt_cache"])
     assert lines[1] == "input_tensor:0: 3c000000"                 # 1/128, the registry's input scale
     assert scales["input_tensor:0"] == spec.input_scale
     from onnxruntime.quantization.calibrate import load_tensors_data
@@ -133,8 +135,9 @@ def test_int8_format_feeds_the_tensorrt_qdq_model_exactly(calibrated, tmp_path):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     whole = ort.InferenceSession(qdq.SerializeToString(), options).run(None, {"input_tensor:0": fp32})[0]
-    direct = ort.InferenceSession(onnx_graph.int8_input_graph(qdq).SerializeToString(), options).run(
-        None, {"input_tensor:0": int8})[0]
+    graph, scale = onnx_graph.int8_input_graph(qdq)
+    assert scale == np.float32(spec.input_scale)
+    direct = ort.InferenceSession(graph.SerializeToString(), options).run(None, {"input_tensor:0": int8})[0]
     np.testing.assert_array_equal(whole, direct)
 
 
@@ -179,7 +182,7 @@ def test_force_calibration_redoes_it(tmp_path, effnet_path, prep_dir):
     args = ["--action=calibrate", "--system_name=CPU", "--model=efficientnet-lite0", f"--model_path={model}",
             f"--calib_data_map={cal}", f"--data_dir={SAMPLES_250}", f"--preprocessed_data_dir={prep_dir}",
             "--calib_method=minmax"]
-    record = calibration.paths(str(model))["record"]
+    record = calibration.paths(str(model), "minmax")["record"]
     first = run_main(*args)
     assert first.returncode == 0 and "collected 8/8" in first.stdout, first.stderr[-3000:]
     assert "up to date" in run_main(*args).stdout
@@ -187,5 +190,5 @@ def test_force_calibration_redoes_it(tmp_path, effnet_path, prep_dir):
     assert forced.returncode == 0 and "collected 8/8" in forced.stdout
     with open(record) as f:
         assert json.load(f)["ranges"]["method"] == "minmax"
-    with open(calibration.paths(str(model))["trt_cache"]) as f:
+    with open(calibration.paths(str(model), "minmax")["trt_cache"]) as f:
         assert f.readline().startswith("TRT-")

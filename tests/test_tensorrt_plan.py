@@ -233,7 +233,7 @@ def test_bad_settings_are_clear_errors(settings, needle):
 
 def test_build_inputs_and_calibration_cache_home(tmp_path):
     spec = get_model("resnet50")
-    fp32, qdq = spec.default_path, quantized_model_path(spec, "tensorrt")
+    fp32, qdq = spec.default_path, quantized_model_path(spec.default_path, "tensorrt")
     assert qdq.endswith("resnet50_v1.int8-qdq.tensorrt.onnx")
     assert tp.build_inputs({"precision": "int8"}, "resnet50", fp32, qdq) == {"model": qdq}
     assert tp.build_inputs({"precision": "fp16"}, "resnet50", fp32, qdq) == {"model": fp32}

@@ -108,13 +108,11 @@ def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) 
 
 
 def _backend_format(cfg: dict[str, Any]) -> str:
-    """The format the config's backend reads; by the config's input_dtype/input_format when that backend cannot be
-    loaded here (TensorRT on a machine without it)."""
-    from resnet50.imagenet import run_format
+    """The format the config's backend reads (fp32_nchw when that backend cannot be loaded here)."""
     try:
         return get_backend(cfg["backend"]).preprocessed_format(cfg)
     except HarnessError:
-        return run_format(cfg)
+        return "fp32_nchw"
 
 
 def _preprocess_calibration(spec, cal_map_path: str, data_dir: str, base: str, args: argparse.Namespace):
@@ -144,7 +142,7 @@ def calibrate(args: argparse.Namespace, argv: Optional[list[str]] = None) -> Non
     run_calibration(spec, CalibrationInputs(model_path=model_path(args, spec), array=data.array, array_path=data.path,
                                             array_checksum=data.manifest["checksum"], map_path=cal_map.path,
                                             map_md5=cal_map.md5, files=data.files),
-                    method=args.calib_method, force=bool(args.force_calibration))
+                    method=cfg.get("calib_method") or "entropy", force=bool(args.force_calibration))
 
 
 def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:

@@ -3,12 +3,14 @@ ONNX models for each backend, all with ONNX Runtime's quantisation tools (onnxru
 
 Everything goes beside the FP32 model it was made from (by default build/models/<model>/<stem>.onnx):
 
-    <stem>.calibration/prepared.onnx       the FP32 graph that was calibrated (quant_pre_process)
-    <stem>.calibration/ranges.json         per-tensor ranges (the library's own calibration cache format)
-    <stem>.calibration/calibration.cache   TensorRT format: `TRT-<version>-EntropyCalibration2`, then
-                                           `<tensor>: <big-endian float32 scale in hex>`, scale = amax / 127
-    <stem>.calibration/calibration.json    what it was made from (the record that makes it idempotent)
-    <stem>.int8-qdq.<backend>.onnx         the Q/DQ model of each backend, in the form that backend runs best
+    calibration/prepared.onnx           the FP32 graph that was calibrated (quant_pre_process)
+    calibration/<method>.ranges.json    per-tensor ranges (the library's own calibration cache format)
+    calibration/<method>.cache          TensorRT format: `TRT-<version>-EntropyCalibration2`, then
+                                        `<tensor>: <big-endian float32 scale in hex>`, scale = amax / 127; for the
+                                        registry's model this is engines.calibration_cache_path(), where the
+                                        TensorRT builder reads it (--implicit_int8)
+    calibration/calibration.json        what the current Q/DQ models were made from (the record: idempotence)
+    <stem>.int8-qdq.<backend>.onnx      the Q/DQ model of each backend, in the form that backend runs best
 
 Steps: (1) quant_pre_process (shape inference and the graph optimisations the quantiser expects: constant folding,
 Pad fused into Conv; tensor names are kept); (2) the library's calibrator for the method (entropy, minmax or
@@ -24,7 +26,6 @@ import io
 import json
 import logging
 import os
-import struct
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -80,7 +81,7 @@ BACKEND_FORMS = {"onnxruntime": "u8s8", "tensorrt": "tensorrt"}
 # ---------------------------------------------------------------------------------------------------------------
 # Paths
 def calibration_dir(model_path: str) -> str:
-    return os.path.splitext(os.path.abspath(model_path))[0] + ".calibration"
+    return os.path.join(os.path.dirname(os.path.abspath(model_path)), "calibration")
 
 
 def quantized_model_path(model_path: str, backend: str) -> str:
@@ -88,10 +89,10 @@ def quantized_model_path(model_path: str, backend: str) -> str:
     return f"{os.path.splitext(os.path.abspath(model_path))[0]}.int8-qdq.{backend}.onnx"
 
 
-def paths(model_path: str) -> dict[str, str]:
+def paths(model_path: str, method: str) -> dict[str, str]:
     folder = calibration_dir(model_path)
-    return {"prepared": os.path.join(folder, "prepared.onnx"), "ranges": os.path.join(folder, "ranges.json"),
-            "trt_cache": os.path.join(folder, "calibration.cache"), "record": os.path.join(folder, "calibration.json")}
+    return {"prepared": os.path.join(folder, "prepared.onnx"), "ranges": os.path.join(folder, f"{method}.ranges.json"),
+            "trt_cache": os.path.join(folder, f"{method}.cache"), "record": os.path.join(folder, "calibration.json")}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -216,29 +217,13 @@ def tensor_amax(ranges) -> dict[str, float]:
     return out
 
 
-def trt_cache_text(scales: dict[str, float], version: str) -> str:
-    lines = [f"TRT-{version}-EntropyCalibration2"]
-    lines += [f"{name}: {struct.pack('>f', scale).hex()}" for name, scale in scales.items()]
-    return "\n".join(lines) + "\n"
-
-
-def read_trt_cache(path: str) -> tuple[str, dict[str, float]]:
-    with open(path) as f:
-        header, *rows = f.read().splitlines()
-    scales = {}
-    for row in rows:
-        name, _, hexval = row.rpartition(": ")
-        scales[name] = struct.unpack(">f", bytes.fromhex(hexval))[0]
-    return header, scales
-
-
-def trt_scales(ranges, original_model, input_name: str, input_scale: float) -> dict[str, float]:
+def trt_scales(ranges, original_model, input_name: str, input_scale: Optional[float]) -> dict[str, float]:
     """Per-tensor scale = amax / 127 for TensorRT, in graph order of the original FP32 model; the input gets the
-    registry's input scale (the int8 preprocessed data's scale)."""
+    registry's input scale (the int8 preprocessed data's scale) when it fixes one."""
     amax = tensor_amax(ranges)
-    scales = {input_name: float(np.float32(input_scale))}
+    scales = {} if input_scale is None else {input_name: float(np.float32(input_scale))}
     for name, value in amax.items():
-        if name != input_name:
+        if name not in scales:
             scales[name] = float(np.float32(value / 127.0)) if value > 0 else float(np.float32(1.0 / 127.0))
     for node in original_model.graph.node:   # tensors folded away by quant_pre_process: same range as their input
         if node.op_type in _SAME_RANGE_OPS and node.input and node.input[0] in scales:
@@ -253,16 +238,18 @@ def trt_scales(ranges, original_model, input_name: str, input_scale: float) -> d
 # ---------------------------------------------------------------------------------------------------------------
 # Q/DQ models
 def write_qdq(prepared_path: str, ranges_path: str, method: str, form: QdqForm, out_path: str, input_name: str,
-              input_scale: float) -> str:
-    """quantize_static from the kept ranges (no calibration pass), input scale pinned; written then renamed."""
+              input_scale: Optional[float]) -> str:
+    """quantize_static from the kept ranges (no calibration pass), the input's scale pinned to `input_scale` (when
+    given); written then renamed."""
     quantization, _, _ = _quant()
     qtype = quantization.QuantType
     act = getattr(qtype, form.activation_type)
     zero_point = np.array(128, np.uint8) if act == qtype.QUInt8 else np.array(0, np.int8)
     extra = dict(form.extra_options)
     extra["ActivationSymmetric"] = form.activation_symmetric
-    extra["TensorQuantOverrides"] = {input_name: [{"scale": np.array(input_scale, np.float32),
-                                                   "zero_point": zero_point}]}
+    if input_scale is not None:
+        extra["TensorQuantOverrides"] = {input_name: [{"scale": np.array(input_scale, np.float32),
+                                                       "zero_point": zero_point}]}
     tmp = out_path + ".partial.onnx"
     with _quiet():
         quantization.quantize_static(
@@ -315,7 +302,7 @@ def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: b
     from . import onnx_graph
     backends = list(backends or BACKEND_FORMS)
     _method_enum(method)
-    p = paths(inputs.model_path)
+    p = paths(inputs.model_path, method)
     outputs = dict(p, **{f"qdq_{b}": quantized_model_path(inputs.model_path, b) for b in backends})
     original = load_checked_model(spec, inputs.model_path)
     if tuple(inputs.array.shape[1:]) != tuple(spec.input_shape):
@@ -355,7 +342,9 @@ def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: b
     else:
         ranges = collect_ranges(p["prepared"], inputs.array, method, progress)
         calibrate_module.save_tensors_data(ranges, p["ranges"])     # written then renamed by the library
-    cache = trt_cache_text(trt_scales(ranges, original, input_name, spec.input_scale), record["trt_version"])
+    from .tensorrt_plan import format_calibration_cache
+    cache = format_calibration_cache(f"TRT-{record['trt_version']}-EntropyCalibration2",
+                                     trt_scales(ranges, original, input_name, spec.input_scale))
     with open(p["trt_cache"] + ".partial", "w") as f:
         f.write(cache)
     os.replace(p["trt_cache"] + ".partial", p["trt_cache"])

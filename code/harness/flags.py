@@ -97,12 +97,13 @@ FLAGS: tuple[Flag, ...] = (
     # --- Preprocessing and calibration ---
     Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
     Flag("formats", str, None, "preprocess_data: comma list of formats for the validation map: "
-         + ", ".join(FORMATS) + " (default: fp32_nchw plus the format the config's input_dtype and "
-         "input_format need). The calibration list is always fp32_nchw."),
+         + ", ".join(FORMATS) + " (default: fp32_nchw, and the format the config's backend reads). The "
+         "calibration list is always fp32_nchw."),
     Flag("val_only", _bool, False, "preprocess_data: only the validation map (--map_path).", switch=True),
     Flag("cal_only", _bool, False, "preprocess_data: only the calibration list (--calib_data_map).", switch=True),
-    Flag("calib_method", str, "entropy", "calibrate: how activation ranges are chosen (ONNX Runtime's calibrators).",
-         choices=METHODS),
+    Flag("calib_method", str, None, "calibrate: how activation ranges are chosen, with ONNX Runtime's calibrators "
+         "(default entropy); TensorRT --implicit_int8 reads that method's cache.", choices=METHODS,
+         config_key="calib_method"),
     Flag("force_calibration", _bool, False, "calibrate: redo the calibration even if it is up to date.", switch=True),
     # --- GPU backends (TensorRT, torch) ---
     Flag("gpu_copy_streams", int, None, "GPU backends: copy streams per GPU (TensorRT: one execution context and "

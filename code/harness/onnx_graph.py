@@ -224,31 +224,3 @@ def _prune(model: onnx.ModelProto) -> None:
     vis = [v for v in graph.value_info if v.name in needed]
     del graph.value_info[:]
     graph.value_info.extend(vis)
-
-
-def int8_input_graph(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of a Q/DQ `model` that takes the int8 preprocessed data itself: the QuantizeLinear on the image input
-    (symmetric, zero point 0) is removed and the input becomes int8, so an int8 array (round(x / input scale)) goes
-    straight into the DequantizeLinear nodes that consumed it."""
-    from onnx import numpy_helper
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    graph = model.graph
-    (inp,) = graph_inputs(model)[:1]
-    quant = [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == inp.name]
-    if len(quant) != 1:
-        raise HarnessError(f"Model {graph.name!r}: expected one QuantizeLinear on input {inp.name}, "
-                           f"found {len(quant)}.")
-    (q,) = quant
-    inits = {i.name: i for i in graph.initializer}
-    zero = numpy_helper.to_array(inits[q.input[2]]) if len(q.input) > 2 and q.input[2] in inits else None
-    if zero is None or zero.dtype.name != "int8" or zero.any():
-        raise HarnessError(f"Model {graph.name!r}: the input's QuantizeLinear is not symmetric int8 (zero point "
-                           f"{zero!r}); int8 input needs the symmetric form (the tensorrt Q/DQ model).")
-    for node in graph.node:
-        for k, name in enumerate(node.input):
-            if name == q.output[0]:
-                node.input[k] = inp.name
-    graph.node.remove(q)
-    inp.type.tensor_type.elem_type = onnx.TensorProto.INT8
-    _prune(model)
-    return model

@@ -3,7 +3,7 @@
 The TensorRT backend (backends/tensorrt_backend.py) only carries these decisions out with TensorRT and CUDA calls.
 
 Build (`make generate_engines`):
-- Source model: for int8, the calibrated Q/DQ ONNX (`actions.quantized_model_path(spec, "tensorrt")`, explicit
+- Source model: for int8, the calibrated Q/DQ ONNX (`calibration.quantized_model_path(model, "tensorrt")`, explicit
   quantisation) by default, or with `implicit_int8` the FP32 ONNX plus the TensorRT calibration cache
   (`engines.calibration_cache_path`, or `calib_cache`). fp16/fp32 use the FP32 ONNX.
 - Builder flags: int8 -> INT8 with FP16 fallback; fp16 -> FP16; fp32 -> none.

@@ -37,6 +37,7 @@ import numpy as np
 
 from harness import REPO_ROOT
 from harness.errors import HarnessError
+from harness.tensorrt_plan import quantize_int8, to_chw4   # the int8 sample conversion the TensorRT runner uses too
 from .models import ModelSpec
 
 FORMATS = ("fp32_nchw", "int8_linear", "int8_nhwc", "int8_chw4")
@@ -275,25 +276,12 @@ def format_dtype(fmt: str) -> np.dtype:
     return np.dtype(np.float32 if check_format(fmt) == "fp32_nchw" else np.int8)
 
 
-def run_format(cfg: dict) -> str:
-    """The preprocessed format a run reads, from the config's input_dtype (fp32 | int8) and input_format."""
-    dtype = str(cfg.get("input_dtype") or "fp32").lower()
-    layout = str(cfg.get("input_format") or "linear").lower()
-    if dtype in ("fp32", "float32", "float"):
-        return "fp32_nchw"
-    if dtype == "int8":
-        by_layout = {"linear": "int8_linear", "nchw": "int8_linear", "chw": "int8_linear", "nhwc": "int8_nhwc",
-                     "hwc": "int8_nhwc", "chw4": "int8_chw4"}
-        if layout in by_layout:
-            return by_layout[layout]
-    raise HarnessError(f"Config input_dtype={cfg.get('input_dtype')!r} / input_format={cfg.get('input_format')!r} "
-                       f"names no preprocessed format; known: {', '.join(FORMATS)}.")
-
-
-def quantize(x: np.ndarray, scale: float) -> np.ndarray:
+def quantize(x: np.ndarray, scale: Optional[float]) -> np.ndarray:
     """ONNX QuantizeLinear with zero point 0: round half to even of x / scale, saturated to int8."""
-    q = np.rint(np.asarray(x, np.float32) / np.float32(scale))
-    return np.clip(q, -128, 127).astype(np.int8)
+    if scale is None:
+        raise HarnessError("The int8 formats need the model's input_scale; the model registry fixes none for this "
+                           "model (use fp32_nchw).")
+    return quantize_int8(x, scale)
 
 
 def to_format(chw: np.ndarray, fmt: str, scale: float, out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -311,9 +299,7 @@ def to_format(chw: np.ndarray, fmt: str, scale: float, out: Optional[np.ndarray]
     elif fmt == "int8_nhwc":
         out[...] = q.transpose(1, 2, 0)
     else:  # int8_chw4: [C/4][H][W][4]
-        out[...] = 0
-        for c in range(q.shape[0]):
-            out[c // 4, :, :, c % 4] = q[c]
+        out[...] = to_chw4(q[None])[0]
     return out
 
 

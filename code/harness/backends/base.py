@@ -70,6 +70,7 @@ class Backend:
         return [d.strip() for d in str(settings.get("devices") or "").split(",") if d.strip()] or ["0"]
 
     def preprocessed_format(self, settings: dict[str, Any]) -> str:
-        """The preprocessed format (resnet50/imagenet.py FORMATS) this backend's runners take. FP32 NCHW here; a backend
-        that takes int8 input (TensorRT with input_dtype=int8) returns resnet50.imagenet.run_format(settings)."""
+        """The preprocessed format (resnet50/imagenet.py FORMATS) a run loads for this backend's runners: FP32 NCHW
+        unless overridden. A backend with int8 engine inputs may return the matching int8 format (int8_linear,
+        int8_nhwc, int8_chw4: quantised with the registry's input_scale) to skip converting samples at load time."""
         return "fp32_nchw"
