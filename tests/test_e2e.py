@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import ROOT, VAL_1300, VAL_MAP_1300, run_main
+from conftest import VAL_1300, VAL_MAP_1300, run_main
 
 pytestmark = pytest.mark.slow
 SYSTEM = "CPU"

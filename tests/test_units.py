@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import SAMPLES_250, VAL_1300, VAL_MAP_1300
+from conftest import SAMPLES_250, VAL_1300
 from harness import onnx_graph
 from harness.errors import HarnessError
 from harness.sut import WorkQueue

@@ -8,3 +8,13 @@ import os
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCHMARK = "resnet50"
+
+
+def file_digest(path: str, algorithm: str = "md5") -> str:
+    """Hex digest of a file's bytes, read in chunks (models, arrays and logs can be large)."""
+    import hashlib
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()

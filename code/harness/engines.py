@@ -12,12 +12,11 @@ The INT8 calibration cache that `make calibrate` writes for TensorRT's implicit 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any, Optional
 
-from . import REPO_ROOT, BENCHMARK
+from . import REPO_ROOT, BENCHMARK, file_digest
 
 # Config keys that change what gets built (the rest only change how it is run).
 BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size", "use_graphs",
@@ -43,11 +42,7 @@ def engine_name(model_key: str, scenario: str, device_kind: str, batch_size: int
 
 
 def file_md5(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def build_record(inputs: dict[str, Optional[str]], settings: dict[str, Any], versions: dict[str, str]) -> dict:

@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.request
@@ -15,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from harness import file_digest
 from harness.errors import HarnessError
 from .models import ModelSpec
 
@@ -42,12 +42,6 @@ def ensure_model(spec: ModelSpec, path: Optional[str] = None, force: bool = Fals
     return path
 
 
-def _md5(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _download(spec: ModelSpec, path: str) -> None:
@@ -59,7 +53,7 @@ def _download(spec: ModelSpec, path: str) -> None:
         raise HarnessError(f"Could not download {spec.key} from {spec.url} ({e}). On a machine without internet, "
                            f"copy {spec.file_name} (md5 {spec.md5}) to {path} by hand, or use "
                            "--model=resnet50-synthetic for speed work.") from None
-    got = _md5(tmp)
+    got = file_digest(tmp, "md5")
     if spec.md5 and got != spec.md5:
         os.remove(tmp)
         raise HarnessError(f"{spec.url}: md5 {got} does not match the registry's {spec.md5}; the download is corrupt.")

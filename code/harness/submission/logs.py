@@ -1,13 +1,13 @@
 """Reading what LoadGen and the harness wrote: detail logs, accuracy logs, accuracy.txt, file hashes."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .. import file_digest
 from . import rules
 
 
@@ -117,11 +117,7 @@ def read_accuracy_txt(path: str) -> tuple[Optional[float], Optional[str]]:
 
 
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def load_json(path: str) -> Optional[dict]:
