@@ -107,21 +107,27 @@ def refuse_stray_audit_config(cwd: Optional[str] = None) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Logs
-def read_detail_log(path: str) -> dict[str, Any]:
+def parse_detail(lines) -> tuple[dict[str, Any], list[str]]:
+    """mlperf_log_detail.txt lines (`:::MLLOG {json}`) -> the last value of each key, and the logged errors."""
     values: dict[str, Any] = {}
     errors: list[str] = []
+    for line in lines:
+        if not line.startswith(":::MLLOG"):
+            continue
+        try:
+            entry = json.loads(line[len(":::MLLOG"):])
+        except json.JSONDecodeError:
+            continue
+        values[entry.get("key")] = entry.get("value")
+        if (entry.get("metadata") or {}).get("is_error"):
+            errors.append(str(entry.get("value")))
+    return values, errors
+
+
+def read_detail_log(path: str) -> dict[str, Any]:
     try:
-        with open(path) as f:
-            for line in f:
-                if not line.startswith(":::MLLOG"):
-                    continue
-                try:
-                    entry = json.loads(line[len(":::MLLOG"):])
-                except json.JSONDecodeError:
-                    continue
-                values[entry.get("key")] = entry.get("value")
-                if entry.get("metadata", {}).get("is_error"):
-                    errors.append(str(entry.get("value")))
+        with open(path, errors="replace") as f:
+            values, errors = parse_detail(f)
     except FileNotFoundError:
         raise HarnessError(f"LoadGen wrote no {path}; the run did not finish.") from None
     values["_errors"] = errors

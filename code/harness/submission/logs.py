@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import file_digest
+from ..loadgen_run import parse_detail
 from . import rules
 
 
@@ -43,16 +44,7 @@ def read_detail(path: str) -> DetailLog:
     log = DetailLog(path)
     try:
         with open(path, errors="replace") as f:
-            for line in f:
-                if not line.startswith(":::MLLOG"):
-                    continue
-                try:
-                    entry = json.loads(line[len(":::MLLOG"):])
-                except json.JSONDecodeError:
-                    continue
-                log.values[entry.get("key")] = entry.get("value")
-                if (entry.get("metadata") or {}).get("is_error"):
-                    log.errors.append(str(entry.get("value")))
+            log.values, log.errors = parse_detail(f)
     except FileNotFoundError:
         log.problem = "missing"
         return log
