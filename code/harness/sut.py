@@ -146,7 +146,7 @@ class SUT:
             try:
                 rows = qsl.row_of[indices]
                 top1 = runner.infer(rows) if runner.takes_rows else runner.infer(qsl.loaded[rows])
-                labels = np.ascontiguousarray(top1, dtype=np.int32)
+                labels = np.array(top1, dtype=np.int32)   # our own copy: a runner may reuse its output buffer
                 if offset:
                     labels += offset
             except BaseException as e:  # keep LoadGen from hanging: answer, then report after the run
