@@ -255,7 +255,7 @@ class TensorRTRunner(Runner):
     _converted: tuple = (None, None, None)   # (source, key, converted): shared by the GPUs' runners
 
     def __init__(self, engine_path: str, device: int, settings: dict[str, Any]):
-        self.cudart = cudart = _cudart()
+        self.cudart = _cudart()
         trt = _trt()
         self.meta = meta = read_meta(engine_path)
         self.device = int(device)

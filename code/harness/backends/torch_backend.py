@@ -86,17 +86,17 @@ class StreamSlot:
         self.graphs: dict[int, tuple] = {}
         self.device_data = None
         c, h, w = settings["input_shape"]
-        self.sample_shape = (c, h, w)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         with self._on_stream():
             self.static_in = torch.zeros((self.batch_size, c, h, w), dtype=self.dtype, device=self.device)
             self.static_in = self.static_in.contiguous(memory_format=fmt)
             self.rows = torch.zeros(self.batch_size, dtype=torch.int64, device=self.device)
         pin = self.cuda  # page-locked host buffers make the copies asynchronous
-        self.host_in = torch.empty((self.batch_size, c, h, w), dtype=torch.float32, pin_memory=pin)
         self.host_rows = torch.empty(self.batch_size, dtype=torch.int64, pin_memory=pin)
         self.host_out = torch.empty(self.batch_size, dtype=torch.int64, pin_memory=pin)
-        self.staging = torch.empty((self.batch_size, c, h, w), dtype=torch.float32, device=self.device)
+        if not self.takes_rows:  # host batches: a pinned buffer and its fp32 landing place on the device
+            self.host_in = torch.empty((self.batch_size, c, h, w), dtype=torch.float32, pin_memory=pin)
+            self.staging = torch.empty((self.batch_size, c, h, w), dtype=torch.float32, device=self.device)
         self._warm_up()
 
     def _on_stream(self):
