@@ -79,13 +79,14 @@ def main():
         print(f"  {row[0]:<40} {row[1]:>12}  {row[2]}", flush=True)
 
     print("== onnxruntime: LoadGen Offline vs the raw loop (same engine, batch, threads) ==", flush=True)
-    from harness.actions import engine_path, scenario_config
+    from harness.run import engine_path, run_config
     from harness.backends import get_backend
     from harness.flags import parse_args
     from resnet50.models import get_model
     subprocess.run(MAIN + ["--action=generate_engines", *COMMON], check=True, capture_output=True)
-    cfg = scenario_config(parse_args(COMMON), "Offline", "CPU")
-    engine = engine_path(cfg, get_model("efficientnet-lite0"), get_backend("onnxruntime"))
+    rc = run_config(parse_args(COMMON), "Offline", "CPU")
+    cfg = rc.settings()
+    engine = engine_path(rc, get_model("efficientnet-lite0"), get_backend("onnxruntime"))
     batch, threads = int(cfg["batch_size"]), int(cfg["threads"])
     raws, lgs = [], []
     for _ in range(opts.rounds):   # alternated, so that drift on a shared machine shows in both columns

@@ -70,7 +70,7 @@ def scenario(name: str, system: str, model: str, extra: list, seconds: float, ti
 def raw_loop(model: str, system: str, seconds: float, extra: list) -> dict:
     """The backend alone: the same engine, batch size and settings, one runner, rows already on the GPU."""
     import numpy as np
-    from harness.actions import engine_path, scenario_config
+    from harness.run import engine_path, run_config
     from harness.backends import get_backend
     from harness.flags import parse_args
     from resnet50.imagenet import read_map
@@ -78,12 +78,13 @@ def raw_loop(model: str, system: str, seconds: float, extra: list) -> dict:
     from resnet50.models import get_model
     args = parse_args([f"--system_name={system}", "--config_ver=torch", "--backend=torch", f"--model={model}",
                        f"--map_path={MAP}", *extra])
-    cfg = scenario_config(args, "Offline", system)
+    rc = run_config(args, "Offline", system)
+    cfg = rc.settings()
     backend = get_backend("torch")
     spec = get_model(model)
     data = load_preprocessed(spec, read_map(MAP), default_preprocessed_dir())
     array = np.ascontiguousarray(data.array[:1024])
-    runner = backend.load(engine_path(cfg, spec, backend), "0", cfg)
+    runner = backend.load(engine_path(rc, spec, backend), "0", cfg)
     runner.load_samples(array)
     bs = int(cfg["batch_size"])
     rows = np.arange(1024) % len(array)

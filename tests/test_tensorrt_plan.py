@@ -16,11 +16,12 @@ from conftest import ROOT, run_main
 from harness import config as configs
 from harness import engines, onnx_graph
 from harness.backends.tensorrt import plan as tp
-from harness.actions import engine_path, quantized_model_path
+from harness.calibration import quantized_model_path
+from harness.run import engine_path, run_config
 from harness.backends import get_backend
 from harness.backends.base import Runner
 from harness.errors import HarnessError
-from harness.flags import FLAGS, SCENARIOS
+from harness.flags import SCENARIOS, parse_args
 from harness.sut import QSL, SUT
 from resnet50.models import get_model
 
@@ -164,11 +165,13 @@ def test_prepare_graph_implicit_takes_the_scale_from_the_cache(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Plans from the real configs
+def _rc(scenario, system, **cli):
+    return run_config(parse_args(["--action=generate_engines"] + [f"--{k}={v}" for k, v in cli.items()]), scenario,
+                      system)
+
+
 def _cfg(scenario, system, **cli):
-    cfg = configs.resolve(scenario, system, "default", cli)
-    if scenario == "SingleStream":
-        cfg["batch_size"] = 1
-    return cfg
+    return _rc(scenario, system, **cli).settings()
 
 
 def gpu_blocks():
@@ -253,7 +256,7 @@ def test_build_inputs_and_calibration_cache_home(tmp_path):
 def test_engine_name_and_rebuild_record(tmp_path):
     backend = get_backend("tensorrt")     # importable without TensorRT
     cfg = _cfg("Offline", "H200x1")
-    path = engine_path(cfg, get_model("resnet50"), backend)
+    path = engine_path(_rc("Offline", "H200x1"), get_model("resnet50"), backend)
     assert path == os.path.join(ROOT, "build", "engines", "H200x1", "resnet50", "Offline",
                                 "resnet50-Offline-gpu-b2048-int8.default.plan")
     model, cache = tmp_path / "m.onnx", tmp_path / "c.cache"
@@ -359,22 +362,6 @@ def test_devices():
 
 # ---------------------------------------------------------------------------------------------------------------
 # Configs, SUT concurrency, and TensorRT being absent
-CONFIG_KEYS = {f.config_key for f in FLAGS if f.config_key} | {
-    "model", "run_infer_on_copy_streams", "warmup_duration", "calib_method", "null_label",
-    "channels_last", "graph_batch_sizes"}
-
-
-def test_config_keys_are_ones_the_harness_reads():
-    for scenario in SCENARIOS:
-        with open(configs.config_path(scenario)) as f:
-            data = json.load(f)
-        for name, block in data.items():
-            overlays = list(block.get("config_ver", {}).values())
-            for part in [block] + overlays:
-                unknown = set(part) - CONFIG_KEYS - set(configs.RESERVED)
-                assert not unknown, f"{scenario}/{name}: keys no code reads: {sorted(unknown)}"
-
-
 class CountingRunner(Runner):
     takes_rows = True
     concurrency = 3

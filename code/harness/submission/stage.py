@@ -29,6 +29,8 @@ from typing import Any, Optional
 
 from .. import REPO_ROOT, BENCHMARK
 from ..errors import HarnessError
+from ..run import system_id
+from ..scenarios import get as get_scenario
 from . import rules, system_desc
 from .audit import default_log_dir
 from .logs import load_json, read_accuracy_txt, sha256_file, write_json
@@ -174,7 +176,7 @@ def _readme(r: rules.Round, system: str, plan: Plan) -> str:
     perf = plan.runs["performance"]
     fp = perf.fingerprint or {}
     metric = perf.detail.metric()
-    shown = f"{metric / 1e6:.3f} ms" if plan.scenario in ("SingleStream", "MultiStream") and metric else f"{metric}"
+    shown = get_scenario(plan.scenario).shown(metric) if metric else f"{metric}"
     lines = [f"# {BENCHMARK} {plan.scenario} on {system}", "",
              f"Staged by `make update_results` (MLPerf Inference {r.name} layout) from these runs of this harness:", "",
              "| run | log folder | command |", "| --- | --- | --- |"]
@@ -273,7 +275,6 @@ def write_markers(results_dir: str, record: dict) -> None:
 
 
 def update_results(args: argparse.Namespace, argv: list[str]) -> int:
-    from ..actions import system_id
     r = rules.get_round(args.round, for_staging=True)
     system = system_id(args)
     log_dir = default_log_dir(args)
