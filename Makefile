@@ -10,7 +10,8 @@ MAIN := $(PY) code/main.py
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test download_model preprocess_data calibrate generate_engines run_harness run clean_logs
+.PHONY: venv demo test download_model preprocess_data calibrate generate_engines run_harness run info \
+	generate_conf_files clean_logs
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,12 @@ run_harness: venv
 
 run: venv
 	$(MAIN) --action=run $(RUN_ARGS)
+
+info: venv
+	$(MAIN) --action=info $(RUN_ARGS)
+
+generate_conf_files: venv
+	$(MAIN) --action=generate_conf_files $(RUN_ARGS)
 
 clean_logs:
 	rm -rf build/logs
