@@ -14,7 +14,9 @@ from .backends.base import BuildRequest
 from .calibration import quantized_model_path
 from .engines import build_record, engine_dir, engine_name, is_up_to_date, write_record
 from .errors import HarnessError
+from .exit_codes import ACCURACY_BELOW_TARGET, raise_if_accuracy_failed
 from .flags import overrides
+from .interrupt import run_child
 from .systems import detect_system_id
 
 RUN_ROOT_ENV = "MLPERF_HARNESS_RUN_ROOT"   # set by a multi-scenario parent for its per-scenario children
@@ -203,9 +205,9 @@ def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
         # One process per scenario: LoadGen reads mlperf.conf once per process, and a second FromConfig in the
         # same process marks the log as not valid for submission.
         child = [sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + _replace_scenarios(argv, scenario)
-        rc = subprocess.call(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
+        rc = run_child(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
         path = os.path.join(run_root, system, BENCHMARK, scenario, "summary.json")
-        if rc != 0 or not os.path.exists(path):
+        if rc not in (0, ACCURACY_BELOW_TARGET) or not os.path.exists(path):
             failed.append(scenario)
             continue
         with open(path) as f:
@@ -215,6 +217,7 @@ def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
     if failed:
         raise HarnessError(f"Scenario(s) {', '.join(failed)} failed (see the messages above); the others' logs are "
                            f"under {run_root}.")
+    raise_if_accuracy_failed(results, run_root)
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import REPO_ROOT, BENCHMARK
+from . import REPO_ROOT, BENCHMARK, interrupt
 from .errors import HarnessError
 
 TEST_MODE_NAMES = {"PerformanceOnly": "PerformanceOnly", "AccuracyOnly": "AccuracyOnly",
@@ -228,20 +228,38 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
             f.write(audit.config)
         if audit.sets_test05:  # LoadGen 6 reads `test05` only from its built-in mlperf.conf, never an audit.config
             settings.test05 = True
+    # --- interruption (harness/interrupt.py): the test runs on a worker thread so that Ctrl-C / SIGTERM reach
+    # Python; the first ends the run within seconds and marks it, a second exits at once.
+    def remove_audit_config():
+        if audit is not None and os.path.exists(audit_path):
+            os.remove(audit_path)
+
+    def mark_interrupted(finished: bool = False):
+        remove_audit_config()
+        return interrupt.write_marker(out_dir, guard.signum, _interrupted_info(scenario, test_mode, out_dir, finished,
+                                                                             time.time() - start))
+    # --- end interruption
     try:
         sut_handle = sut.start()
         qsl_handle = qsl.construct(lg)
         start = time.time()
         try:
-            lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path)
+            with interrupt.SignalGuard(on_second=mark_interrupted) as guard:
+                interrupted = interrupt.run_interruptibly(
+                    lambda: lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path),
+                    guard, sut.abort, mark_interrupted)
         finally:
             sut.stop()
             lg.DestroyQSL(qsl_handle)
             lg.DestroySUT(sut_handle)
     finally:
-        if audit is not None and os.path.exists(audit_path):
-            os.remove(audit_path)
+        remove_audit_config()
     wall = time.time() - start
+    if interrupted:
+        mark_interrupted(finished=True)
+        raise interrupt.RunInterrupted(guard.signum, f"{scenario}: interrupted by {interrupt.signal_name(guard.signum)}"
+                                       f" after {wall:.1f} s; the logs in {out_dir} are marked INTERRUPTED (not a "
+                                       "result).")
     if sut.errors:
         raise HarnessError(f"{scenario}: the backend failed during the run: {sut.errors[0]!r}")
     summary = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
@@ -249,3 +267,17 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
     summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
                               for st in sut.stats]
     return summary
+
+
+def _interrupted_info(scenario: str, test_mode: str, out_dir: str, finished: bool, wall: float) -> dict[str, Any]:
+    """What an interrupted run's summary.json holds: LoadGen's own verdict when it got to write one."""
+    info: dict[str, Any] = {"scenario": scenario, "test_mode": test_mode, "wall_seconds": round(wall, 2),
+                            "loadgen_finished": finished}
+    if finished:
+        try:
+            detail = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
+            info["loadgen_result_validity"] = detail.pop("result_validity", None)
+            info.update(detail)
+        except HarnessError:
+            pass
+    return info
