@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from typing import Any, Optional
 
@@ -236,8 +237,12 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
 
     def mark_interrupted(finished: bool = False):
         remove_audit_config()
-        return interrupt.write_marker(out_dir, guard.signum, _interrupted_info(scenario, test_mode, out_dir, finished,
-                                                                             time.time() - start))
+        interrupt.write_marker(out_dir, guard.signum, _interrupted_info(scenario, test_mode, out_dir, finished,
+                                                                      time.time() - start))
+        if not finished:
+            print(f"ERROR: {scenario}: interrupted by {interrupt.signal_name(guard.signum)} after "
+                  f"{time.time() - start:.1f} s; LoadGen was stopped mid-test: the logs in {out_dir} are partial and "
+                  "marked INTERRUPTED (not a result).", file=sys.stderr, flush=True)
     # --- end interruption
     try:
         sut_handle = sut.start()
