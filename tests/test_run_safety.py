@@ -149,3 +149,54 @@ def test_accuracy_below_target_exits_3_and_keeps_the_logs(small, tmp_path):
             assert os.path.exists(os.path.join(folder, name)), (scenario, name)
     single = run_main(*_args(small, tmp_path / "logs1", "--test_mode=AccuracyOnly", "--scenarios=Offline"))
     assert single.returncode == 3, single.stderr
+
+
+def test_runaway_server_target_warns_and_ends_invalid_at_max_duration(small, tmp_path):
+    # The null backend sleeping 10 ms per batch of 1: a device of 100 samples/s.
+    logs = tmp_path / "logs"
+    device = ("--null_latency_us=10000", "--batch_size=1", "--workers=1", "--min_duration=1000")
+    offline = run_main(*_args(small, logs, *device, "--scenarios=Offline", "--min_query_count=1",
+                              "--offline_expected_qps=200"))
+    assert offline.returncode == 0, offline.stderr
+    # 20x that capacity; LoadGen issues for 1 s (max_duration), the backlog would take 20 s to drain.
+    server = run_main(*_args(small, logs, *device, "--scenarios=Server", "--min_query_count=100",
+                             "--server_target_qps=2000", "--max_duration=1000"))
+    assert server.returncode == 0, server.stderr
+    assert "WARNING: Server server_target_qps 2000 is" in server.stderr, server.stderr
+    assert "it will end INVALID at max_duration" in server.stderr
+    assert "the remaining queries were answered at once and the run is INVALID" in server.stderr
+    (folder,) = [d["Server"] for d in [_scenario_dirs_all(logs)] if "Server" in d]
+    assert os.path.exists(os.path.join(folder, "ENDED_AT_MAX_DURATION"))
+    with open(os.path.join(folder, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["result_validity"] == "INVALID" and summary["ended_at_max_duration"] == 1000
+    with open(os.path.join(folder, "user.conf")) as f:
+        assert "resnet50.Server.max_duration = 1000" in f.read()
+
+
+def _scenario_dirs_all(log_dir):
+    out = {}
+    for stamp in sorted(os.listdir(log_dir)):
+        base = os.path.join(log_dir, stamp, SYSTEM, "resnet50")
+        for s in os.listdir(base):
+            out[s] = os.path.join(base, s)
+    return out
+
+
+def test_default_max_duration_is_bounded():
+    from harness.run_limits import default_max_duration_ms, max_duration_ms
+    assert default_max_duration_ms(600000) == 2400000
+    assert default_max_duration_ms(None) == 2400000
+    assert default_max_duration_ms(1000) == 601000       # short runs are never cut
+    assert max_duration_ms({"min_duration": 1000, "max_duration": 0}) == 0
+
+
+def test_refused_runs_leave_no_empty_run_folder(small, tmp_path):
+    logs = tmp_path / "logs"
+    result = run_main(*_args(small, logs, "--scenarios=Server", "--min_duration=2000", "--max_duration=1000"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "max_duration 1000 ms" in result.stderr and "at least min_duration (2000 ms)" in result.stderr
+    assert not os.path.exists(logs) or os.listdir(logs) == []
+    result = run_main(*_args(small, logs, "--scenarios=Offline", "--map_path=/nonexistent/map.txt"))
+    assert result.returncode == 2, result.stderr
+    assert not os.path.exists(logs) or os.listdir(logs) == []

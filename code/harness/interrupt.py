@@ -148,8 +148,10 @@ def is_interrupted(run_dir: str, summary: Optional[dict] = None) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 # Running LoadGen interruptibly
 def run_interruptibly(start_test: Callable[[], None], guard: SignalGuard, abort: Callable[[], None],
-                      give_up: Callable[[], None], grace_s: float = GRACE_S) -> bool:
-    """start_test() on a worker thread; returns True when it finished after an interrupt (False: not interrupted).
+                      give_up: Callable[[], None], grace_s: float = GRACE_S,
+                      time_limit_s: Optional[float] = None) -> str:
+    """start_test() on a worker thread. Returns "done", "interrupted" (a signal came; start_test finished within
+    grace_s of abort()) or "time_limit" (start_test ran past time_limit_s: abort() ran and it then finished).
 
     After the first signal, abort() runs once; if start_test has not returned grace_s later, give_up() runs (it
     writes the marker) and the process ends with the signal's exit code."""
@@ -162,19 +164,24 @@ def run_interruptibly(start_test: Callable[[], None], guard: SignalGuard, abort:
             failure.append(e)
 
     thread = threading.Thread(target=target, name="loadgen-test", daemon=True)
+    started = time.monotonic()
     thread.start()
     deadline = None
+    timed_out = False
     while thread.is_alive():
         thread.join(POLL_S)
         if guard.fired and deadline is None:
             abort()
             deadline = time.monotonic() + grace_s
+        if time_limit_s is not None and not timed_out and time.monotonic() - started > time_limit_s:
+            timed_out = True
+            abort()
         if deadline is not None and thread.is_alive() and time.monotonic() >= deadline:
             give_up()
             _exit_now(exit_code(guard.signum))
     if failure:
         raise failure[0]
-    return guard.fired
+    return "interrupted" if guard.fired else "time_limit" if timed_out else "done"
 
 
 def run_child(command: list[str], env: Optional[dict[str, str]] = None) -> int:

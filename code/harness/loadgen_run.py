@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import REPO_ROOT, BENCHMARK, interrupt
+from . import REPO_ROOT, BENCHMARK, interrupt, run_limits
 from .errors import HarnessError
 
 TEST_MODE_NAMES = {"PerformanceOnly": "PerformanceOnly", "AccuracyOnly": "AccuracyOnly",
@@ -52,6 +52,7 @@ def user_conf_lines(scenario: str, cfg: dict[str, Any], total_samples: int) -> l
     put("min_duration", cfg.get("min_duration"))
     put("min_query_count", cfg.get("min_query_count"))
     put("max_query_count", cfg.get("max_query_count"))
+    put("max_duration", run_limits.max_duration_ms(cfg))   # harness/run_limits.py: bounded by default
     perf_count = cfg.get("performance_sample_count")
     if perf_count is None and total_samples < 1024:  # mlperf.conf asks for 1024; a smaller set cannot give that
         perf_count = total_samples
@@ -250,9 +251,10 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
         start = time.time()
         try:
             with interrupt.SignalGuard(on_second=mark_interrupted) as guard:
-                interrupted = interrupt.run_interruptibly(
+                ended = interrupt.run_interruptibly(
                     lambda: lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path),
-                    guard, sut.abort, mark_interrupted)
+                    guard, sut.abort, mark_interrupted,
+                    time_limit_s=run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
         finally:
             sut.stop()
             lg.DestroyQSL(qsl_handle)
@@ -260,7 +262,7 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
     finally:
         remove_audit_config()
     wall = time.time() - start
-    if interrupted:
+    if ended == "interrupted":
         mark_interrupted(finished=True)
         raise interrupt.RunInterrupted(guard.signum, f"{scenario}: interrupted by {interrupt.signal_name(guard.signum)}"
                                        f" after {wall:.1f} s; the logs in {out_dir} are marked INTERRUPTED (not a "
@@ -269,6 +271,11 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
         raise HarnessError(f"{scenario}: the backend failed during the run: {sut.errors[0]!r}")
     summary = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
     summary["wall_seconds"] = round(wall, 2)
+    if ended == "time_limit":
+        run_limits.mark_ended_at_max_duration(out_dir, summary, run_limits.max_duration_ms(cfg))
+        print(f"WARNING: {scenario}: LoadGen had not finished {run_limits.max_duration_ms(cfg)} ms (max_duration) "
+              "after it started; the remaining queries were answered at once and the run is INVALID. Lower the "
+              "target, or raise --max_duration.", file=sys.stderr)
     summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
                               for st in sut.stats]
     return summary

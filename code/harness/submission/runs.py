@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from .. import BENCHMARK
 from ..interrupt import MARKER as INTERRUPTED, is_interrupted
+from ..run_limits import MARKER as ENDED_AT_MAX_DURATION
 from . import rules
 from .logs import DetailLog, load_json, read_accuracy_entries, read_detail
 
@@ -95,6 +96,11 @@ def vet(run: Run) -> None:
     if is_interrupted(run.dir, s):
         p.append(f"interrupted: it was stopped by {(s or {}).get('signal') or 'a signal'} (its {INTERRUPTED} marker); "
                  "its logs are cut short and it is not a result; run it again")
+        return
+    if os.path.exists(run.path(ENDED_AT_MAX_DURATION)) or (s or {}).get("ended_at_max_duration"):
+        p.append(f"the harness ended it at max_duration ({(s or {}).get('ended_at_max_duration')} ms) by answering "
+                 f"the remaining queries at once (its {ENDED_AT_MAX_DURATION} marker): INVALID; lower the target and "
+                 "run it again")
         return
     if s is None:
         p.append("half-finished: it has no summary.json (the run crashed, was stopped, or is still running)")
