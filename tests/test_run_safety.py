@@ -13,30 +13,14 @@ import time
 
 import pytest
 
-from conftest import MAIN, ROOT, VAL_1300, VAL_MAP_1300, run_main
+from conftest import MAIN, ROOT, run_main
 
 pytestmark = pytest.mark.slow
 SYSTEM = "CPU"
-N_IMAGES = 16
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory, imagenet):
-    """The first N_IMAGES images of val-1300, preprocessed for EfficientNet-Lite0 (the null backend reads none)."""
-    from resnet50.imagenet import read_map
-    from resnet50.preprocessing import preprocess
-    from resnet50.models import get_model
-    base = tmp_path_factory.mktemp("small")
-    map_path = base / "map.txt"
-    with open(VAL_MAP_1300) as f:
-        map_path.write_text("".join(f.readlines()[:N_IMAGES]))
-    preprocess(get_model("efficientnet-lite0"), read_map(str(map_path)), VAL_1300, str(base / "prep"),
-               progress=False)
-    return str(map_path), str(base / "prep")
-
-
-def _args(small, log_dir, *extra):
-    map_path, prep = small
+def _args(val16, log_dir, *extra):
+    map_path, prep = val16
     return ("--action=run_harness", f"--system_name={SYSTEM}", "--model=efficientnet-lite0", "--backend=null",
             f"--map_path={map_path}", f"--preprocessed_data_dir={prep}", f"--log_dir={log_dir}", *extra)
 
@@ -44,8 +28,8 @@ def _args(small, log_dir, *extra):
 LONG = ("--min_duration=600000", "--server_target_qps=500", "--single_stream_expected_latency_ns=1000000")
 
 
-def _start(small, log_dir, *extra):
-    proc = subprocess.Popen([sys.executable, MAIN, *_args(small, log_dir, *LONG, *extra)], cwd=ROOT,
+def _start(val16, log_dir, *extra):
+    proc = subprocess.Popen([sys.executable, MAIN, *_args(val16, log_dir, *LONG, *extra)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     lines = []
@@ -85,8 +69,8 @@ def _assert_marked(folder, signame):
 
 
 @pytest.mark.parametrize("scenario,sig,code", [("Server", signal.SIGINT, 130), ("SingleStream", signal.SIGTERM, 143)])
-def test_signal_ends_the_run_and_marks_it(small, tmp_path, scenario, sig, code):
-    proc, lines = _start(small, tmp_path / "logs", f"--scenarios={scenario}")
+def test_signal_ends_the_run_and_marks_it(val16, tmp_path, scenario, sig, code):
+    proc, lines = _start(val16, tmp_path / "logs", f"--scenarios={scenario}")
     rc, elapsed, out = _signal(proc, lines, sig)
     assert rc == code, out
     assert elapsed < 60, out       # the run had 600 s to go
@@ -95,26 +79,26 @@ def test_signal_ends_the_run_and_marks_it(small, tmp_path, scenario, sig, code):
     _assert_marked(_scenario_dirs(tmp_path / "logs")[scenario], sig.name)
 
 
-def test_offline_interrupted(small, tmp_path):
+def test_offline_interrupted(val16, tmp_path):
     # Offline: one query of 1.1 x 600 s x 20,000 samples, answered at once after the signal.
-    proc, lines = _start(small, tmp_path / "logs", "--scenarios=Offline", "--offline_expected_qps=20000")
+    proc, lines = _start(val16, tmp_path / "logs", "--scenarios=Offline", "--offline_expected_qps=20000")
     rc, elapsed, out = _signal(proc, lines, signal.SIGINT)
     assert rc == 130, out
     assert elapsed < 60, out
     _assert_marked(_scenario_dirs(tmp_path / "logs")["Offline"], "SIGINT")
 
 
-def test_second_ctrl_c_exits_at_once(small, tmp_path):
-    proc, lines = _start(small, tmp_path / "logs", "--scenarios=Server")
+def test_second_ctrl_c_exits_at_once(val16, tmp_path):
+    proc, lines = _start(val16, tmp_path / "logs", "--scenarios=Server")
     rc, elapsed, out = _signal(proc, lines, signal.SIGINT, signal.SIGINT)
     assert rc == 130, out
     assert "second SIGINT: exiting now" in out
     _assert_marked(_scenario_dirs(tmp_path / "logs")["Server"], "SIGINT")
 
 
-def test_multi_scenario_parent_forwards_and_stops(small, tmp_path):
+def test_multi_scenario_parent_forwards_and_stops(val16, tmp_path):
     # Each scenario runs in its own process; the parent gets the signal, passes it on and runs no further scenario.
-    proc, lines = _start(small, tmp_path / "logs", "--scenarios=Server,SingleStream")
+    proc, lines = _start(val16, tmp_path / "logs", "--scenarios=Server,SingleStream")
     rc, elapsed, out = _signal(proc, lines, signal.SIGTERM)
     assert rc == 143, out
     assert elapsed < 60, out
@@ -124,9 +108,9 @@ def test_multi_scenario_parent_forwards_and_stops(small, tmp_path):
     assert "the rest did not run" in out
 
 
-def test_staging_refuses_an_interrupted_run(small, tmp_path):
+def test_staging_refuses_an_interrupted_run(val16, tmp_path):
     logs = tmp_path / "logs"
-    proc, lines = _start(small, logs, "--scenarios=SingleStream")
+    proc, lines = _start(val16, logs, "--scenarios=SingleStream")
     rc, _, out = _signal(proc, lines, signal.SIGINT)
     assert rc == 130, out
     result = run_main("--action=update_results", f"--system_name={SYSTEM}", f"--log_dir={logs}",
@@ -137,29 +121,29 @@ def test_staging_refuses_an_interrupted_run(small, tmp_path):
     assert "is refused: interrupted: it was stopped by SIGINT" in result.stderr, result.stderr
 
 
-def test_accuracy_below_target_exits_3_and_keeps_the_logs(small, tmp_path):
+def test_accuracy_below_target_exits_3_and_keeps_the_logs(val16, tmp_path):
     # The null backend answers label 0 for every image: a model that is plainly wrong, at no inference cost.
     logs = tmp_path / "logs"
-    result = run_main(*_args(small, logs, "--test_mode=AccuracyOnly", "--scenarios=Offline,SingleStream"))
+    result = run_main(*_args(val16, logs, "--test_mode=AccuracyOnly", "--scenarios=Offline,SingleStream"))
     assert result.returncode == 3, result.stdout + result.stderr
     assert "Accuracy below the target (exit code 3)" in result.stderr
     assert "Traceback" not in result.stderr
     for scenario, folder in _scenario_dirs(logs).items():
         for name in ("mlperf_log_accuracy.json", "mlperf_log_detail.txt", "accuracy.txt", "summary.json"):
             assert os.path.exists(os.path.join(folder, name)), (scenario, name)
-    single = run_main(*_args(small, tmp_path / "logs1", "--test_mode=AccuracyOnly", "--scenarios=Offline"))
+    single = run_main(*_args(val16, tmp_path / "logs1", "--test_mode=AccuracyOnly", "--scenarios=Offline"))
     assert single.returncode == 3, single.stderr
 
 
-def test_runaway_server_target_warns_and_ends_invalid_at_max_duration(small, tmp_path):
+def test_runaway_server_target_warns_and_ends_invalid_at_max_duration(val16, tmp_path):
     # The null backend sleeping 10 ms per batch of 1: a device of 100 samples/s.
     logs = tmp_path / "logs"
     device = ("--null_latency_us=10000", "--batch_size=1", "--workers=1", "--min_duration=1000")
-    offline = run_main(*_args(small, logs, *device, "--scenarios=Offline", "--min_query_count=1",
+    offline = run_main(*_args(val16, logs, *device, "--scenarios=Offline", "--min_query_count=1",
                               "--offline_expected_qps=200"))
     assert offline.returncode == 0, offline.stderr
     # 20x that capacity; LoadGen issues for 1 s (max_duration), the backlog would take 20 s to drain.
-    server = run_main(*_args(small, logs, *device, "--scenarios=Server", "--min_query_count=100",
+    server = run_main(*_args(val16, logs, *device, "--scenarios=Server", "--min_query_count=100",
                              "--server_target_qps=2000", "--max_duration=1000"))
     assert server.returncode == 0, server.stderr
     assert "WARNING: Server server_target_qps 2000 is" in server.stderr, server.stderr
@@ -191,12 +175,12 @@ def test_default_max_duration_is_bounded():
     assert max_duration_ms({"min_duration": 1000, "max_duration": 0}) == 0
 
 
-def test_refused_runs_leave_no_empty_run_folder(small, tmp_path):
+def test_refused_runs_leave_no_empty_run_folder(val16, tmp_path):
     logs = tmp_path / "logs"
-    result = run_main(*_args(small, logs, "--scenarios=Server", "--min_duration=2000", "--max_duration=1000"))
+    result = run_main(*_args(val16, logs, "--scenarios=Server", "--min_duration=2000", "--max_duration=1000"))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "max_duration 1000 ms" in result.stderr and "at least min_duration (2000 ms)" in result.stderr
     assert not os.path.exists(logs) or os.listdir(logs) == []
-    result = run_main(*_args(small, logs, "--scenarios=Offline", "--map_path=/nonexistent/map.txt"))
+    result = run_main(*_args(val16, logs, "--scenarios=Offline", "--map_path=/nonexistent/map.txt"))
     assert result.returncode == 2, result.stderr
     assert not os.path.exists(logs) or os.listdir(logs) == []

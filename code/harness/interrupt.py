@@ -204,5 +204,6 @@ def run_child(command: list[str], env: Optional[dict[str, str]] = None) -> int:
                 continue
     if guard.fired:
         raise RunInterrupted(guard.signum, f"Interrupted by {signal_name(guard.signum)}: the scenario running then "
-                                           f"(exit {rc}) is marked INTERRUPTED in its log folder; the rest did not run.")
+                                           f"(exit {rc}) is marked INTERRUPTED in its log folder; the rest did not "
+                                           "run.")
     return rc
