@@ -157,6 +157,15 @@ def test_summary_and_detail_must_agree(tmp_path):
         assert needle in problems, problems
     summary.write_text("")
     assert "no `Result is :` line" in summary_detail_problems(str(summary), log)[0]
+    # SingleStream's lines: "90.0th percentile latency (ns)" and "* Early stopping 90.0th percentile estimate: N"
+    entry = json.dumps({"key": "early_stopping_latency_ss", "value": 19910})
+    detail.write_text(detail.read_text() + f":::MLLOG {entry}\n")
+    log = read_detail(str(detail))
+    summary.write_text(good + "90.0th percentile latency (ns) : 1234567\n"
+                       " * Early stopping 90.0th percentile estimate: 9\n")
+    assert summary_detail_problems(str(summary), log) == [
+        "Early stopping 90.0th percentile estimate '9' disagrees with mlperf_log_detail.txt early_stopping_latency_ss "
+        "= 19910"]
 
 
 @pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "a\\b", "", "-x", "a..b", "x" * 65, "Org name", "Org\n"])

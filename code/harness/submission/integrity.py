@@ -96,10 +96,12 @@ _SUMMARY_KEYS = {
     "Min latency (ns)": "result_min_latency_ns",
     "Max latency (ns)": "result_max_latency_ns",
     "Mean latency (ns)": "result_mean_latency_ns",
-    "90th percentile latency (ns)": "result_90.00_percentile_latency_ns",
-    "99th percentile latency (ns)": "result_99.00_percentile_latency_ns",
-    "Early stopping 90th percentile estimate": "early_stopping_latency_ss",
-    "Early stopping 99th percentile estimate": "early_stopping_latency_ms",
+    "90.0th percentile latency (ns)": "result_90.00_percentile_latency_ns",     # SingleStream's result
+    "99.0th percentile latency (ns)": "result_99.00_percentile_latency_ns",     # MultiStream's result
+    "Early stopping 90.0th percentile estimate": "early_stopping_latency_ss",
+    "Early stopping 99.0th percentile estimate": "early_stopping_latency_ms",
+    "QPS w/ loadgen overhead": "result_qps_with_loadgen_overhead",
+    "QPS w/o loadgen overhead": "result_qps_without_loadgen_overhead",
     "Min duration satisfied": "result_min_duration_met",
     "Min queries satisfied": "result_min_queries_met",
     "Early stopping satisfied": "early_stopping_met",
@@ -116,7 +118,7 @@ def parse_summary(text: str) -> dict[str, str]:
         if ":" not in line:
             continue
         label, value = line.split(":", 1)
-        label = label.strip()
+        label = label.strip().lstrip("* ").strip()   # "* Early stopping 90.0th percentile estimate: N"
         if label and label not in out:
             out[label] = value.strip()
     return out
