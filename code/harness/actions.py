@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from typing import Any, Optional
 
@@ -14,7 +13,10 @@ from .backends.base import BuildRequest
 from .calibration import quantized_model_path
 from .engines import build_record, engine_dir, engine_name, is_up_to_date, write_record
 from .errors import HarnessError
+from .exit_codes import ACCURACY_BELOW_TARGET, raise_if_accuracy_failed
 from .flags import overrides
+from .interrupt import run_child
+from .run_limits import target_warning
 from .systems import detect_system_id
 
 RUN_ROOT_ENV = "MLPERF_HARNESS_RUN_ROOT"   # set by a multi-scenario parent for its per-scenario children
@@ -192,7 +194,16 @@ def check_build_inputs(inputs: dict[str, str], cfg: dict[str, Any], spec) -> Non
 
 def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
     from .loadgen_run import new_run_root
+    from .run_limits import remove_if_empty
     run_root = os.environ.get(RUN_ROOT_ENV) or new_run_root(args.log_dir)
+    try:
+        return _run_harness(args, argv, run_root)
+    finally:
+        if not os.environ.get(RUN_ROOT_ENV):
+            remove_if_empty(run_root)   # a run refused before it wrote anything leaves no empty folder
+
+
+def _run_harness(args: argparse.Namespace, argv: list[str], run_root: str) -> int:
     system = system_id(args)
     results: dict[str, Any] = {}
     failed = []
@@ -203,9 +214,9 @@ def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
         # One process per scenario: LoadGen reads mlperf.conf once per process, and a second FromConfig in the
         # same process marks the log as not valid for submission.
         child = [sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + _replace_scenarios(argv, scenario)
-        rc = subprocess.call(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
+        rc = run_child(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
         path = os.path.join(run_root, system, BENCHMARK, scenario, "summary.json")
-        if rc != 0 or not os.path.exists(path):
+        if rc not in (0, ACCURACY_BELOW_TARGET) or not os.path.exists(path):
             failed.append(scenario)
             continue
         with open(path) as f:
@@ -215,6 +226,7 @@ def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
     if failed:
         raise HarnessError(f"Scenario(s) {', '.join(failed)} failed (see the messages above); the others' logs are "
                            f"under {run_root}.")
+    raise_if_accuracy_failed(results, run_root)
     return 0
 
 
@@ -244,6 +256,8 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
         else:
             metric = r.get("metric")
             line = f"{scenario:<13} {str(r.get('result_validity')):<8} {metric}={r.get(metric)}"
+        if r.get("ended_at_max_duration"):
+            line += f"  (ended at max_duration {r['ended_at_max_duration']} ms)"
         skipped = (r.get("dataset") or {}).get("skipped")
         if skipped:
             line += f"  ({len(skipped)} image(s) skipped: --allow_missing)"
@@ -285,6 +299,9 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     out_dir = scenario_dir(run_root, system, scenario)
     if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
         out_dir = os.path.join(out_dir, audit.name)
+    warning = target_warning(cfg, scenario, os.path.dirname(run_root), exclude=run_root)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"[run_harness] {scenario} {args.test_mode}: {spec.key} on {backend.name} ({cfg['precision']}, "
           f"batch {sut.batch_size}, {len(runners)} worker(s)), {qsl.total} samples, logs in {out_dir}")
     summary = run_loadgen(scenario, args.test_mode, cfg, qsl, sut, out_dir, bool(args.verbose), audit)

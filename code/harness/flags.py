@@ -76,6 +76,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("min_duration", int, None, "LoadGen min_duration in ms.", config_key="min_duration"),
     Flag("min_query_count", int, None, "LoadGen min_query_count.", config_key="min_query_count"),
     Flag("max_query_count", int, None, "LoadGen max_query_count (0: no limit).", config_key="max_query_count"),
+    Flag("max_duration", int, None, "LoadGen max_duration in ms: past it the run ends INVALID (0: no limit; default "
+         "max(4 x min_duration, min_duration + 600000)).", config_key="max_duration"),
     Flag("performance_sample_count", int, None, "Override the QSL performance sample count (mlperf.conf: 1024).",
          config_key="performance_sample_count"),
     Flag("batch_size", int, None, "Inference batch size.", config_key="batch_size"),
@@ -127,6 +129,8 @@ FLAGS: tuple[Flag, ...] = (
          config_key="workspace_size"),
     Flag("timing_cache", str, None, "TensorRT timing cache file, or `none` (default "
          "build/engines/<system>/timing.cache).", config_key="timing_cache"),
+    Flag("null_latency_us", int, None, "null backend: sleep this long per batch, a device of known capacity "
+         "(batch size / latency per worker) for soak and runaway tests.", config_key="null_latency_us"),
     Flag("torch_compile", _bool, None, "torch backend: torch.compile in its default mode.", switch=True,
          config_key="torch_compile"),
     # --- Submission and audit ---

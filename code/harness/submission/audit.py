@@ -21,7 +21,6 @@ import argparse
 import copy
 import json
 import os
-import subprocess
 import sys
 from typing import Any, Optional
 
@@ -292,6 +291,7 @@ def run_one(args: argparse.Namespace, scenario: str, test: rules.AuditTest, syst
 
 def run_audit_harness(args: argparse.Namespace, argv: list[str]) -> int:
     from ..actions import RUN_ROOT_ENV, system_id
+    from ..interrupt import run_child
     from ..loadgen_run import new_run_root
     version = rules.get_round(args.audit_version or args.round)
     tests = rules.audit_tests_for(version, args.audit_test)
@@ -310,7 +310,7 @@ def run_audit_harness(args: argparse.Namespace, argv: list[str]) -> int:
         for scenario, test in jobs:
             child = [sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + _replace_flags(
                 argv, {"scenarios": scenario, "audit_test": test, "audit_version": version.name})
-            subprocess.call(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
+            run_child(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))   # Ctrl-C: marks and stops
             path = os.path.join(run_root, system, BENCHMARK, scenario, test, "verification.json")
             results[(scenario, test)] = json.load(open(path)) if os.path.exists(path) else None
     if os.environ.get(RUN_ROOT_ENV) and len(jobs) == 1:
