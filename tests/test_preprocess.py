@@ -142,7 +142,7 @@ def test_idempotent_and_resumable_after_an_interruption(tmp_path, monkeypatch):
 
     # Interrupt a run after 20 images (commits after every batch of results, so some rows are on disk).
     base = str(tmp_path / "run")
-    monkeypatch.setattr(imagenet, "COMMIT_SECONDS", 0.0)
+    monkeypatch.setattr(preprocessing, "COMMIT_SECONDS", 0.0)
 
     def interrupt(self, done, force=False):
         if done >= 20:
@@ -251,7 +251,7 @@ def test_preprocess_data_cal_only_val_only_and_summary(tmp_path):
     r = run_main(*common, "--cal_only")
     assert r.returncode == 0, r.stderr
     folder = tmp_path / "p" / "imagenet" / "efficientnet-lite0"
-    assert sorted(os.listdir(folder / "fp32_nchw")) == ["cal.manifest.json", "cal.npy"]
+    assert sorted(os.listdir(folder / "fp32_nchw")) == [".lock", "cal.manifest.json", "cal.npy"]  # .lock: the lock
     r = run_main(*common, "--val_only", "--formats=int8_chw4")
     assert r.returncode != 0 and "1 of 6 images" in r.stderr and "missing.JPEG" in r.stderr
     assert "Traceback" not in r.stderr
