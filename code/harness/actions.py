@@ -274,14 +274,14 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     spec = model_spec(cfg)
     backend = get_backend(cfg["backend"])
     backend.require()
+    engine = engine_path(cfg, spec, backend, args.model_path)
+    check_engine_current(engine, backend, cfg, spec, args.model_path)   # built from this model, calibration, config
     image_map = read_map(map_path(cfg))
     data = load_preprocessed(spec, image_map, args.preprocessed_data_dir or default_preprocessed_dir(),
                              backend.preprocessed_format(cfg), verify=bool(getattr(args, "verify", False)))
     if data.skipped:
         print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
               f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
-    engine = engine_path(cfg, spec, backend, args.model_path)
-    check_engine_current(engine, backend, cfg, spec, args.model_path)   # built from this model, calibration, config
     if backend.name == "null" and not os.path.exists(engine):
         backend.build(BuildRequest("", engine, cfg["precision"], [1], spec.input_shape, cfg))
     if backend.device_kind == "gpu":   # one runner per GPU (a runner may run several streams: its concurrency)

@@ -82,19 +82,22 @@ def _holder(fd: int) -> str:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str, step: str, timeout: Optional[float] = None, shared: bool = False) -> Iterator[str]:
-    """Hold `<folder>/.lock` (exclusive, or shared for readers) while the block runs; see the module docstring."""
+def folder_lock(folder: str, step: str, timeout: Optional[float] = None, shared: bool = False,
+                lock_file: Optional[str] = None) -> Iterator[str]:
+    """Hold `<folder>/.lock` (or `lock_file`: e.g. beside a tree that must hold nothing else), exclusive or shared
+    for readers, while the block runs; see the module docstring."""
     if shared and not os.path.isdir(folder):
         yield folder                # nothing there to read (the reader says so)
         return
+    lock_path = lock_file or os.path.join(folder, LOCK_NAME)
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd = os.open(os.path.join(folder, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o666)
+        os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as e:
         if shared and e.errno in (errno.EROFS, errno.EACCES):
             yield folder            # a read-only store cannot be written by anyone: nothing to guard
             return
-        raise storage_error(e, os.path.join(folder, LOCK_NAME), "creating the lock") from None
+        raise storage_error(e, lock_path, "creating the lock") from None
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         timeout = lock_timeout() if timeout is None else timeout
