@@ -162,8 +162,6 @@ def _with_libjpeg_messages(fn):
     if _SCRATCH.get("pid") != os.getpid():          # a forked worker gets its own scratch file
         _SCRATCH.update(pid=os.getpid(), file=tempfile.TemporaryFile())
     fd = _SCRATCH["file"].fileno()
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)         # fd 2 shares this offset: messages start at 0
     sys.stderr.flush()
     saved = os.dup(2)
     os.dup2(fd, 2)
@@ -176,6 +174,8 @@ def _with_libjpeg_messages(fn):
     if not size:
         return result, []
     text = os.pread(fd, size, 0).decode(errors="replace")
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)         # fd 2 shared this offset: the next messages start at 0 again
     messages, other = [], []
     for line in text.splitlines():
         (messages if any(w in line.lower() for w in _JPEG_WORDS) else other).append(line)

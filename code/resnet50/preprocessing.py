@@ -25,8 +25,9 @@ is renamed into place; the manifest's `checksum` digests the rows' CRC-32s (`row
 Integrity (harness/artifacts.py): a run holds an exclusive lock on each format folder it writes (a second run waits,
 then refuses; `--overwrite` never deletes what another run holds); every pwrite is checked (a short write is
 continued, a failed one is a StorageError naming the file and the cause: disk full, read-only, permission, never
-"bad image"); after each fsync the rows just written are read back and their CRC-32 compared with the writer's, so
-the done-map and the manifest hold the CRCs of what is on disk. The manifest records the array file's stamp (size,
+"bad image"); each worker reads every row back right after writing it and compares it byte for byte, and the rows
+are recorded as done only after an fsync succeeded, so the done-map and the manifest hold the CRCs of what is in
+the file. The manifest records the array file's stamp (size,
 mtime, inode). Loading checks the header, the shape, the CRC list against the checksum and the CRC-32 of a sample
 of rows (VERIFY_SAMPLE_ROWS) when the stamp is unchanged; every row when the file changed since it was written, or
 with `--verify`. Leftovers of an interrupted compaction (`.partial.compact`) are removed by the next run.
@@ -263,7 +264,16 @@ def _worker(jobs: list[tuple[int, str]]) -> list[tuple[int, Optional[dict], Opti
             continue
         crcs = {}
         for fmt, (fd, offset, buf, target) in targets.items():
-            pwrite_all(fd, buf, offset + index * buf.nbytes, target)   # StorageError: ends the run, not "bad image"
+            at = offset + index * buf.nbytes
+            pwrite_all(fd, buf, at, target)      # StorageError: ends the run, never "bad image"
+            try:
+                back = os.pread(fd, buf.nbytes, at)
+            except OSError as e:
+                raise storage_error(e, target, "reading back") from None
+            if back != memoryview(buf).cast("B"):
+                raise StorageError(f"{target}: row {index} ({os.path.basename(path)}) read back differs from what "
+                                   "was written: the storage lost data. Check the disk, then run again (rows "
+                                   "already recorded are kept).")
             crcs[fmt] = row_crc32(buf)
         out.append((index, crcs, None))
     return out
@@ -373,16 +383,14 @@ def _preprocess_locked(model, image_map, data_dir, base_dir, formats, allow_miss
     size = chunk or max(1, min(32, len(todo) // (nproc * 8) or 1))
     jobs = [[(i, paths[i]) for i in todo[s:s + size]] for s in range(0, len(todo), size)]
     fds = {fmt: os.open(p, os.O_RDWR) for fmt, p in partials.items()}
-    offsets = {fmt: _npy_data_offset(p) for fmt, p in partials.items()}
-    row_bytes = {fmt: int(np.prod(format_shape(fmt, model.input_shape))) * format_dtype(fmt).itemsize
-                 for fmt in partials}
     bar = Progress(label, n, already + len(missing_idx), progress)
     pending: list[tuple[int, dict]] = []
     count = already + len(missing_idx)
     last_commit = time.monotonic()
 
     def commit():
-        """fsync, read the rows back and compare their CRC-32 with the writer's, then record them as done."""
+        """fsync (a write-back error ends the run), then record the rows as done with their CRC-32s (the workers
+        read every row back after writing it and compared it byte for byte)."""
         if not pending:
             return
         for fmt, fd in fds.items():
@@ -390,15 +398,6 @@ def _preprocess_locked(model, image_map, data_dir, base_dir, formats, allow_miss
                 os.fsync(fd)               # rows on disk before the done-map says so
             except OSError as e:
                 raise storage_error(e, partials[fmt]) from None
-            for i, crcs in pending:
-                try:
-                    on_disk = zlib.crc32(os.pread(fd, row_bytes[fmt], offsets[fmt] + i * row_bytes[fmt]))
-                except OSError as e:
-                    raise storage_error(e, partials[fmt], "reading back") from None
-                if on_disk != crcs[fmt]:
-                    raise StorageError(f"{partials[fmt]}: row {i} ({image_map.files[i]}) read back differs from "
-                                       "what was written (CRC-32 mismatch): the storage lost data. Check the disk, "
-                                       "then run again (rows already verified are kept).")
         rows = np.asarray([i for i, _ in pending], np.int64)
         for fmt, m in done_maps.items():
             m[rows] = [crcs[fmt] for _, crcs in pending]
