@@ -4,7 +4,8 @@
    VERIFY_SAMPLE_ROWS rows) against `--verify` (CRC-32 of every row), on val-1300 in fp32_nchw and int8_linear
    (page cache warm), and both extrapolated to the 50,000-row validation set.
 2. Preprocessing: the libjpeg-warning capture around each OpenCV decode (and the 1/8-scale check of the Pillow
-   recipe) against the bare decode, per image; and the read-back CRC after each fsync, per row.
+   recipe) against the bare decode, per image.
+3. The workers' read-back of each row (pread + byte comparison) against the bare pwrite, per row.
 
     .venv/bin/python scripts/bench_verify.py [--rounds 5] [--base /tmp/bench_verify]
 """
@@ -81,16 +82,32 @@ def main() -> None:
     p = statistics.median(results["pil checked"]) / statistics.median(results["pil bare"])
     print(f"   ratio checked / bare: OpenCV recipe {o:.3f}, Pillow recipe {p:.3f}")
 
-    print("\n3. Read-back after fsync: pread + CRC-32 of one row (page cache), per row")
+    print("\n3. Writing one row as a worker does: pwrite alone, and pwrite + pread + byte comparison (the read-back),"
+          " alternating; CRC-32 of one row for scale (microseconds per row, median)")
+    from harness.artifacts import pwrite_all
     for fmt in formats:
         npy, _ = preprocessing.array_paths(a.base, spec, fmt, image_map)
-        fd = os.open(npy, os.O_RDONLY)
-        row = int(np.prod(np.load(npy, mmap_mode="r").shape[1:])) * (4 if fmt == "fp32_nchw" else 1)
-        t = statistics.median(timed(lambda: [zlib.crc32(os.pread(fd, row, 128 + i * row)) for i in range(200)]) / 200
-                              for _ in range(a.rounds))
-        os.close(fd)
-        print(f"   {fmt:<12} {row} bytes: {t * 1e6:6.0f} us per row")
+        rows = np.load(npy, mmap_mode="r")
+        buf = np.ascontiguousarray(rows[0])
+        scratch = os.path.join(a.base, "scratch.bin")
+        fd = os.open(scratch, os.O_RDWR | os.O_CREAT)
 
+        def write(readback):
+            for i in range(100):
+                pwrite_all(fd, buf, i * buf.nbytes, scratch)
+                if readback and os.pread(fd, buf.nbytes, i * buf.nbytes) != buf.tobytes():
+                    raise SystemExit("read-back differs")
+
+        plain, back, crc = [], [], []
+        for _ in range(a.rounds):
+            plain.append(timed(lambda: write(False)) / 100)
+            back.append(timed(lambda: write(True)) / 100)
+            crc.append(timed(lambda: [zlib.crc32(buf) for _ in range(100)]) / 100)
+        os.close(fd)
+        os.remove(scratch)
+        mp, mb, mc = (statistics.median(v) * 1e6 for v in (plain, back, crc))
+        print(f"   {fmt:<12} {buf.nbytes} bytes: pwrite {mp:5.0f} us, pwrite + read-back {mb:5.0f} us "
+              f"(+{mb - mp:.0f} us), CRC-32 {mc:5.0f} us")
 
 if __name__ == "__main__":
     main()

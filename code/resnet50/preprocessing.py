@@ -270,7 +270,7 @@ def _worker(jobs: list[tuple[int, str]]) -> list[tuple[int, Optional[dict], Opti
                 back = os.pread(fd, buf.nbytes, at)
             except OSError as e:
                 raise storage_error(e, target, "reading back") from None
-            if back != memoryview(buf).cast("B"):
+            if back != buf.tobytes():
                 raise StorageError(f"{target}: row {index} ({os.path.basename(path)}) read back differs from what "
                                    "was written: the storage lost data. Check the disk, then run again (rows "
                                    "already recorded are kept).")
