@@ -96,6 +96,8 @@ FLAGS: tuple[Flag, ...] = (
          config_key="multi_stream_samples_per_query"),
     Flag("verbose", _bool, False, "More logging, and LoadGen's summary on stdout.", switch=True),
     Flag("overwrite", _bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
+    Flag("verify", _bool, False, "Check every row of the preprocessed arrays against the CRC-32s recorded when they "
+         "were written (preprocess_data, calibrate, run_harness; otherwise a sample of rows is checked).", switch=True),
     # --- Preprocessing and calibration ---
     Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
     Flag("formats", str, None, "preprocess_data: comma list of formats for the validation map: "

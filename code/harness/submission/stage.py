@@ -275,6 +275,14 @@ def write_markers(results_dir: str, record: dict) -> None:
 
 
 def update_results(args: argparse.Namespace, argv: list[str]) -> int:
+    """Staging holds `<results_dir>.lock` (a sibling: the tree itself holds only what the checker expects)."""
+    from ..artifacts import folder_lock
+    results_dir = os.path.abspath(default_results_dir(args)).rstrip(os.sep)
+    with folder_lock(results_dir, "update_results", lock_file=results_dir + ".lock"):
+        return _update_results(args, argv)
+
+
+def _update_results(args: argparse.Namespace, argv: list[str]) -> int:
     from ..actions import system_id
     if args.submitter is not None:
         check_safe_name(args.submitter)
