@@ -163,6 +163,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("tune_tolerance", float, 0.05, "tune: bisection stops when the bracket is narrower than this fraction; a "
          "failed confirmation lowers the value by it."),
     Flag("tune_max_probes", int, 12, "tune: most short probes per grid point."),
+    Flag("tune_growth", float, 2.0, "tune: Server bracketing factor: each probe x this (up) or / this (down) until "
+         "the ceiling is bracketed (e.g. 1.1 when the start is close, as from Offline)."),
     Flag("tune_grid", str, None, "tune: settings to try, each searched in turn, e.g. "
          "\"batch_size=1,2,4;server_batch_timeout_us=0,2000\" (any flag with a config key)."),
     Flag("tune_write", _bool, False, "tune: write the values found into configs/resnet50/<Scenario>/config.json "

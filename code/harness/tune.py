@@ -97,7 +97,7 @@ def search_ceiling(probe: Probe, start: float, *, growth: float = 2.0, tolerance
     bracketing down, lets the next step go straight to 0.75 x it."""
     if start <= 0:
         raise HarnessError(f"tune: the starting value must be positive, got {start}.")
-    floor = start / growth ** 8 if floor is None else floor
+    floor = start / 256 if floor is None else floor
     lo: Optional[float] = None       # highest VALID value probed
     hi: Optional[float] = None       # lowest INVALID value probed
     capacity: Optional[float] = None  # lowest completed rate of an INVALID probe
@@ -553,7 +553,8 @@ class Tuner:
         probe = lambda value, phase: self.probe(value, phase, params)   # noqa: E731
         tol, limit = float(self.args.tune_tolerance), int(self.args.tune_max_probes)
         if self.scenario == "Server":
-            return search_ceiling(probe, start, tolerance=tol, max_probes=limit)
+            return search_ceiling(probe, start, growth=float(self.args.tune_growth), tolerance=tol,
+                                  max_probes=limit)
         if self.scenario == "Offline":
             return search_fixed_point(probe, start, lambda o: o.measured * OFFLINE_HEADROOM, tolerance=tol,
                                       max_probes=limit)
@@ -606,6 +607,8 @@ def _check_args(args) -> None:
             raise HarnessError(f"--{name}={getattr(args, name)}: must be at least {low}.")
     if args.tune_confirm_ms is not None and args.tune_confirm_ms < 100:
         raise HarnessError(f"--tune_confirm_ms={args.tune_confirm_ms}: must be at least 100.")
+    if not 1 < float(args.tune_growth) <= 10:
+        raise HarnessError(f"--tune_growth={args.tune_growth}: expected a factor above 1 (and at most 10).")
     if not 0 < float(args.tune_tolerance) < 0.5:
         raise HarnessError(f"--tune_tolerance={args.tune_tolerance}: expected a fraction between 0 and 0.5.")
 
