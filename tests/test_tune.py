@@ -92,18 +92,32 @@ def test_offline_rate_converges_on_a_valid_run():
         calls.append(value)
         return T.Outcome(value, "VALID" if value >= 160 / 1.1 else "INVALID", measured=160.0)
 
-    found = T.search_fixed_point(probe, 300, lambda o: o.measured * T.OFFLINE_HEADROOM)
-    assert found.value == pytest.approx(176) and calls == [300, pytest.approx(176)]
-    found = T.search_fixed_point(probe, 50, lambda o: o.measured * T.OFFLINE_HEADROOM)
+    accept = T.offline_accept(0.05)
+    found = T.search_fixed_point(probe, 300, lambda o: o.measured * T.OFFLINE_HEADROOM, accept)
+    assert found.value == pytest.approx(176) and calls == [300, pytest.approx(176)]   # 300 is over 1.5 x 176
+    found = T.search_fixed_point(probe, 50, lambda o: o.measured * T.OFFLINE_HEADROOM, accept)
     assert found.value == pytest.approx(176) and found.probes == 2
+    found = T.search_fixed_point(probe, 200, lambda o: o.measured * T.OFFLINE_HEADROOM, accept)
+    assert found.value == 200 and found.probes == 1          # above what it needs, not wastefully: kept
+
+
+def test_noisy_offline_rate_settles_on_the_high_side():
+    rates = iter([100, 150, 90, 120, 100, 100])
+    found = T.search_fixed_point(lambda v, p: T.Outcome(v, "VALID" if next(rates, 100) <= 1.1 * v else "INVALID",
+                                                        measured=100.0 if v < 160 else 140.0),
+                                 100, lambda o: o.measured * 1.1, T.offline_accept(0.05))
+    assert found.value is not None and found.value >= 110
 
 
 def test_latency_converges_and_timeouts_retry_lower():
     def probe(value, phase):     # mean 2.2 ms; LoadGen runs out of queries when expected > 2 x real
         return T.Outcome(value, "VALID" if value <= 2 * 2.2e6 else "INVALID", measured=2.2e6)
 
-    found = T.search_fixed_point(probe, 5e6, lambda o: o.measured)
+    accept = T.latency_accept(0.05)
+    found = T.search_fixed_point(probe, 5e6, lambda o: o.measured, accept)
     assert found.value == pytest.approx(2.2e6) and found.probes == 2
+    found = T.search_fixed_point(probe, 2.0e6, lambda o: o.measured, accept)
+    assert found.value == 2.0e6 and found.probes == 1        # a little below the mean: kept
     seen = []
 
     def slow(value, phase):
@@ -112,10 +126,13 @@ def test_latency_converges_and_timeouts_retry_lower():
             return T.Outcome(value, "TIMEOUT")
         return T.Outcome(value, "VALID", measured=value)
 
-    found = T.search_fixed_point(slow, 8000, lambda o: o.measured)
+    found = T.search_fixed_point(slow, 8000, lambda o: o.measured, accept)
     assert seen == [8000, 2000, 500] and found.value == 500
-    nothing = T.search_fixed_point(lambda v, p: T.Outcome(v, "INVALID"), 10, lambda o: o.measured)
+    nothing = T.search_fixed_point(lambda v, p: T.Outcome(v, "INVALID"), 10, lambda o: o.measured, accept)
     assert nothing.value is None and "measured nothing" in nothing.stop
+    limit = T.search_fixed_point(lambda v, p: T.Outcome(v, "VALID", measured=v * 3), 10, lambda o: o.measured,
+                                 accept, max_probes=3)
+    assert limit.value == 90 and "probe limit" in limit.stop
 
 
 def test_a_server_probe_failing_only_on_early_stopping_counts_as_valid():

@@ -131,11 +131,12 @@ def search_ceiling(probe: Probe, start: float, *, growth: float = 2.0, tolerance
         value = (lo + upper) / 2
 
 
-def search_fixed_point(probe: Probe, start: float, target_of: Callable[[Outcome], float], *,
-                       tolerance: float = 0.05, max_probes: int = 6) -> Found:
+def search_fixed_point(probe: Probe, start: float, target_of: Callable[[Outcome], float],
+                       accept: Callable[[float, float], bool], *, max_probes: int = 6) -> Found:
     """Offline and the latency scenarios: run at `value`, compute the value the run says the config should hold
-    (`target_of`), and repeat until a VALID run agrees with its own value within the tolerance. A TIMEOUT (a value
-    so wrong that the run took far too long) retries at a quarter (Offline) of it."""
+    (`target_of`), and repeat until a VALID run's value is acceptable for what it measured (`accept(value, target)`);
+    at the probe limit, the last value that ran VALID. A TIMEOUT (a value so wrong that the run took far too long)
+    retries at a quarter of it."""
     value, n, last_valid = float(start), 0, None
     while n < max_probes:
         out = probe(value, "measure")
@@ -148,10 +149,22 @@ def search_fixed_point(probe: Probe, start: float, target_of: Callable[[Outcome]
         nxt = float(target_of(out))
         if out.valid:
             last_valid = value
-            if abs(nxt - value) <= tolerance * value:
-                return Found(value, None, n, f"converged: the run at {value:.4g} measured {nxt:.4g}")
+            if accept(value, nxt):
+                return Found(value, None, n, f"converged: the run at {value:.4g} asks for {nxt:.4g}")
         value = nxt
     return Found(last_valid, None, n, f"the probe limit ({max_probes}) was reached")
+
+
+def offline_accept(tolerance: float) -> Callable[[float, float], bool]:
+    """Offline: the expected rate is at least what the run asks for (less the tolerance), and not 1.5x above it
+    (the run would last 1.5x longer than it must). Noise moves it up, never down: safe."""
+    return lambda value, target: target / (1 + tolerance) <= value <= 1.5 * target
+
+
+def latency_accept(tolerance: float) -> Callable[[float, float], bool]:
+    """SingleStream / MultiStream: the expected latency at most the measured mean (plus the tolerance; LoadGen
+    pregenerates for twice as fast a run anyway), and not below 2/3 of it (more pregenerated queries than needed)."""
+    return lambda value, target: target / 1.5 <= value <= target * (1 + tolerance)
 
 
 def confirm(run: Probe, value: float, adjust: Callable[[float, Outcome], float], *, runs: int = 1,
@@ -556,9 +569,9 @@ class Tuner:
             return search_ceiling(probe, start, growth=float(self.args.tune_growth), tolerance=tol,
                                   max_probes=limit)
         if self.scenario == "Offline":
-            return search_fixed_point(probe, start, lambda o: o.measured * OFFLINE_HEADROOM, tolerance=tol,
+            return search_fixed_point(probe, start, lambda o: o.measured * OFFLINE_HEADROOM, offline_accept(tol),
                                       max_probes=limit)
-        return search_fixed_point(probe, start, lambda o: o.measured, tolerance=tol, max_probes=limit)
+        return search_fixed_point(probe, start, lambda o: o.measured, latency_accept(tol), max_probes=limit)
 
     def confirm(self, params: dict[str, Any], value: float) -> tuple[Optional[float], list[Outcome]]:
         run = lambda v, phase: self.probe(v, phase, params)   # noqa: E731
