@@ -349,6 +349,12 @@ def _submission_action(module: str, function: str):
     return action
 
 
+def _tune(args: argparse.Namespace, argv: list[str]) -> int:
+    """`make tune`: the search lives in harness/tune.py (each probe is a run_harness child process)."""
+    from .tune import tune
+    return tune(args, argv)
+
+
 ACTIONS = {
     "download_model": download_model,
     "preprocess_data": preprocess_data,
@@ -362,6 +368,7 @@ ACTIONS = {
     "truncate_results": _submission_action("truncate", "truncate_results"),
     "summarize_results": _submission_action("summarize", "summarize_results"),
     "check_submission": _submission_action("check", "check_submission"),
+    "tune": _tune,
 }
 
 

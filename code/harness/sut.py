@@ -174,6 +174,10 @@ class SUT:
             stats["infer_s"] += t1 - t0
             stats["complete_s"] += clock() - t1
 
+    def completed(self) -> int:
+        """Samples completed so far (read by the progress line from another thread; no lock needed)."""
+        return sum(st["samples"] for st in self.stats)
+
     def start(self) -> int:
         for t in self._threads:
             t.start()
