@@ -50,6 +50,12 @@ info: venv
 generate_conf_files: venv
 	$(MAIN) --action=generate_conf_files $(RUN_ARGS)
 
+# make tune RUN_ARGS="--scenarios=Server [--tune_grid=batch_size=1,2] [--tune_confirm_runs=3] [--tune_write]"
+# searches the value the config should hold (code/harness/tune.py); logs and overlay under build/logs/<stamp>/tune/
+.PHONY: tune
+tune: venv
+	$(MAIN) --action=tune $(RUN_ARGS)
+
 clean_logs:
 	rm -rf build/logs
 

@@ -29,16 +29,17 @@ def test_one_accuracy_reference():
 
 @pytest.mark.parametrize("name,expected", [
     ("Offline", ["resnet50.Offline.target_qps = 400.0"]),
-    ("Server", ["resnet50.Server.target_qps = 10.0"]),
+    ("Server", ["resnet50.Server.target_qps = 10.0", "resnet50.Server.max_async_queries = 50"]),
     ("SingleStream", ["resnet50.SingleStream.target_latency = 2"]),   # 1.5 ms -> whole ms, rounded up
     ("MultiStream", ["resnet50.MultiStream.target_latency = 2", "resnet50.MultiStream.samples_per_query = 8"]),
 ])
 def test_user_conf_keys_per_scenario(name, expected):
     cfg = {"system_id": "CPU", "config_block": "CPU", "config_ver": "default", "offline_expected_qps": 400.0,
            "server_target_qps": 10.0, "single_stream_expected_latency_ns": 1500000,
-           "multi_stream_expected_latency_ns": 1500000, "multi_stream_samples_per_query": 8, "min_duration": 1000}
+           "multi_stream_expected_latency_ns": 1500000, "multi_stream_samples_per_query": 8, "min_duration": 1000,
+           "server_max_async_queries": 50}
     lines = user_conf_lines(name, cfg, 5000)
-    assert lines[1:] == expected + [f"resnet50.{name}.min_duration = 1000"]
+    assert lines[1:] == expected + [f"resnet50.{name}.min_duration = 1000", f"resnet50.{name}.max_duration = 601000"]
 
 
 def test_summary_shows_both_figures_where_the_checker_reads_another():

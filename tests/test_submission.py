@@ -140,16 +140,18 @@ def test_dry_run_tree_has_the_round_layout(flow):
     assert desc["framework"].startswith("ONNX Runtime ") and desc["accelerators_per_node"] == "0"
     assert desc["host_processor_core_count"] >= 1 and desc["status"].startswith("TODO")   # from the template
     assert os.path.isfile(os.path.join(base, "src", "code", "main.py"))
-    for marker in (os.path.join(flow["sub"], "DRY_RUN.txt"), os.path.join(base, "DRY_RUN.txt")):
+    records = flow["sub"] + ".records"   # the harness's own files, outside the submission root
+    for marker in (os.path.join(records, "DRY_RUN.txt"), os.path.join(base, "DRY_RUN.txt")):
         assert "NOT a valid MLPerf submission" in open(marker).read()
-    record = json.load(open(os.path.join(flow["sub"], "staging_record.json")))
+    assert sorted(os.listdir(flow["sub"])) == ["closed"]
+    record = json.load(open(os.path.join(records, "staging_record.json")))
     entry = record["systems"][f"closed/TestOrg/{SYSTEM}"]
     assert record["round"] == "v6.1" and entry["dry_run"] is True and entry["dry_run_exceptions"]
 
 
 def test_truncation_records_the_hash(flow):
     assert "already truncated" in flow["truncate_again"].stdout
-    backup = os.path.join(flow["sub"], "accuracy_log_backup")
+    backup = os.path.join(flow["sub"] + ".records", "accuracy_log_backup")
     for scenario in EDGE:
         for folder in ("accuracy", "TEST01/accuracy"):
             d = os.path.join(_scenario_dir(flow, scenario), folder)
@@ -164,7 +166,8 @@ def test_truncation_records_the_hash(flow):
 def test_summary_csv_and_table(flow):
     out = flow["summarize"].stdout
     assert "| Platform | Model | Scenario |" in out
-    with open(os.path.join(flow["sub"], "results_summary.csv")) as f:
+    assert sorted(os.listdir(flow["sub"])) == ["closed"]
+    with open(os.path.join(flow["sub"] + ".records", "results_summary.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["Scenario"] for r in rows] == list(EDGE)
     assert all(r["Validity"] == "VALID" and r["DryRun"] == "yes" and r["Accuracy"].startswith("acc: ") for r in rows)
@@ -188,6 +191,7 @@ def test_check_passes_the_structure_and_fails_the_dry_run_as_a_submission(flow):
 def test_tampered_tree_fails_the_check(flow, tmp_path):
     sub = str(tmp_path / "tampered")
     shutil.copytree(flow["sub"], sub)
+    shutil.copytree(flow["sub"] + ".records", sub + ".records")
     scen = os.path.join(sub, "closed", "TestOrg", "results", SYSTEM, "resnet50")
     detail = os.path.join(scen, "Offline", "performance", "run_1", "mlperf_log_detail.txt")
     text = open(detail).read()

@@ -25,7 +25,7 @@ ACTIONS = {
     "check_submission": "submission.check:check_submission",
     "generate_conf_files": "info:generate_conf_files",
     "info": "info:info",
-    "tune": None,        # issue 13
+    "tune": "tune:tune",
     "report": None,      # issue 13
 }
 ACTION_NAMES = tuple(ACTIONS)

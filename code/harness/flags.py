@@ -21,6 +21,7 @@ from .errors import HarnessError
 from .options import Flag, parse_bool
 from .scenarios import NAMES as SCENARIOS
 
+# FindPeakPerformance: LoadGen's own search for the Server target (code/harness/tune.py, command_flags.md).
 TEST_MODES = ("PerformanceOnly", "AccuracyOnly", "SubmissionRun", "FindPeakPerformance")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 _bool = parse_bool
@@ -50,7 +51,8 @@ CORE_FLAGS: tuple[Flag, ...] = (
     Flag("fast", parse_bool, False, "Short run: min_duration 60 s and Offline min_query_count 1.", switch=True),
     # --- LoadGen settings (user.conf) ---
     Flag("min_duration", int, None, "LoadGen min_duration in ms.", config_key="min_duration", min=0),
-    Flag("max_duration", int, None, "LoadGen max_duration in ms (0: no limit).", config_key="max_duration", min=0),
+    Flag("max_duration", int, None, "LoadGen max_duration in ms: past it the run ends INVALID (0: no limit; default "
+         "max(4 x min_duration, min_duration + 600000)).", config_key="max_duration", min=0),
     Flag("min_query_count", int, None, "LoadGen min_query_count.", config_key="min_query_count", min=1),
     Flag("max_query_count", int, None, "LoadGen max_query_count (0: no limit).", config_key="max_query_count", min=0),
     Flag("performance_sample_count", int, None, "Override the QSL performance sample count (mlperf.conf: 1024).",
@@ -69,12 +71,16 @@ CORE_FLAGS: tuple[Flag, ...] = (
     Flag("workers", int, None, "SUT worker threads (CPU backends).", config_key="workers", min=1),
     Flag("server_batch_timeout_us", int, None, "Server dynamic batching: longest wait for a fuller batch (µs).",
          config_key="server_batch_timeout_us", min=0),
+    Flag("server_max_async_queries", int, None, "Server: LoadGen stops issuing when more queries than this are "
+         "outstanding (the run is then INVALID); tune sets it on its short probes. 0: no limit.",
+         config_key="server_max_async_queries", min=0),
     Flag("server_coalesce_queries", parse_bool, None, "Server: let LoadGen coalesce the queries that are due into one "
          "IssueQuery call.", switch=True, config_key="server_coalesce_queries"),
     Flag("verbose", parse_bool, False, "More logging, and LoadGen's summary on stdout.", switch=True),
     Flag("overwrite", parse_bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
-    Flag("verify", parse_bool, False, "preprocess_data / run: verify the full checksums of the preprocessed arrays "
-         "(not only their records).", switch=True),
+    Flag("verify", parse_bool, False, "Check every row of the preprocessed arrays against the CRC-32s recorded when "
+         "they were written (preprocess_data, calibrate, run_harness; otherwise a sample of rows is checked).",
+         switch=True),
     # --- Preprocessing, calibration, engines ---
     Flag("allow_missing", parse_bool, False, "preprocess_data: skip missing/unreadable images, recording them.",
          switch=True),
@@ -90,11 +96,24 @@ CORE_FLAGS: tuple[Flag, ...] = (
          switch=True),
     Flag("onnx_only", parse_bool, False, "generate_engines: write the ONNX model the engine is built from and stop.",
          switch=True),
-    # --- Tuning and reports ---
-    Flag("tune_probe_ms", int, None, "tune: length of each probe run (ms).", min=1),
-    Flag("tune_confirm_runs", int, None, "tune: confirmation runs at the value found.", min=1),
-    Flag("tune_confirm_ms", int, None, "tune: length of each confirmation run (ms).", min=1),
-    Flag("tune_write", parse_bool, False, "tune: write the value found into the system's config block.", switch=True),
+    # --- tune (code/harness/tune.py) and reports ---
+    Flag("tune_probe_ms", int, 10000, "tune: min_duration of each short probe (ms).", min=1),
+    Flag("tune_probe_queries", int, 1024, "tune: min_query_count of each Server probe (LoadGen's early stopping "
+         "needs about 460 queries with none over the bound, 660 with one).", min=1),
+    Flag("tune_confirm_runs", int, 1, "tune: confirming runs of the value found; all must be VALID.", min=1),
+    Flag("tune_confirm_ms", int, None, "tune: min_duration of the confirming runs (ms); default the config's, else "
+         "LoadGen's (600 s: full length).", min=1),
+    Flag("tune_tolerance", float, 0.05, "tune: bisection stops when the bracket is narrower than this fraction; a "
+         "failed confirmation lowers the value by it.", gt=0, max=0.5),
+    Flag("tune_max_probes", int, 12, "tune: most short probes per grid point.", min=1),
+    Flag("tune_growth", float, 2.0, "tune: Server bracketing factor: each probe x this (up) or / this (down) until "
+         "the ceiling is bracketed (e.g. 1.1 when the start is close, as from Offline).", gt=1),
+    Flag("tune_grid", str, None, "tune: settings to try, each searched in turn, e.g. "
+         "\"batch_size=1,2,4;server_batch_timeout_us=0,2000\" (any flag with a config key)."),
+    Flag("tune_write", parse_bool, False, "tune: write the values found into configs/resnet50/<Scenario>/config.json "
+         "(else only the overlay file under the run folder).", switch=True),
+    Flag("tune_config_ver", str, None, "tune: config_ver under which to write the values (default --config_ver; "
+         "`default`: the system block itself)."),
     Flag("report", parse_bool, False, "run_harness: write the run's report when it ends.", switch=True),
     # --- Submission and audit ---
     Flag("round", str, None, "MLPerf Inference round whose rules and layout apply: v6.1, v6.0, v5.1, v5.0 (default: "
@@ -121,6 +140,7 @@ CORE_FLAGS: tuple[Flag, ...] = (
 FLAGS: tuple[Flag, ...] = CORE_FLAGS + all_options()
 # The config schema: every key a config block may set, and the option that types and bounds it.
 CONFIG_KEYS: dict[str, Flag] = {f.config_key: f for f in FLAGS if f.config_key}
+FLAG_BY_NAME: dict[str, Flag] = {f.name: f for f in FLAGS}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,10 +9,11 @@ import argparse
 import os
 from typing import Optional
 
+from .artifacts import folder_lock
 from .backends import get_backend
 from .backends.base import BuildRequest
-from .calibration import quantized_model_path
-from .engines import build_record, is_up_to_date, write_record
+from .calibration import check_calibration_current
+from .engines import build_record, engine_inputs, is_up_to_date, remove_record, write_record
 from .errors import HarnessError
 from .run import engine_path, model_path, model_spec, preprocessed_dir, run_config, run_configs, system_id
 from .runconfig import RunConfig
@@ -44,7 +45,8 @@ def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) 
     summary = {}
     if not args.cal_only:
         result = preprocess(spec, read_map(rc.paths.map_path), data_dir, base, formats=formats,
-                            allow_missing=bool(args.allow_missing), overwrite=bool(args.overwrite))
+                            allow_missing=bool(args.allow_missing), overwrite=bool(args.overwrite),
+                            verify=bool(args.verify))
         summary["val"] = result
     if not args.val_only:
         summary["cal"] = _preprocess_calibration(spec, rc.paths.calib_data_map, data_dir, base, args)
@@ -67,7 +69,8 @@ def _preprocess_calibration(spec, cal_map_path: str, data_dir: str, base: str, a
     from resnet50.preprocessing import preprocess
     cal_map = read_map(cal_map_path, need_labels=False)
     try:
-        return preprocess(spec, cal_map, data_dir, base, formats=["fp32_nchw"], overwrite=bool(args.overwrite))
+        return preprocess(spec, cal_map, data_dir, base, formats=["fp32_nchw"], overwrite=bool(args.overwrite),
+                          verify=bool(args.verify))
     except HarnessError as e:
         raise HarnessError(f"Calibration list {cal_map_path}: {e} The calibration list must be complete (pass "
                            "--calib_data_map for another list, --data_dir for its images, or --val_only to skip "
@@ -88,7 +91,7 @@ def calibrate(args: argparse.Namespace, argv: Optional[list[str]] = None) -> Non
     cal_path = rc.paths.calib_data_map
     _preprocess_calibration(spec, cal_path, rc.paths.data_dir or default_data_dir(), base, args)
     cal_map = read_map(cal_path, need_labels=False)
-    data = load_preprocessed(spec, cal_map, base, "fp32_nchw")
+    data = load_preprocessed(spec, cal_map, base, "fp32_nchw")   # verified in full by preprocess with --verify
     run_calibration(spec, CalibrationInputs(model_path=fp32_path, array=data.array, array_path=data.path,
                                             array_checksum=data.manifest["checksum"], map_path=cal_map.path,
                                             map_md5=cal_map.md5, files=data.files),
@@ -103,18 +106,23 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
         backend = get_backend(rc.backend_name)
         backend.require()
         fp32_path = model_path(rc, spec)
-        inputs = backend.build_inputs(settings, spec.key, fp32_path, quantized_model_path(fp32_path, backend.name))
+        path = engine_path(rc, spec, backend)    # an error when --model_path does not exist
+        inputs = engine_inputs(backend, settings, spec, fp32_path)
         source = inputs["model"]
         if backend.name != "null" or rc.precision == "int8":   # the null backend reads no FP32 model
-            check_build_inputs(inputs, rc, spec)
-        path = engine_path(rc, spec, backend)
-        record = build_record(inputs, settings, backend.versions())
-        if not args.overwrite and is_up_to_date(path, record):
-            print(f"[generate_engines] {scenario} ({rc.config_ver}): {path} is up to date.")
-            continue
-        backend.build(BuildRequest(onnx_path=source, engine_path=path, precision=rc.precision,
-                                   batch_sizes=[rc.batch_size], input_shape=spec.input_shape, settings=settings))
-        write_record(path, record)
+            check_build_inputs({k: v for k, v in inputs.items() if k != "calibration_record"}, rc, spec)
+            if rc.precision == "int8":     # never from a stale Q/DQ model or cache
+                check_calibration_current(fp32_path, backend.name, inputs, spec.key,
+                                          bool(rc.backend.get("calib_cache")))
+        with folder_lock(os.path.dirname(path), f"generate_engines {scenario}"):
+            record = build_record(inputs, settings, backend.versions())
+            if not args.overwrite and is_up_to_date(path, record):
+                print(f"[generate_engines] {scenario} ({rc.config_ver}): {path} is up to date.")
+                continue
+            remove_record(path)
+            backend.build(BuildRequest(onnx_path=source, engine_path=path, precision=rc.precision,
+                                       batch_sizes=[rc.batch_size], input_shape=spec.input_shape, settings=settings))
+            write_record(path, record)
         print(f"[generate_engines] {scenario} ({rc.config_ver}): built {path}")
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
+import pickle
 import sys
-import traceback
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -19,8 +19,9 @@ from . import config as configs
 from . import runconfig
 from .backends import get_backend
 from .backends.base import BuildRequest
-from .engines import engine_dir, engine_name
+from .engines import check_engine_current, engine_dir, engine_name, model_identity
 from .errors import HarnessError
+from .interrupt import RunInterrupted
 from .runconfig import RunConfig
 from .systems import detect_system_id
 
@@ -60,8 +61,9 @@ def model_path(rc: RunConfig, spec) -> str:
 
 
 def engine_path(rc: RunConfig, spec, backend) -> str:
+    """The engine of this config; a --model_path other than the registry's file adds its short digest."""
     return os.path.join(engine_dir(rc.system_id, rc.scenario.name),
-                        engine_name(spec.key, rc.scenario.name, backend.device_kind, rc.batch_size, rc.precision,
+                        engine_name(model_identity(spec, rc.paths.model_path), rc.scenario.name, backend.device_kind, rc.batch_size, rc.precision,
                                     rc.config_ver, backend.engine_suffix))
 
 
@@ -87,6 +89,7 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     from resnet50.imagenet import read_map
     from resnet50.preprocessing import load_preprocessed
     from .loadgen_run import _lg, evaluate_accuracy, run_loadgen, scenario_dir
+    from .run_limits import target_warning
     from .submission.runs import run_fingerprint
     from .sut import QSL, SUT
 
@@ -97,12 +100,14 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     spec = model_spec(rc)
     backend = get_backend(rc.backend_name)
     backend.require()
+    engine = engine_path(rc, spec, backend)
+    check_engine_current(engine, backend, settings, spec, rc.paths.model_path)   # built from this model, calibration
     image_map = read_map(rc.paths.map_path)
-    data = load_preprocessed(spec, image_map, preprocessed_dir(rc), backend.preprocessed_format(settings))
+    data = load_preprocessed(spec, image_map, preprocessed_dir(rc), backend.preprocessed_format(settings),
+                             verify=rc.verify)
     if data.skipped:
         print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
               f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
-    engine = engine_path(rc, spec, backend)
     if backend.name == "null" and not os.path.exists(engine):
         backend.build(BuildRequest("", engine, rc.precision, [1], spec.input_shape, settings))
     if backend.device_kind == "gpu":   # one runner per GPU (a runner may run several streams: its concurrency)
@@ -115,6 +120,9 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     out_dir = scenario_dir(job.run_root, rc.system_id, scenario)
     if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
         out_dir = os.path.join(out_dir, audit.name)
+    warning = target_warning(settings, scenario, os.path.dirname(job.run_root), exclude=job.run_root)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"[run_harness] {scenario} {test_mode}: {spec.key} on {backend.name} ({rc.precision}, "
           f"batch {sut.batch_size}, {len(runners)} worker(s)), config_ver {rc.config_ver}, {qsl.total} samples, "
           f"logs in {out_dir}")
@@ -140,76 +148,93 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # A job in a process of its own
-def _child(function: Callable[[Any], Any], job: Any, conn) -> None:
-    try:
-        conn.send(("ok", function(job)))
-    except HarnessError as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        conn.send(("error", str(e)))
-    except KeyboardInterrupt:
-        conn.send(("interrupted", None))
-    except BaseException as e:  # noqa: BLE001 - reported to the parent, which decides
-        traceback.print_exc()
-        conn.send(("error", f"{type(e).__name__}: {e}"))
-    finally:
-        conn.close()
-
-
 def run_isolated(function: Callable[[Any], Any], job: Any) -> Any:
-    """`function(job)` in a fresh process (spawned: no state of this one leaks in), its result back here.
+    """`function(job)` in a fresh Python process, its result back here: a job in, a result out (both pickled).
 
     LoadGen reads its mlperf.conf once per process, and a second FromConfig in one process marks the log as not valid
-    for submission: every scenario of a multi-scenario command runs this way. A HarnessError in the child (printed
-    there) comes back as a HarnessError; Ctrl-C stops both."""
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(function, job, child), daemon=False)
-    process.start()
-    child.close()
-    try:
-        status, value = parent.recv()
-    except EOFError:
-        status, value = "error", None
-    except KeyboardInterrupt:
-        process.join(30)
-        if process.is_alive():
-            process.terminate()
-        raise
-    process.join()
+    for submission: every scenario of a multi-scenario command runs this way. The child runs in its own process
+    group (harness/interrupt.py run_child): Ctrl-C reaches this process, which passes it on, waits for the child to
+    mark its run, and raises RunInterrupted. A HarnessError in the child (printed there) comes back as a HarnessError.
+    """
+    from .interrupt import run_child
+    code_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory(prefix="mlperf-job-") as tmp:
+        job_path, result_path = os.path.join(tmp, "job.pickle"), os.path.join(tmp, "result.pickle")
+        with open(job_path, "wb") as f:
+            pickle.dump((function, job), f)
+        rc = run_child([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                        "from harness.run import job_main; sys.exit(job_main(sys.argv[2], sys.argv[3]))",
+                        code_dir, job_path, result_path])
+        try:
+            with open(result_path, "rb") as f:
+                status, value = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            raise HarnessError(f"The process running {getattr(function, '__name__', 'the job')} ended with exit "
+                               f"code {rc} and no result (see the messages above).") from None
     if status == "ok":
         return value
-    if status == "interrupted":
-        raise KeyboardInterrupt
-    raise HarnessError(value or f"the process running the job ended with exit code {process.exitcode}")
+    raise HarnessError(value)
+
+
+def job_main(job_path: str, result_path: str) -> int:
+    """The child side of run_isolated: run the pickled job, pickle the outcome, exit as code/main.py would."""
+    from .interrupt import install_process_handlers
+    install_process_handlers()
+    with open(job_path, "rb") as f:
+        function, job = pickle.load(f)
+    try:
+        outcome, code = ("ok", function(job)), 0
+    except HarnessError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        outcome, code = ("error", str(e)), getattr(e, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        outcome, code = ("error", "Interrupted."), 130
+    with open(result_path, "wb") as f:
+        pickle.dump(outcome, f)
+    return code
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Actions
 def run_harness(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     """Every (config_ver, scenario) asked for: one run root per config_ver (build/logs/<timestamp>[-<config_ver>]),
-    each scenario in its own process when there are several."""
+    each scenario in its own process when there are several. Exit 3 (after every run) when an accuracy run missed
+    its target."""
+    from .exit_codes import raise_if_accuracy_failed
     from .loadgen_run import new_run_root
+    from .run_limits import remove_if_empty
     rcs = run_configs(args)
     command = "code/main.py " + " ".join(argv if argv is not None else sys.argv[1:])
     several_vers = len({rc.config_ver for rc in rcs}) > 1
     failed = []
+    everything: dict[str, Any] = {}
+    roots = []
     for ver in dict.fromkeys(rc.config_ver for rc in rcs):
         group = [rc for rc in rcs if rc.config_ver == ver]
         run_root = new_run_root(args.log_dir, suffix=ver if several_vers else None)
+        roots.append(run_root)
         results: dict[str, Any] = {}
-        for rc in group:
-            job = ScenarioJob(rc, run_root, command)
-            if len(rcs) == 1:
-                results[rc.scenario.name] = run_scenario(job)
-                continue
-            try:
-                results[rc.scenario.name] = run_isolated(run_scenario, job)
-            except HarnessError:
-                failed.append(f"{rc.scenario.name} ({ver})" if several_vers else rc.scenario.name)
-        write_harness_summary(run_root, rcs[0].system_id, results)
+        try:
+            for rc in group:
+                job = ScenarioJob(rc, run_root, command)
+                if len(rcs) == 1:
+                    results[rc.scenario.name] = run_scenario(job)
+                    continue
+                try:
+                    results[rc.scenario.name] = run_isolated(run_scenario, job)
+                except RunInterrupted:
+                    raise
+                except HarnessError:
+                    failed.append(f"{rc.scenario.name} ({ver})" if several_vers else rc.scenario.name)
+            write_harness_summary(run_root, rcs[0].system_id, results)
+        finally:
+            remove_if_empty(run_root)   # a run refused before it wrote anything leaves no empty folder
+        everything.update({(f"{s} ({ver})" if several_vers else s): r for s, r in results.items()})
     if failed:
         raise HarnessError(f"Scenario(s) {', '.join(failed)} failed (see the messages above); the others' logs are "
-                           "under the run folder(s) printed above.")
+                           f"under {', '.join(roots)}.")
+    raise_if_accuracy_failed(everything, ", ".join(roots))
     return 0
 
 
@@ -223,6 +248,8 @@ def summary_line(scenario_name: str, r: dict[str, Any]) -> str:
         line = f"{scenario_name:<13} {str(r.get('result_validity')):<8} {metric}={r.get(metric)}"
         if sc.checker_key != sc.summary_source:     # the checker reads another figure: show it, as LoadGen names it
             line += f" ({sc.summary_source}); checker: {sc.checker_key}={sc.shown(r.get(sc.checker_key))}"
+    if r.get("ended_at_max_duration"):
+        line += f"  (ended at max_duration {r['ended_at_max_duration']} ms)"
     skipped = (r.get("dataset") or {}).get("skipped")
     if skipped:
         line += f"  ({len(skipped)} image(s) skipped: --allow_missing)"

@@ -85,6 +85,7 @@ class RunConfig:
     server_batch_timeout_us: int
     calib_method: str
     verbose: bool
+    verify: bool                          # --verify: check every row of the preprocessed arrays
     loadgen: LoadGenSettings
     paths: DataPaths
     backend: BackendOptions
@@ -193,6 +194,7 @@ def build(args: argparse.Namespace, scenario: str, system_id: str, config_ver: s
         config_file=values["config_file"], scenario=sc, model=model, precision=flat["precision"], batch_size=batch,
         workers=int(values.get("workers") or 1), server_batch_timeout_us=int(values.get("server_batch_timeout_us") or 0),
         calib_method=values.get("calib_method") or "entropy", verbose=bool(getattr(args, "verbose", False)),
+        verify=bool(getattr(args, "verify", False)),
         loadgen=loadgen, paths=paths,
         backend=BackendOptions(backend, tuple((k, v) for k, v in flat.items() if k in options)),
         values=tuple(flat.items()), sources=tuple(sources.items()))

@@ -44,6 +44,7 @@ class Scenario:
     target_key: Optional[str] = None
     dynamic_batching: bool = False        # the SUT waits up to server_batch_timeout_us for a fuller batch
     latency_constrained: bool = False     # throughput under a latency bound (Server): the bound must match
+    find_peak: bool = False               # LoadGen's FindPeakPerformance mode searches this scenario's target
     # Rules (mlcommons/inference submission checker and compliance READMEs), per scenario:
     early_stopping: bool = False          # the run must meet LoadGen's early-stopping condition
     rule_min_samples_per_query: Optional[int] = None   # closed division (Offline: 24,576)
@@ -81,8 +82,9 @@ OFFLINE = Scenario("Offline", latency_bound=False, summary_metric="samples_per_s
                    target_key="offline_expected_qps", rule_min_samples_per_query=24576)
 SERVER = Scenario("Server", latency_bound=False, summary_metric="scheduled_queries_per_second",
                   summary_source="result_scheduled_samples_per_sec", checker_key="result_completed_samples_per_sec",
-                  unit="Queries/s", user_conf=(("target_qps", "server_target_qps", None),),
-                  target_key="server_target_qps", dynamic_batching=True, latency_constrained=True,
+                  unit="Queries/s", user_conf=(("target_qps", "server_target_qps", None),
+                                               ("max_async_queries", "server_max_async_queries", None)),
+                  target_key="server_target_qps", dynamic_batching=True, latency_constrained=True, find_peak=True,
                   early_stopping=True, rule_max_target_latency_ns=15000000)
 SINGLE_STREAM = Scenario("SingleStream", latency_bound=True, summary_metric="p90_latency_ms",
                          summary_source="result_90.00_percentile_latency_ns", checker_key="early_stopping_latency_ss",

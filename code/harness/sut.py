@@ -105,6 +105,10 @@ class WorkQueue:
             return ids, (parts[0] if len(parts) == 1 else np.concatenate(parts))
 
 
+class _Aborted(Exception):
+    pass
+
+
 class SUT:
     def __init__(self, lg, qsl: QSL, runners: Sequence[Runner], batch_size: int, output_offset: int,
                  batch_timeout_s: float = 0.0):
@@ -116,6 +120,7 @@ class SUT:
         self.output_offset = np.int32(output_offset)
         self.queue = WorkQueue()
         self.errors: list[BaseException] = []
+        self.aborted = False   # abort(): answer everything at once, without inference (harness/interrupt.py)
         # One worker per runner, or `runner.concurrency` workers for a runner with several CUDA streams.
         slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
         self.stats = [{"batches": 0, "samples": 0, "infer_s": 0.0, "complete_s": 0.0} for _ in slots]
@@ -132,23 +137,31 @@ class SUT:
     def flush_queries(self) -> None:
         pass
 
+    def abort(self) -> None:
+        """The run is being interrupted: from now on every batch is answered at once (label -1), no inference."""
+        self.aborted = True
+
     # Workers ----------------------------------------------------------------------------------------------
     def _work(self, runner: Runner, stats: dict) -> None:
         lg, qsl, offset = self.lg, self.qsl, self.output_offset
         response = lg.QuerySampleResponse
         clock = time.perf_counter
         while True:
-            item = self.queue.take(self.batch_size, self.batch_timeout_s)
+            item = self.queue.take(self.batch_size if not self.aborted else 1 << 16, self.batch_timeout_s)
             if item is None:
                 return
             ids, indices = item
             t0 = clock()
             try:
+                if self.aborted:
+                    raise _Aborted
                 rows = qsl.row_of[indices]
                 top1 = runner.infer(rows) if runner.takes_rows else runner.infer(qsl.loaded[rows])
                 labels = np.array(top1, dtype=np.int32)   # our own copy: a runner may reuse its output buffer
                 if offset:
                     labels += offset
+            except _Aborted:
+                labels = np.full(len(ids), -1, dtype=np.int32)
             except BaseException as e:  # keep LoadGen from hanging: answer, then report after the run
                 self.errors.append(e)
                 labels = np.full(len(ids), -1, dtype=np.int32)
@@ -160,6 +173,10 @@ class SUT:
             stats["samples"] += len(ids)
             stats["infer_s"] += t1 - t0
             stats["complete_s"] += clock() - t1
+
+    def completed(self) -> int:
+        """Samples completed so far (read by the progress line from another thread; no lock needed)."""
+        return sum(st["samples"] for st in self.stats)
 
     def start(self) -> int:
         for t in self._threads:

@@ -4,4 +4,6 @@ from ...options import Flag
 OPTIONS = (
     Flag("null_label", int, None, "null backend: the class index it answers every sample with (default 0).",
          config_key="null_label", min=0),
+    Flag("null_latency_us", int, None, "null backend: sleep this long per batch, a device of known capacity "
+         "(batch size / latency per worker) for soak and runaway tests.", config_key="null_latency_us", min=0),
 )
