@@ -55,6 +55,8 @@ def _refused(tmp_path, *argv, action="run"):
     (["--scenarios=SingleStream", "--batch_size=64"], "--batch_size=64: SingleStream issues one sample per query"),
     (["--offline_expected_qps=0"], "--offline_expected_qps=0.0: expected a number > 0."),
     (["--max_duration=-1"], "--max_duration=-1: expected an integer >= 0."),
+    (["--min_duration=2000", "--max_duration=1000"], "--max_duration=1000: max_duration 1000 ms must be 0 (no limit) "
+                                                     "or at least min_duration (2000 ms)"),
     (["--min_query_count=10", "--max_query_count=5"], "--max_query_count=5: below min_query_count 10"),
     (["--backend=torch", "--threads=4"], "--threads: the torch backend does not read it"),
     (["--config_ver=nope"], "--config_ver=nope: block 'CPU'"),

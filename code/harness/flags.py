@@ -97,17 +97,17 @@ CORE_FLAGS: tuple[Flag, ...] = (
     Flag("onnx_only", parse_bool, False, "generate_engines: write the ONNX model the engine is built from and stop.",
          switch=True),
     # --- tune (code/harness/tune.py) and reports ---
-    Flag("tune_probe_ms", int, 10000, "tune: min_duration of each short probe (ms).", min=1),
+    Flag("tune_probe_ms", int, 10000, "tune: min_duration of each short probe (ms).", min=100),
     Flag("tune_probe_queries", int, 1024, "tune: min_query_count of each Server probe (LoadGen's early stopping "
          "needs about 460 queries with none over the bound, 660 with one).", min=1),
     Flag("tune_confirm_runs", int, 1, "tune: confirming runs of the value found; all must be VALID.", min=1),
     Flag("tune_confirm_ms", int, None, "tune: min_duration of the confirming runs (ms); default the config's, else "
-         "LoadGen's (600 s: full length).", min=1),
+         "LoadGen's (600 s: full length).", min=100),
     Flag("tune_tolerance", float, 0.05, "tune: bisection stops when the bracket is narrower than this fraction; a "
          "failed confirmation lowers the value by it.", gt=0, max=0.5),
     Flag("tune_max_probes", int, 12, "tune: most short probes per grid point.", min=1),
     Flag("tune_growth", float, 2.0, "tune: Server bracketing factor: each probe x this (up) or / this (down) until "
-         "the ceiling is bracketed (e.g. 1.1 when the start is close, as from Offline).", gt=1),
+         "the ceiling is bracketed (e.g. 1.1 when the start is close, as from Offline).", gt=1, max=10),
     Flag("tune_grid", str, None, "tune: settings to try, each searched in turn, e.g. "
          "\"batch_size=1,2,4;server_batch_timeout_us=0,2000\" (any flag with a config key)."),
     Flag("tune_write", parse_bool, False, "tune: write the values found into configs/resnet50/<Scenario>/config.json "

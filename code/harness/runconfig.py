@@ -23,6 +23,7 @@ from . import config as configs
 from .backends import backend_options
 from .errors import HarnessError
 from .flags import CONFIG_KEYS, overrides
+from .run_limits import LOADGEN_DEFAULT_MIN_DURATION_MS
 from .scenarios import Scenario, get as get_scenario
 
 DEFAULT_BACKEND = "onnxruntime"
@@ -161,9 +162,11 @@ def build(args: argparse.Namespace, scenario: str, system_id: str, config_ver: s
     if values.get("max_query_count") and min_query_count and values["max_query_count"] < min_query_count:
         raise fail("max_query_count", values["max_query_count"],
                    f"below min_query_count {min_query_count} ({sources.get('min_query_count', 'fast')}).")
-    if values.get("max_duration") and min_duration is not None and values["max_duration"] < min_duration:
-        raise fail("max_duration", values["max_duration"],
-                   f"below min_duration {min_duration} ({sources.get('min_duration', '--fast')}).")
+    max_duration = values.get("max_duration")
+    min_ms = min_duration if min_duration is not None else LOADGEN_DEFAULT_MIN_DURATION_MS
+    if max_duration and max_duration < min_ms:
+        raise fail("max_duration", max_duration, f"max_duration {max_duration} ms must be 0 (no limit) or at least "
+                   f"min_duration ({min_ms} ms): a shorter run can never be VALID.")
 
     loadgen = LoadGenSettings(
         test_mode=args.test_mode, min_duration_ms=min_duration, max_duration_ms=values.get("max_duration"),
