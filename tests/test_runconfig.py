@@ -60,6 +60,7 @@ def _refused(tmp_path, *argv, action="run"):
     (["--min_query_count=10", "--max_query_count=5"], "--max_query_count=5: below min_query_count 10"),
     (["--backend=torch", "--threads=4"], "--threads: the torch backend does not read it"),
     (["--config_ver=nope"], "--config_ver=nope: block 'CPU'"),
+    (["--precision=fp16"], "--precision=fp16: the onnxruntime backend builds fp32, int8 engines."),
 ])
 def test_bad_flag_values_exit_2_in_one_line_writing_nothing(tmp_path, argv, needle):
     assert needle in _refused(tmp_path, *argv)
@@ -134,7 +135,8 @@ def test_settings_keep_the_keys_backends_and_summaries_read():
 
 
 def test_new_keys_of_other_issues_are_in_the_schema():
-    rc = _rc("--scenarios=Server", "--server_coalesce_queries", "--max_duration=1000", scenario="Server")
+    rc = _rc("--scenarios=Server", "--server_coalesce_queries", "--min_duration=500", "--max_duration=1000",
+             scenario="Server")
     assert rc.loadgen.server_coalesce_queries is True and rc.loadgen.max_duration_ms == 1000
     args = parse_args(["--action=generate_engines", "--onnx_only", "--verify", "--tune_probe_ms=500",
                        "--tune_confirm_runs=2", "--tune_confirm_ms=1000", "--tune_write", "--report",

@@ -31,12 +31,14 @@ from . import REPO_ROOT, BENCHMARK
 from .artifacts import cached_md5, file_md5, read_json, write_json_atomic
 from .errors import HarnessError
 
-# Config keys that change what gets built (the rest only change how it is run).
-BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size", "use_graphs",
-              "gpu_copy_streams", "gpu_inference_streams", "threads", "torch_compile", "channels_last",
-              "implicit_int8", "plugins")
+# Config keys that change what gets built (the rest only change how it is run): these, plus the backend's own
+# (backends/<name>/options.py INFO.build_keys).
+COMMON_BUILD_KEYS = ("precision", "batch_size")
 
-CALIBRATION_METHODS = ("entropy", "minmax", "percentile")
+
+def build_keys(backend: str) -> tuple[str, ...]:
+    from .backends import backend_info
+    return COMMON_BUILD_KEYS + backend_info(backend).build_keys
 
 
 def calibration_cache_path(model_key: str, method: str = "entropy", base: Optional[str] = None) -> str:
@@ -85,7 +87,8 @@ def build_record(inputs: dict[str, Optional[str]], settings: dict[str, Any], ver
     return {
         "inputs": {name: (cached_md5(path) if path and os.path.exists(path) else None)
                    for name, path in inputs.items()},
-        "config": {k: settings.get(k) for k in BUILD_KEYS if settings.get(k) is not None},
+        "config": {k: settings.get(k) for k in build_keys(settings.get("backend") or "onnxruntime")
+                   if settings.get(k) is not None},
         "versions": versions,
     }
 

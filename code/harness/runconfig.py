@@ -143,6 +143,11 @@ def build(args: argparse.Namespace, scenario: str, system_id: str, config_ver: s
                                f"{', '.join(owners)}); leave it out or pick that --backend.")
     from resnet50.models import get_model
     model = get_model(values.get("model")).key
+    from .backends import backend_info
+    precision = values.get("precision") or DEFAULT_PRECISION
+    if precision not in backend_info(backend).precisions:
+        raise fail("precision", precision, f"the {backend} backend builds {', '.join(backend_info(backend).precisions)}"
+                   " engines.")
 
     configured = values.get("batch_size")
     if sc.fixed_batch is not None and configured is not None and configured != sc.fixed_batch:
@@ -185,8 +190,7 @@ def build(args: argparse.Namespace, scenario: str, system_id: str, config_ver: s
         log_dir=getattr(args, "log_dir", None),
         model_path=os.path.abspath(args.model_path) if getattr(args, "model_path", None) else None)
     flat = dict(values)
-    flat.update(backend=backend, model=model, precision=values.get("precision") or DEFAULT_PRECISION,
-                batch_size=batch)
+    flat.update(backend=backend, model=model, precision=precision, batch_size=batch)
     for key, value in (("min_duration", min_duration), ("min_query_count", min_query_count)):
         if value is not None:
             flat[key] = value

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import HarnessError
-from .base import Backend, Runner  # noqa: F401
+from .base import Backend, BackendInfo, Runner  # noqa: F401
 
 _BACKENDS = {
     "onnxruntime": "harness.backends.onnxruntime",
@@ -32,6 +32,12 @@ def _package(name: str):
 def backend_options(name: str) -> tuple:
     """The options (harness.options.Flag) the backend `name` reads."""
     return tuple(_package(name).OPTIONS)
+
+
+def backend_info(name: str) -> BackendInfo:
+    """What the backend `name` is (device kind, precisions, build keys, framework, calibration form), without
+    loading its libraries."""
+    return _package(name).INFO
 
 
 def all_options() -> tuple:

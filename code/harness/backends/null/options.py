@@ -1,4 +1,5 @@
-"""The null backend's options."""
+"""The null backend: what it is (INFO) and the options it reads (OPTIONS)."""
+from ..base import BackendInfo
 from ...options import Flag
 
 OPTIONS = (
@@ -7,3 +8,6 @@ OPTIONS = (
     Flag("null_latency_us", int, None, "null backend: sleep this long per batch, a device of known capacity "
          "(batch size / latency per worker) for soak and runaway tests.", config_key="null_latency_us", min=0),
 )
+
+INFO = BackendInfo("null", "cpu", ".null.json", precisions=("fp32", "fp16", "bf16", "int8"),
+                   framework="none (null backend: answers instantly, measures the harness only)")

@@ -1,4 +1,5 @@
-"""The tensorrt backend's options (besides the GPU ones in backends/gpu_options.py)."""
+"""The tensorrt backend: what it is (INFO) and the options it reads (OPTIONS) (besides the GPU ones in backends/gpu_options.py)."""
+from ..base import BackendInfo
 from ...options import Flag, parse_bool
 from ..gpu_options import GPU_OPTIONS
 
@@ -22,3 +23,8 @@ OPTIONS = GPU_OPTIONS + (
     Flag("warmup_duration", float, None, "tensorrt: seconds of full batches run at load, before LoadGen starts "
          "(default 0).", config_key="warmup_duration", min=0),
 )
+
+INFO = BackendInfo("tensorrt", "gpu", ".plan", precisions=("fp32", "fp16", "int8"),
+                   build_keys=("input_dtype", "input_format", "workspace_size", "use_graphs", "gpu_copy_streams",
+                               "gpu_inference_streams", "implicit_int8", "plugins"),
+                   framework="TensorRT", framework_package="tensorrt", calibration_form="tensorrt")

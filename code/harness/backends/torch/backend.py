@@ -23,6 +23,7 @@ import numpy as np
 
 from ... import onnx_graph
 from ...errors import HarnessError
+from .options import INFO
 from ..base import Backend, BuildRequest, Runner
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -183,9 +184,7 @@ class TorchRunner(Runner):
 
 
 class TorchBackend(Backend):
-    name = "torch"
-    device_kind = "gpu"
-    engine_suffix = ".torch.onnx"
+    info = INFO
 
     def __init__(self):
         self._modules: dict[tuple, Any] = {}

@@ -1,4 +1,5 @@
-"""The torch backend's options (besides the GPU ones in backends/gpu_options.py)."""
+"""The torch backend: what it is (INFO) and the options it reads (OPTIONS) (besides the GPU ones in backends/gpu_options.py)."""
+from ..base import BackendInfo
 from ...options import Flag, parse_bool, parse_int_list
 from ..gpu_options import GPU_OPTIONS
 
@@ -10,3 +11,8 @@ OPTIONS = GPU_OPTIONS + (
     Flag("graph_batch_sizes", parse_int_list, None, "torch backend with use_graphs: batch sizes that get a CUDA graph "
          "(default: batch_size, /2, /4, /8).", config_key="graph_batch_sizes", min=1),
 )
+
+INFO = BackendInfo("torch", "gpu", ".torch.onnx", precisions=("fp32", "fp16", "bf16"),
+                   build_keys=("use_graphs", "gpu_copy_streams", "gpu_inference_streams", "torch_compile",
+                               "channels_last"),
+                   framework="PyTorch", framework_package="torch")
