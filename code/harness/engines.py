@@ -102,7 +102,7 @@ def check_engine_current(engine_path: str, backend, settings: dict[str, Any], sp
         raise HarnessError(f"Model file {model_file} does not exist (--model_path). Pass an existing ONNX file, or "
                            f"leave --model_path out to use the registry's {spec.default_path} (`make download_model "
                            f"RUN_ARGS=\"--model={spec.key}\"`).")
-    if backend.name == "null":
+    if not backend.info.reads_model:
         return
     fp32_path = os.path.abspath(model_file) if model_file else spec.default_path
     rebuild = (f"Run `{command} RUN_ARGS=\"--scenarios={settings.get('scenario')} ...\"` with the same flags "

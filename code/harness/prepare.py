@@ -109,7 +109,7 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
         path = engine_path(rc, spec, backend)    # an error when --model_path does not exist
         inputs = engine_inputs(backend, settings, spec, fp32_path)
         source = inputs["model"]
-        if backend.name != "null" or rc.precision == "int8":   # the null backend reads no FP32 model
+        if backend.info.reads_model or rc.precision == "int8":   # the null backend reads no FP32 model
             check_build_inputs({k: v for k, v in inputs.items() if k != "calibration_record"}, rc, spec)
             if rc.precision == "int8":     # never from a stale Q/DQ model or cache
                 check_calibration_current(fp32_path, backend.name, inputs, spec.key,

@@ -108,7 +108,7 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     if data.skipped:
         print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
               f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
-    if backend.name == "null" and not os.path.exists(engine):
+    if not backend.info.reads_model and not os.path.exists(engine):   # built at run time (the null backend)
         backend.build(BuildRequest("", engine, rc.precision, [1], spec.input_shape, settings))
     if backend.device_kind == "gpu":   # one runner per GPU (a runner may run several streams: its concurrency)
         runners = [backend.load(engine, d, settings) for d in backend.device_ids(settings)]

@@ -28,6 +28,7 @@ class BackendInfo:
     framework: Optional[str] = None           # as the system description names it
     framework_package: Optional[str] = None   # the Python package whose version the description records
     calibration_form: Optional[str] = None    # calibration.FORMS key of the Q/DQ model its int8 engines read
+    reads_model: bool = True                  # False: builds without a model and at run time (the null backend)
 
 
 @dataclass

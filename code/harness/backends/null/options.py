@@ -10,4 +10,4 @@ OPTIONS = (
 )
 
 INFO = BackendInfo("null", "cpu", ".null.json", precisions=("fp32", "fp16", "bf16", "int8"),
-                   framework="none (null backend: answers instantly, measures the harness only)")
+                   framework="none (null backend: answers instantly, measures the harness only)", reads_model=False)
