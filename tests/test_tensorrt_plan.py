@@ -4,7 +4,6 @@ clear failure when TensorRT is absent. Nothing here imitates TensorRT."""
 import importlib.util
 import json
 import os
-import threading
 
 import numpy as np
 import onnx
@@ -19,10 +18,8 @@ from harness.backends.tensorrt import plan as tp
 from harness.calibration import quantized_model_path
 from harness.run import engine_path, run_config
 from harness.backends import get_backend
-from harness.backends.base import Runner
 from harness.errors import HarnessError
 from harness.flags import SCENARIOS, parse_args
-from harness.sut import QSL, SUT
 from resnet50.models import get_model
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -362,44 +359,6 @@ def test_devices():
 
 # ---------------------------------------------------------------------------------------------------------------
 # Configs, SUT concurrency, and TensorRT being absent
-class CountingRunner(Runner):
-    takes_rows = True
-    concurrency = 3
-
-    def __init__(self):
-        self.threads = set()
-
-    def infer(self, rows):
-        self.threads.add(threading.current_thread().name)
-        return np.asarray(rows, dtype=np.int64)
-
-
-class FakeLoadGen:
-    """Just the two LoadGen calls the SUT's workers make."""
-
-    def __init__(self):
-        self.done = []
-
-    @staticmethod
-    def QuerySampleResponse(qid, ptr, size):
-        return qid, ptr, size
-
-    def QuerySamplesComplete(self, responses):
-        self.done.extend(r[0] for r in responses)
-
-
-def test_sut_runs_concurrency_workers_per_runner():
-    runner, lg = CountingRunner(), FakeLoadGen()
-    qsl = QSL(np.zeros((64, 1), np.float32), 64, [runner])
-    qsl.load(range(64))
-    sut = SUT(lg, qsl, [runner], batch_size=2, output_offset=0)
-    assert len(sut._threads) == 3
-    for t in sut._threads:
-        t.start()
-    for i in range(0, 64, 4):
-        sut.issue_query(list(range(i, i + 4)), list(range(i, i + 4)))
-    sut.stop()
-    assert sorted(lg.done) == list(range(64)) and sum(st["samples"] for st in sut.stats) == 64 and not sut.errors
 
 
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here; this checks the message when it is absent")

@@ -120,6 +120,13 @@ def parse_detail(lines) -> tuple[dict[str, Any], list[str]]:
     return values, errors
 
 
+def response_label(data_hex: str) -> int:
+    """The one decoder of a mlperf_log_accuracy.json response: the SUT answers each sample with its top-1 class as
+    one int32 (harness/sut.py); -1 for an empty response."""
+    value = np.frombuffer(bytes.fromhex(data_hex or ""), dtype=np.int32)
+    return int(value[0]) if len(value) else -1
+
+
 def read_detail_log(path: str) -> dict[str, Any]:
     try:
         with open(path, errors="replace") as f:
@@ -170,8 +177,7 @@ def evaluate_accuracy(accuracy_json: str, labels: np.ndarray, fp32_top1: float, 
         raise HarnessError(f"Cannot read {accuracy_json} ({e}); the accuracy run did not finish.") from None
     seen: dict[int, int] = {}
     for entry in entries:
-        value = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.int32)
-        seen[int(entry["qsl_idx"])] = int(value[0]) if len(value) else -1
+        seen[int(entry["qsl_idx"])] = response_label(entry["data"])
     if not seen:
         raise HarnessError(f"{accuracy_json} holds no responses.")
     idx = np.fromiter(seen.keys(), dtype=np.int64)

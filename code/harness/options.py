@@ -50,6 +50,20 @@ def parse_int_list(text: Any) -> tuple[int, ...]:
     return out
 
 
+def parse_devices(value: Any, what: str = "--devices") -> Optional[list[str]]:
+    """The one device-list parser: `0,1` (flag) or [0, 1] (config) -> ["0", "1"]; empty or `all` -> None (every
+    visible device). Backends check the ids against what they see."""
+    if value is None:
+        return None
+    words = [str(w).strip() for w in (value if isinstance(value, (list, tuple)) else str(value).split(","))]
+    words = [w for w in words if w]
+    if not words or words == ["all"]:
+        return None
+    if len(set(words)) != len(words):
+        raise HarnessError(f"{what}={value}: a device is listed twice.")
+    return words
+
+
 _TYPE_NAMES = {str: "str", int: "int", float: "float", parse_bool: "bool", parse_int_list: "int list"}
 
 

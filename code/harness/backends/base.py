@@ -92,7 +92,8 @@ class Backend:
 
     def device_ids(self, settings: dict[str, Any]) -> list[str]:
         """The devices a GPU backend runs one runner on (`devices`, default: its first device)."""
-        return [d.strip() for d in str(settings.get("devices") or "").split(",") if d.strip()] or ["0"]
+        from ..options import parse_devices
+        return parse_devices(settings.get("devices")) or ["0"]
 
     def preprocessed_format(self, settings: dict[str, Any]) -> str:
         """The preprocessed format (resnet50/imagenet.py FORMATS) a run loads for this backend's runners: FP32 NCHW

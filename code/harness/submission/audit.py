@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import REPO_ROOT, BENCHMARK
 from ..errors import HarnessError
+from ..loadgen_run import response_label
 from ..run import ScenarioJob, run_configs, run_isolated, run_scenario, system_id
 from ..runconfig import RunConfig
 from ..scenarios import get as get_scenario
@@ -128,8 +129,8 @@ def top1(entries: list[dict], labels: np.ndarray, only: Optional[set[int]] = Non
         if (only is not None and idx not in only) or idx in seen:
             continue
         seen.add(idx)
-        value = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.int32)
-        good += int(len(value) > 0 and 0 <= idx < len(labels) and int(value[0]) == int(labels[idx]))
+        label = response_label(entry["data"])
+        good += int(label >= 0 and 0 <= idx < len(labels) and label == int(labels[idx]))
         total += 1
     return good, total
 
