@@ -45,6 +45,9 @@ class Scenario:
     dynamic_batching: bool = False        # the SUT waits up to server_batch_timeout_us for a fuller batch
     latency_constrained: bool = False     # throughput under a latency bound (Server): the bound must match
     find_peak: bool = False               # LoadGen's FindPeakPerformance mode searches this scenario's target
+    one_query: bool = False               # LoadGen issues the whole run as one query (Offline)
+    samples_per_query_key: Optional[str] = None   # the config key of the samples in each query (MultiStream)
+    capacity_fallback: Optional[str] = None       # a scenario whose throughput bounds this one's (Server: Offline)
     # Rules (mlcommons/inference submission checker and compliance READMEs), per scenario:
     early_stopping: bool = False          # the run must meet LoadGen's early-stopping condition
     rule_min_samples_per_query: Optional[int] = None   # closed division (Offline: 24,576)
@@ -79,13 +82,14 @@ class Scenario:
 OFFLINE = Scenario("Offline", latency_bound=False, summary_metric="samples_per_second",
                    summary_source="result_samples_per_second", checker_key="result_samples_per_second",
                    unit="Samples/s", user_conf=(("target_qps", "offline_expected_qps", None),),
-                   target_key="offline_expected_qps", rule_min_samples_per_query=24576)
+                   target_key="offline_expected_qps", rule_min_samples_per_query=24576, one_query=True)
 SERVER = Scenario("Server", latency_bound=False, summary_metric="scheduled_queries_per_second",
                   summary_source="result_scheduled_samples_per_sec", checker_key="result_completed_samples_per_sec",
                   unit="Queries/s", user_conf=(("target_qps", "server_target_qps", None),
                                                ("max_async_queries", "server_max_async_queries", None)),
                   target_key="server_target_qps", dynamic_batching=True, latency_constrained=True, find_peak=True,
-                  early_stopping=True, rule_max_target_latency_ns=15000000)
+                  early_stopping=True, rule_max_target_latency_ns=15000000,
+                  capacity_fallback="Offline")
 SINGLE_STREAM = Scenario("SingleStream", latency_bound=True, summary_metric="p90_latency_ms",
                          summary_source="result_90.00_percentile_latency_ns", checker_key="early_stopping_latency_ss",
                          unit="Latency (ms)",
@@ -101,7 +105,8 @@ MULTI_STREAM = Scenario("MultiStream", latency_bound=True, summary_metric="p99_l
                         expected_latency_key="multi_stream_expected_latency_ns",
                         default_batch_key="multi_stream_samples_per_query", default_batch=8,
                         target_key="multi_stream_expected_latency_ns", early_stopping=True,
-                        rule_samples_per_query=8, short_latency_ns=1600000)
+                        rule_samples_per_query=8, short_latency_ns=1600000,
+                        samples_per_query_key="multi_stream_samples_per_query")
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (OFFLINE, SERVER, SINGLE_STREAM, MULTI_STREAM)}
 NAMES = tuple(SCENARIOS)

@@ -41,6 +41,7 @@ from typing import Any, Callable, Optional
 
 from . import REPO_ROOT, BENCHMARK
 from .errors import HarnessError
+from .scenarios import get as get_scenario
 
 # The config key each scenario's search finds.
 TUNED_KEY = {"Server": "server_target_qps", "Offline": "offline_expected_qps",
@@ -247,12 +248,12 @@ def better(scenario: str, a: Optional[float], b: Optional[float]) -> bool:
         return False
     if b is None:
         return True
-    return a < b if scenario in ("SingleStream", "MultiStream") else a > b
+    return a < b if get_scenario(scenario).latency_bound else a > b
 
 
 def rounded(scenario: str, value: float) -> Any:
     """The value as the config holds it: whole ns for latencies, 4 significant digits for rates."""
-    if scenario in ("SingleStream", "MultiStream"):
+    if get_scenario(scenario).latency_bound:
         return int(round(value))
     if value >= 1000:
         return int(round(value))
