@@ -70,9 +70,13 @@ FORMS = {
     "u8s8_per_tensor": QdqForm("QUInt8", "QInt8", False, False, why="per-tensor weights (2.2 points of top-1 lost)"),
     # TensorRT: symmetric int8 activations and per-channel symmetric int8 weights; float weights with their own Q/DQ
     # pair and one Q/DQ pair per consumer, so TensorRT chooses the fusions (its explicit-quantisation rules).
+    # Biases stay float (QuantizeBias=False): the quantiser's default turns each bias into an INT32 initializer feeding
+    # a DequantizeLinear, which TensorRT cannot parse (its dequantize input must be INT8/FP8/INT4); TensorRT fuses the
+    # float bias itself, as in NVIDIA's own graphs. (issue 12; checked by backends' TensorRT ONNX contract)
     "tensorrt": QdqForm("QInt8", "QInt8", True, True,
                         extra_options={"WeightSymmetric": True, "AddQDQPairToWeight": True,
-                                       "DedicatedQDQPair": True, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
+                                       "DedicatedQDQPair": True, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+                                       "QuantizeBias": False},
                         why="TensorRT explicit quantisation: symmetric int8, per-channel weights"),
 }
 BACKEND_FORMS = {"onnxruntime": "u8s8", "tensorrt": "tensorrt"}
