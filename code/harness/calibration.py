@@ -72,7 +72,7 @@ FORMS = {
     # pair and one Q/DQ pair per consumer, so TensorRT chooses the fusions (its explicit-quantisation rules).
     # Biases stay float (QuantizeBias=False): the quantiser's default turns each bias into an INT32 initializer feeding
     # a DequantizeLinear, which TensorRT cannot parse (its dequantize input must be INT8/FP8/INT4); TensorRT fuses the
-    # float bias itself, as in NVIDIA's own graphs. (issue 12; checked by backends' TensorRT ONNX contract)
+    # float bias itself, as in NVIDIA's own graphs. (issue 12; checked by backends/tensorrt/contract.py)
     "tensorrt": QdqForm("QInt8", "QInt8", True, True,
                         extra_options={"WeightSymmetric": True, "AddQDQPairToWeight": True,
                                        "DedicatedQDQPair": True, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},

@@ -19,8 +19,11 @@ from typing import Any, Optional
 from . import REPO_ROOT, BENCHMARK, file_digest
 
 # Config keys that change what gets built (the rest only change how it is run).
-BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size", "use_graphs",
-              "gpu_copy_streams", "gpu_inference_streams", "threads", "torch_compile", "channels_last",
+# Run-only keys stay out: use_graphs (CUDA graphs are captured when a runner loads the engine) and
+# gpu_inference_streams (streams are created at load) would only force needless rebuilds. gpu_copy_streams stays: it
+# is the number of optimisation profiles built into a TensorRT engine.
+BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size",
+              "gpu_copy_streams", "threads", "torch_compile", "channels_last",
               "implicit_int8", "plugins")
 
 CALIBRATION_METHODS = ("entropy", "minmax", "percentile")

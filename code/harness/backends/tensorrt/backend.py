@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from ... import onnx_graph
+from . import contract
 from . import plan as tp
 from ...engines import read_meta, write_meta
 from ...errors import HarnessError
@@ -119,6 +120,10 @@ def prepare_graph(model: onnx.ModelProto, plan: tp.EnginePlan, registry_scale: O
         raise HarnessError(f"{plan.source} has no QuantizeLinear nodes: it is not a calibrated Q/DQ model. Run "
                            "`make calibrate`, or pass --implicit_int8 to build from the FP32 model and the "
                            "calibration cache.")
+    if onnx_graph.opset_version(model) < contract.OPSET_RANGE[0]:
+        # TensorRT 10's parser takes opsets 9..20; the MLPerf ResNet50-v1.5 reference ONNX is opset 8.
+        from onnx import version_converter
+        model = version_converter.convert_version(model, 13)
     graph = onnx_graph.top1_graph(model, op="topk", index_dtype=onnx.TensorProto.INT32)
     scale = None
     if plan.input_dtype == "int8":
@@ -139,6 +144,10 @@ def prepare_graph(model: onnx.ModelProto, plan: tp.EnginePlan, registry_scale: O
         "input_scale": scale, "batch_size": plan.batch_size, "num_profiles": len(plan.profiles),
         "quantization": plan.quantization, "precision": plan.precision, "plugins": list(plan.plugins),
     }
+    # The graph TensorRT's parser gets must keep the contract (no INT32 bias DQ, top-1 on the logits, the input as
+    # the metadata says, ops and types TensorRT 10 supports): a clear error here, not a parser failure on the GPU host.
+    contract.check(graph, f"{plan.source} (after the harness's graph surgery)", plan.input_dtype, scale,
+                   plan.quantization, plugin_ops=bool(plan.plugins))
     return graph, meta
 
 

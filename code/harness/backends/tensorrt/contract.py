@@ -9,13 +9,13 @@ silently rewritten here.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import onnx
 from onnx import TensorProto
 
-from .errors import HarnessError
+from ...errors import HarnessError
 
 TARGET = "TensorRT 10"
 OPSET_RANGE = (9, 20)          # operators.md (TensorRT 10.x): "the inclusive range of opset 9 to opset 20"
@@ -94,12 +94,12 @@ def _default_opset(model: onnx.ModelProto) -> int:
 
 
 def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[float] = None,
-               quantization: str = "none", plugin_ops: Sequence[str] = ()) -> list[str]:
+               quantization: str = "none", plugin_ops: Union[Sequence[str], bool] = ()) -> list[str]:
     """Everything in `model` that TensorRT 10's ONNX parser would reject, or that breaks what the harness's runner
     expects. `input_dtype` int8/fp16/fp32; `input_scale` the int8 input scale the engine metadata will carry;
     `quantization` explicit (Q/DQ), implicit (calibration cache) or none; `plugin_ops` op types that plugin
-    libraries provide."""
-    from .onnx_graph import TOP1_OUTPUT, graph_inputs
+    libraries provide (True: plugin libraries are loaded and may provide any op, so unknown ops are not reported)."""
+    from ...onnx_graph import TOP1_OUTPUT, graph_inputs
     problems: list[str] = []
     graph = model.graph
     types = _tensor_types(model)
@@ -116,10 +116,10 @@ def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[f
     # Every op in the support matrix, with a supported type on its data input.
     for node in graph.node:
         if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
-            if node.op_type in plugin_ops:
+            if plugin_ops is True or (not isinstance(plugin_ops, bool) and node.op_type in plugin_ops):
                 continue
             problems.append(f"{where(node)} (domain {node.domain or 'ai.onnx'!r}) is not in the support matrix of "
-                            f"onnx-tensorrt for {TARGET} as checked here (code/harness/onnx_contract.py SUPPORTED); "
+                            f"onnx-tensorrt for {TARGET} as checked here (code/harness/backends/tensorrt/contract.py SUPPORTED); "
                             "a plugin op needs its library in --plugins.")
             continue
         if node.op_type == "Constant" or not node.input:
@@ -211,9 +211,9 @@ def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[f
 
 
 def check(model: onnx.ModelProto, path: str, input_dtype: str, input_scale: Optional[float] = None,
-          quantization: str = "none", plugin_ops: Iterable[str] = ()) -> None:
+          quantization: str = "none", plugin_ops: Union[Sequence[str], bool] = ()) -> None:
     """Raise a HarnessError that lists every violation of the contract (path: the ONNX file it is about)."""
-    problems = violations(model, input_dtype, input_scale, quantization, tuple(plugin_ops))
+    problems = violations(model, input_dtype, input_scale, quantization, plugin_ops)
     if problems:
         listed = "\n  - ".join(problems)
-        raise HarnessError(f"{path} breaks the {TARGET} ONNX contract (code/harness/onnx_contract.py):\n  - {listed}")
+        raise HarnessError(f"{path} breaks the {TARGET} ONNX contract (code/harness/backends/tensorrt/contract.py):\n  - {listed}")
