@@ -155,13 +155,25 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
         cfg = scenario_config(args, scenario, system)
         spec = model_spec(cfg)
         backend = get_backend(cfg["backend"])
-        backend.require()
+        onnx_only = bool(getattr(args, "onnx_only", False))
+        if onnx_only and not hasattr(backend, "export_onnx"):
+            raise HarnessError(f"--onnx_only writes the ONNX handed to TensorRT's parser; backend {backend.name} "
+                               "has none (use --backend=tensorrt).")
+        if not onnx_only:
+            backend.require()
         fp32_path = model_path(args, spec)
         inputs = backend.build_inputs(cfg, spec.key, fp32_path, quantized_model_path(fp32_path, backend.name))
         source = inputs["model"]
         if backend.name != "null" or cfg["precision"] == "int8":   # the null backend reads no FP32 model
             check_build_inputs(inputs, cfg, spec)
         path = engine_path(cfg, spec, backend)
+        if onnx_only:            # the exact graph TensorRT would parse, without TensorRT (issue 12)
+            batch = int(cfg.get("batch_size") or 1)
+            onnx_path, _, _ = backend.export_onnx(BuildRequest(
+                onnx_path=source, engine_path=path, precision=cfg["precision"], batch_sizes=[batch],
+                input_shape=spec.input_shape, settings=cfg))
+            print(f"[generate_engines] {scenario}: ONNX for TensorRT's parser written (no engine built): {onnx_path}")
+            continue
         record = build_record(inputs, cfg, backend.versions())
         if not args.overwrite and is_up_to_date(path, record):
             print(f"[generate_engines] {scenario}: {path} is up to date.")

@@ -39,7 +39,10 @@ from .errors import HarnessError
 METHODS = ("entropy", "minmax", "percentile")
 CHUNK_IMAGES = 32           # images per collect_data call (bounds memory: every activation of a chunk is held)
 BATCH_IMAGES = 8            # images per inference of the calibration session
-DEFAULT_TRT_VERSION = "8601"  # TensorRT 8.6.1, when TensorRT is not installed here to ask
+# The cache header's version when TensorRT is not installed here to ask: the container's TensorRT 10.8.0 (TensorRT 10
+# numbers it major*10000+minor*100+patch; TensorRT 10 rejects the old "8601"). The builder rewrites the header to the
+# installed version anyway (backends/tensorrt/plan.py cache_for_tensorrt).
+DEFAULT_TRT_VERSION = "100800"
 RECORD_VERSION = 1
 
 # Ops through which TensorRT sees the same values as their input (a Pad's zeros are inside any range): the cache
@@ -142,8 +145,8 @@ def trt_version() -> str:
         import tensorrt
     except ImportError:
         return DEFAULT_TRT_VERSION
-    major, minor, patch = (int(p) for p in (tensorrt.__version__.split(".") + ["0", "0"])[:3])
-    return str(major * (10000 if major >= 10 else 1000) + minor * 100 + patch)
+    from .backends.tensorrt.plan import calibration_cache_version
+    return str(calibration_cache_version(tensorrt.__version__))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -94,6 +94,8 @@ FLAGS: tuple[Flag, ...] = (
          config_key="multi_stream_samples_per_query"),
     Flag("verbose", _bool, False, "More logging, and LoadGen's summary on stdout.", switch=True),
     Flag("overwrite", _bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
+    Flag("onnx_only", _bool, False, "generate_engines (tensorrt): write the exact ONNX TensorRT's parser would get "
+         "beside where the engine goes, print its path, and stop (no TensorRT needed).", switch=True),
     # --- Preprocessing and calibration ---
     Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
     Flag("formats", str, None, "preprocess_data: comma list of formats for the validation map: "
