@@ -252,3 +252,29 @@ def test_top1_on_resnet50_topology_equals_the_models(resnet, tmp_path):
     assert model_output(graphs["int8 explicit, int8 input"][0], formats.quantize_int8(x, 1.0)).tolist() == \
         want_int8.tolist()
     assert model_output(graphs["fp32"][0], x).tolist() == fc_logits(resnet["fp32"], x).argmax(1).tolist()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# make generate_engines RUN_ARGS="--backend=tensorrt ... --onnx_only": the exact ONNX, without TensorRT
+def test_onnx_only_writes_the_graph_tensorrt_would_parse(effnet_path, tmp_path):
+    import re
+    import shutil
+    from conftest import run_main
+    model = tmp_path / "efficientnet_lite0.onnx"
+    shutil.copy(effnet_path, model)
+    result = run_main("--action=generate_engines", "--system_name=H200x1", "--scenarios=Offline",
+                      "--backend=tensorrt", "--model=efficientnet-lite0", f"--model_path={model}",
+                      "--precision=fp16", "--input_dtype=fp16", "--onnx_only", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (path,) = re.findall(r"ONNX for TensorRT's parser written \(no engine built\): (\S+)", result.stdout)
+    assert path.endswith("-gpu-b2048-fp16.default.plan.surgery.onnx") and os.path.exists(path)
+    assert not os.path.exists(path[:-len(".surgery.onnx")])                    # no engine, no TensorRT needed
+    graph = onnx.load(path)
+    assert contract.violations(graph, "fp16") == []
+    x = np.random.default_rng(0).standard_normal((4, 3, 224, 224)).astype(np.float32)
+    assert model_output(graph, x.astype(np.float16)).dtype == np.int32
+    os.remove(path)                                     # it went under build/engines/H200x1 of the checkout
+    # Without a calibrated model, int8 stops with the usual clear error.
+    result = run_main("--action=generate_engines", "--system_name=H200x1", "--scenarios=Offline",
+                      "--backend=tensorrt", "--model=efficientnet-lite0", f"--model_path={model}", "--onnx_only")
+    assert result.returncode == 2 and "make calibrate" in result.stderr and "Traceback" not in result.stderr
