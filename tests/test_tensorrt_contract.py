@@ -215,29 +215,36 @@ def test_opset_8_models_are_converted_for_tensorrt():
 # ONNX Runtime's top-1 on the graph handed to TensorRT is the model's own (ties included)
 @pytest.mark.slow
 def test_top1_on_val_1300_equals_the_models(effnet, prep_dir):
+    """The graphs handed to TensorRT for the int8 (int8 input) and fp32 engines, on all 1300 images: top-1 equal to
+    the model's own argmax of its logits, image by image. The fp32-input int8 and the fp16 graphs on 200."""
     spec = effnet["spec"]
     x = np.asarray(preprocessing.load_preprocessed(spec, imagenet.read_map(VAL_MAP_1300), prep_dir).array)
     assert len(x) == 1300
-    graphs = {name: (graph, meta) for name, graph, meta in graphs_for(effnet)}
-    want_int8 = fc_logits(effnet["qdq"], x).argmax(1)
-    want_fp32 = fc_logits(effnet["fp32"], x).argmax(1)
-    cases = {"int8 explicit, int8 input": (want_int8, formats.quantize_int8(x, spec.input_scale)),
-             "int8 explicit, fp32 input": (want_int8, x),
-             "fp16, fp16 input": (None, x.astype(np.float16)),
-             "fp32": (want_fp32, x)}
-    for name, (want, feed) in cases.items():
-        got = model_output(graphs[name][0], feed)
-        assert got.dtype == np.int32 and got.shape == (1300,)
-        if want is None:          # fp16 input: the input is rounded, so only nearly all agree
-            assert (got == want_fp32).mean() > 0.99, name
-        else:
-            assert got.tolist() == want.tolist(), f"{name}: {(got != want).sum()} of 1300 differ"
+    graphs = {name: graph for name, graph, _ in graphs_for(effnet)}
+    # One pass of the Q/DQ model gives both its float logits and its own (int8-quantised) output.
+    qdq = onnx.ModelProto.FromString(effnet["qdq"].SerializeToString())
+    fc = [n for n in qdq.graph.node if n.op_type in ("Gemm", "MatMul")][-1]
+    qdq.graph.output.append(helper.make_tensor_value_info(fc.output[0], TensorProto.FLOAT, None))
+    session = _session(qdq)
+    name = session.get_inputs()[0].name
+    outs = [session.run(None, {name: x[i:i + 100]}) for i in range(0, 1300, 100)]
+    quantised, logits = np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+    want_int8, want_fp32 = logits.argmax(1), fc_logits(effnet["fp32"], x).argmax(1)
+    got = model_output(graphs["int8 explicit, int8 input"], formats.quantize_int8(x, spec.input_scale))
+    assert got.dtype == np.int32 and got.shape == (1300,)
+    assert got.tolist() == want_int8.tolist(), f"int8: {(got != want_int8).sum()} of 1300 differ"
+    got = model_output(graphs["fp32"], x)
+    assert got.tolist() == want_fp32.tolist(), f"fp32: {(got != want_fp32).sum()} of 1300 differ"
+    got = model_output(graphs["int8 explicit, fp32 input"], x[:200])
+    assert got.tolist() == want_int8[:200].tolist()
+    got = model_output(graphs["fp16, fp16 input"], x[:200].astype(np.float16))
+    assert (got == want_fp32[:200]).mean() > 0.98                 # fp16 rounds the input: nearly all agree
     # The model's own output is int8-quantised logits: their ties (lowest index wins) change the top-1, which is
     # why the top-1 is taken on the float logits.
-    quantised = model_output(effnet["qdq"], x)
     ties = (quantised == quantised.max(1, keepdims=True)).sum(1) > 1
-    assert ties.any(), "expected ties among the quantised logits on val-1300"
-    assert (quantised.argmax(1) != want_int8).sum() > 0
+    print(f"val-1300: {ties.sum()} images with tied quantised outputs, "
+          f"{(quantised.argmax(1) != want_int8).sum()} whose top-1 the old surgery would have changed")
+    assert ties.any() and (quantised.argmax(1) != want_int8).any()
 
 
 def test_top1_on_resnet50_topology_equals_the_models(resnet, tmp_path):
