@@ -208,6 +208,8 @@ def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
             results[scenario] = json.load(f)
     if not os.environ.get(RUN_ROOT_ENV):
         _write_harness_summary(run_root, system, results)
+        from .report import render_after_run
+        render_after_run(run_root)
     if failed:
         raise HarnessError(f"Scenario(s) {', '.join(failed)} failed (see the messages above); the others' logs are "
                            f"under {run_root}.")
@@ -308,6 +310,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return run_harness(args, argv)
 
 
+def _report(args: argparse.Namespace, argv: list[str]) -> int:
+    from .report import report
+    return report(args, argv)
+
+
 def _submission_action(module: str, function: str):
     """Submission and audit actions live in harness/submission/; imported only when used."""
     def action(args: argparse.Namespace, argv: list[str]) -> int:
@@ -330,6 +337,8 @@ ACTIONS = {
     "truncate_results": _submission_action("truncate", "truncate_results"),
     "summarize_results": _submission_action("summarize", "summarize_results"),
     "check_submission": _submission_action("check", "check_submission"),
+    # Reports and auditor's tools.
+    "report": _report,
 }
 
 

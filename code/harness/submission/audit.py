@@ -326,6 +326,8 @@ def run_audit_harness(args: argparse.Namespace, argv: list[str]) -> int:
             failed.append(f"{test} {scenario}")
         print(f"{test} {scenario:<13} {verdict}")
     print(f"Logs: {run_root}")
+    from ..report import render_after_run
+    render_after_run(run_root)
     if any(r is None for r in results.values()):
         raise HarnessError(f"Audit run(s) did not finish: {', '.join(failed)}.")
     return 1 if failed else 0
