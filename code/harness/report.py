@@ -242,6 +242,26 @@ def result_line(run: ScenarioRun) -> tuple[str, Optional[float], str]:
     return "result", None, ""
 
 
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def invalid_reasons(run: ScenarioRun) -> str:
+    """Why LoadGen judged a run INVALID, in its own words where it has them."""
+    g, out = run.get, []
+    if g("result_validity") != "INVALID":
+        return ""
+    if g("result_perf_constraints_met") is False:
+        out.append("latency constraint not met")
+    if g("result_min_duration_met") is False:
+        out.append("min duration not met")
+    if g("result_min_queries_met") is False:
+        out.append("min queries not met")
+    if g("early_stopping_met") is False:
+        out.append("early stopping not met")
+    return "; ".join(out) or "see mlperf_log_summary.txt"
+
+
 def bounds(run: ScenarioRun) -> list[tuple[str, str, Optional[bool]]]:
     """(what, value against its bound, met?) for the table; met None when there is no verdict."""
     g = run.get
@@ -429,7 +449,7 @@ def compare_chart(folders: list[Folder], out_dir: str) -> Optional[str]:
         ax.bar(names, values, color=colors)
         ax.set_title(f"{scenario} ({unit})", fontsize=10)
         for x, v in enumerate(values):
-            ax.annotate(f"{v:.4g}", (x, v), ha="center", va="bottom", fontsize=7)
+            ax.annotate(_num(v), (x, v), ha="center", va="bottom", fontsize=7)
     fig.suptitle("results by run folder (green VALID, red otherwise; folders numbered as in the table)", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_dir, "compare.png")
@@ -463,8 +483,10 @@ def _run_section(run: ScenarioRun, out_dir: str, images: list[str]) -> str:
     name, value, unit = result_line(run)
     parts = [f'<h3 id="{_slug(run.label)}">{_e(run.scenario)} &middot; {_e(run.kind)} &middot; '
              f'<code>{_e(run.label)}</code></h3><table>']
-    shown = "n/a" if value is None else f"{value:,.4g} {unit}"
-    parts.append(f'<tr><th>validity</th><td class="{_e(run.validity)}">{_e(run.validity)}</td></tr>')
+    shown = "n/a" if value is None else f"{_num(value)} {unit}"
+    why = invalid_reasons(run)
+    parts.append(f'<tr><th>validity</th><td class="{_e(run.validity)}">{_e(run.validity)}'
+                 f'{": " + _e(why) if why else ""}</td></tr>')
     if run.kind != "accuracy":
         parts.append(f"<tr><th>{_e(name)}</th><td>{_e(shown)}</td></tr>")
     for what, text, met in bounds(run):
@@ -577,7 +599,9 @@ def _overview(folder: Folder) -> str:
     rows = ["<table><tr><th>scenario</th><th>run</th><th>validity</th><th>result</th></tr>"]
     for run in folder.runs:
         name, value, unit = result_line(run)
-        shown = "" if run.kind == "accuracy" or value is None else f"{name} = {value:,.4g} {unit}"
+        shown = "" if run.kind == "accuracy" or value is None else f"{name} = {_num(value)} {unit}"
+        if invalid_reasons(run):
+            shown += f" ({invalid_reasons(run)})"
         acc = run.accuracy or run.summary.get("accuracy")
         if acc:
             shown = f"top-1 {acc.get('top1')}%"
@@ -608,9 +632,10 @@ def render_comparison(paths: list[str], out_dir: Optional[str] = None) -> str:
             any_run = True
             name, value, unit = result_line(run)
             p99 = _ms(run.get("result_99.00_percentile_latency_ns"))
+            why = invalid_reasons(run)
             cells.append(f'<td><span class="{_e(run.validity)}">{_e(run.validity)}</span> '
-                         f"{_e(name)} = {'n/a' if value is None else f'{value:,.4g} {unit}'}"
-                         f"{'' if p99 is None else f'<br>p99 {p99:.3g} ms'}</td>")
+                         f"{_e(name)} = {'n/a' if value is None else f'{_num(value)} {unit}'}"
+                         f"{'' if p99 is None else f'<br>p99 {p99:.3g} ms'}{f'<br>({_e(why)})' if why else ''}</td>")
         if any_run:
             body.append(f"<tr><th>{scenario}</th>{''.join(cells)}</tr>")
     body.append("</table>")
