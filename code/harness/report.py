@@ -39,7 +39,6 @@ import argparse
 import base64
 import datetime
 import html
-import io
 import json
 import math
 import os
