@@ -121,8 +121,8 @@ def _read_run(path: str, folder: str) -> ScenarioRun:
     scenario = detail.get("effective_scenario") or (summary.get("settings") or {}).get("scenario") or (
         name if name in SCENARIO_ORDER else os.path.basename(os.path.dirname(path)))
     mode = summary.get("test_mode") or detail.get("effective_test_mode")
-    kind = name if re.fullmatch(r"TEST0\d", name) else {"PerformanceOnly": "performance", "AccuracyOnly": "accuracy",
-                                                        "SubmissionRun": "submission"}.get(mode, "unknown")
+    kinds = {"PerformanceOnly": "performance", "AccuracyOnly": "accuracy", "SubmissionRun": "submission"}
+    kind = name if re.fullmatch(r"TEST0\d(\.try\d+)?", name) else kinds.get(mode, "unknown")   # .tryN: TEST04
     return ScenarioRun(path, os.path.relpath(path, folder), scenario, kind, detail, errors, summary,
                        _load_json(os.path.join(path, sut_timing.FILE_NAME)),
                        _load_json(os.path.join(path, "verification.json")),
@@ -378,7 +378,7 @@ def workers_chart(runs: list[ScenarioRun], out_dir: str) -> Optional[str]:
     if not rows:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(11, 0.6 + 0.32 * len(rows)))
+    fig, ax = plt.subplots(figsize=(11, max(2.2, 1.0 + 0.32 * len(rows))))
     names = [r[0] for r in rows]
     infer = [r[1] for r in rows]
     complete = [r[2] for r in rows]
