@@ -315,6 +315,11 @@ def _report(args: argparse.Namespace, argv: list[str]) -> int:
     return report(args, argv)
 
 
+def _tool(name: str):
+    from . import tools   # generate_conf_files, info
+    return getattr(tools, name)
+
+
 def _submission_action(module: str, function: str):
     """Submission and audit actions live in harness/submission/; imported only when used."""
     def action(args: argparse.Namespace, argv: list[str]) -> int:
@@ -339,6 +344,8 @@ ACTIONS = {
     "check_submission": _submission_action("check", "check_submission"),
     # Reports and auditor's tools.
     "report": _report,
+    "generate_conf_files": lambda args, argv: _tool("generate_conf_files")(args, argv),
+    "info": lambda args, argv: _tool("info")(args, argv),
 }
 
 

@@ -23,7 +23,7 @@ ACTIONS = (
     # Submission and audit actions go here.
     "run_audit_harness", "update_results", "truncate_results", "summarize_results", "check_submission",
     # Reports and auditor's tools (harness/report.py, harness/tools.py).
-    "report",
+    "report", "generate_conf_files", "info",
 )
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 

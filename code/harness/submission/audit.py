@@ -331,7 +331,7 @@ def run_audit_harness(args: argparse.Namespace, argv: list[str]) -> int:
 
         def keep_failed(n: int, audit_dir=audit_dir) -> str:
             os.replace(audit_dir, f"{audit_dir}.try{n}")
-            return f"{audit_dir}.try{n}"
+            return os.path.relpath(f"{audit_dir}.try{n}", run_root)
 
         result = audit_policy.run_with_retries(test, attempt, keep_failed, tries=1 if is_child else None)
         if result and result.get("attempts"):
