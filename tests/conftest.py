@@ -41,7 +41,8 @@ def effnet_path():
 @pytest.fixture(scope="session")
 def prep_dir(tmp_path_factory, imagenet, effnet_path):
     """val-1300 preprocessed for EfficientNet-Lite0 into a session folder."""
-    from resnet50.imagenet import preprocess, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import preprocess
     from resnet50.models import get_model
     base = str(tmp_path_factory.mktemp("preprocessed"))
     preprocess(get_model("efficientnet-lite0"), read_map(VAL_MAP_1300), VAL_1300, base, progress=False)

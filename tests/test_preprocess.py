@@ -10,6 +10,8 @@ import pytest
 from conftest import SAMPLES_250, SAMPLES_MAP_250, VAL_1300, run_main
 from harness.errors import HarnessError
 from resnet50 import imagenet
+from resnet50 import preprocessing
+from harness import formats
 from resnet50.models import get_model
 
 
@@ -101,10 +103,10 @@ def test_four_formats_in_one_pass(tmp_path):
     from onnx import TensorProto, helper
     spec = get_model("efficientnet-lite0")
     image_map = _map(tmp_path, _first(6))
-    result = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), formats=imagenet.FORMATS,
+    result = preprocessing.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), formats=formats.FORMATS,
                                  workers=2, progress=False)
-    assert result.done_now == 6 and set(result.paths) == set(imagenet.FORMATS)
-    sets = {f: imagenet.load_preprocessed(spec, image_map, str(tmp_path / "p"), f) for f in imagenet.FORMATS}
+    assert result.done_now == 6 and set(result.paths) == set(formats.FORMATS)
+    sets = {f: preprocessing.load_preprocessed(spec, image_map, str(tmp_path / "p"), f) for f in formats.FORMATS}
     fp32 = np.asarray(sets["fp32_nchw"].array)
     # int8_linear is exactly ONNX QuantizeLinear(x, input_scale, 0).
     graph = helper.make_graph(
@@ -124,7 +126,7 @@ def test_four_formats_in_one_pass(tmp_path):
     np.testing.assert_array_equal(chw4[:, 0, :, :, :3], lin.transpose(0, 2, 3, 1))
     assert not chw4[..., 3].any()
     for f, s in sets.items():
-        assert s.manifest["checksum"] == imagenet.array_checksum(s.array), f
+        assert s.manifest["checksum"] == preprocessing.array_checksum(s.array), f
         assert (s.manifest.get("input_scale") == spec.input_scale) == (f != "fp32_nchw")
 
 
@@ -133,9 +135,9 @@ def test_four_formats_in_one_pass(tmp_path):
 def test_idempotent_and_resumable_after_an_interruption(tmp_path, monkeypatch):
     spec = get_model("efficientnet-lite0")
     image_map = _map(tmp_path, _first(48))
-    ref = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
-    ref_manifest = imagenet.load_preprocessed(spec, image_map, str(tmp_path / "ref")).manifest
-    again = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
+    ref = preprocessing.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
+    ref_manifest = preprocessing.load_preprocessed(spec, image_map, str(tmp_path / "ref")).manifest
+    again = preprocessing.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
     assert again.done_now == 0 and again.paths == ref.paths          # idempotent: nothing redone
 
     # Interrupt a run after 20 images (commits after every batch of results, so some rows are on disk).
@@ -146,20 +148,20 @@ def test_idempotent_and_resumable_after_an_interruption(tmp_path, monkeypatch):
         if done >= 20:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(imagenet.Progress, "update", interrupt)
+    monkeypatch.setattr(preprocessing.Progress, "update", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        imagenet.preprocess(spec, image_map, SAMPLES_250, base, workers=2, chunk=4, progress=False)
+        preprocessing.preprocess(spec, image_map, SAMPLES_250, base, workers=2, chunk=4, progress=False)
     monkeypatch.undo()
-    npy, _ = imagenet.array_paths(base, spec, "fp32_nchw", image_map)
+    npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", image_map)
     assert not os.path.exists(npy) and os.path.exists(npy + ".partial")   # never looks complete
     with pytest.raises(HarnessError, match="interrupted run left a partial array"):
-        imagenet.load_preprocessed(spec, image_map, base)
+        preprocessing.load_preprocessed(spec, image_map, base)
     done_rows = int((np.fromfile(npy + ".partial.done", np.int64) >= 0).sum())
     assert 20 <= done_rows < 48
-    resumed = imagenet.preprocess(spec, image_map, SAMPLES_250, base, workers=2, progress=False)
+    resumed = preprocessing.preprocess(spec, image_map, SAMPLES_250, base, workers=2, progress=False)
     assert resumed.done_now == 48 - done_rows                          # only the rest was done
-    data = imagenet.load_preprocessed(spec, image_map, base)
-    assert data.manifest["checksum"] == ref_manifest["checksum"] == imagenet.array_checksum(data.array)
+    data = preprocessing.load_preprocessed(spec, image_map, base)
+    assert data.manifest["checksum"] == ref_manifest["checksum"] == preprocessing.array_checksum(data.array)
     np.testing.assert_array_equal(data.array, np.load(ref.paths["fp32_nchw"]))
     assert not any(p.endswith((".partial", ".partial.done", ".partial.json")) for p in os.listdir(os.path.dirname(npy)))
 
@@ -167,13 +169,13 @@ def test_idempotent_and_resumable_after_an_interruption(tmp_path, monkeypatch):
 def test_a_stale_partial_of_other_inputs_is_not_resumed(tmp_path):
     spec = get_model("efficientnet-lite0")
     image_map = _map(tmp_path, _first(4))
-    npy, _ = imagenet.array_paths(str(tmp_path / "p"), spec, "fp32_nchw", image_map)
+    npy, _ = preprocessing.array_paths(str(tmp_path / "p"), spec, "fp32_nchw", image_map)
     os.makedirs(os.path.dirname(npy))
     np.lib.format.open_memmap(npy + ".partial", mode="w+", dtype=np.float32, shape=(4, 3, 224, 224))[:] = 7
     np.zeros(4, np.int64).tofile(npy + ".partial.done")              # claims every row done...
     with open(npy + ".partial.json", "w") as f:
         json.dump({"model": "something else"}, f)                     # ...of other inputs
-    result = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), progress=False)
+    result = preprocessing.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), progress=False)
     assert result.done_now == 4
     assert not (np.load(npy) == 7).all(axis=(1, 2, 3)).any()
 
@@ -194,8 +196,8 @@ def test_corrupt_and_wrong_mode_images(tmp_path):
     (data_dir / "truncated.JPEG").write_bytes(raw[:len(raw) // 2])
     (data_dir / "garbage.JPEG").write_bytes(b"this is not an image" * 10)
     good = _map(tmp_path, ["rgb.JPEG", "grey.JPEG", "cmyk.JPEG"], "good.txt")
-    imagenet.preprocess(spec, good, str(data_dir), str(tmp_path / "p"), progress=False)
-    arr = np.asarray(imagenet.load_preprocessed(spec, good, str(tmp_path / "p")).array)
+    preprocessing.preprocess(spec, good, str(data_dir), str(tmp_path / "p"), progress=False)
+    arr = np.asarray(preprocessing.load_preprocessed(spec, good, str(tmp_path / "p")).array)
     rgb, grey, cmyk = arr
     mean = np.asarray([123.68, 116.78, 103.94], np.float32)[:, None, None]
     plain = grey + mean
@@ -205,34 +207,34 @@ def test_corrupt_and_wrong_mode_images(tmp_path):
 
     bad = _map(tmp_path, ["rgb.JPEG", "truncated.JPEG", "garbage.JPEG"], "bad.txt")
     with pytest.raises(HarnessError) as e:
-        imagenet.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
+        preprocessing.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
     msg = str(e.value)
     assert "2 of 3 images could not be decoded" in msg and "truncated.JPEG (truncated" in msg
     assert "garbage.JPEG (not a readable image)" in msg and "--allow_missing" in msg
-    result = imagenet.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), allow_missing=True, progress=False)
+    result = preprocessing.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), allow_missing=True, progress=False)
     assert set(result.skipped) == {"truncated.JPEG", "garbage.JPEG"}
-    data = imagenet.load_preprocessed(spec, bad, str(tmp_path / "p"))
+    data = preprocessing.load_preprocessed(spec, bad, str(tmp_path / "p"))
     assert data.files == ["rgb.JPEG"] and len(data.array) == 1 and set(data.skipped) == set(result.skipped)
     # Without --allow_missing the skipped set is not taken as up to date: the error comes back.
     with pytest.raises(HarnessError, match="could not be decoded"):
-        imagenet.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
+        preprocessing.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
 
 
 def test_manifest_that_does_not_match_the_model_or_format(tmp_path):
     spec = get_model("efficientnet-lite0")
     image_map = _map(tmp_path, _first(2))
     base = str(tmp_path / "p")
-    imagenet.preprocess(spec, image_map, SAMPLES_250, base, progress=False)
-    src = os.path.dirname(imagenet.array_paths(base, spec, "fp32_nchw", image_map)[0])
+    preprocessing.preprocess(spec, image_map, SAMPLES_250, base, progress=False)
+    src = os.path.dirname(preprocessing.array_paths(base, spec, "fp32_nchw", image_map)[0])
     other = get_model("resnet50-synthetic")                            # same 3x224x224 input, other recipe
-    shutil.copytree(src, os.path.dirname(imagenet.array_paths(base, other, "fp32_nchw", image_map)[0]))
+    shutil.copytree(src, os.path.dirname(preprocessing.array_paths(base, other, "fp32_nchw", image_map)[0]))
     with pytest.raises(HarnessError) as e:
-        imagenet.load_preprocessed(other, image_map, base)
+        preprocessing.load_preprocessed(other, image_map, base)
     assert "resnet50-synthetic/fp32_nchw/map.manifest.json" in str(e.value)
     assert "model='efficientnet-lite0'" in str(e.value)
-    shutil.copytree(src, os.path.dirname(imagenet.array_paths(base, spec, "int8_linear", image_map)[0]))
+    shutil.copytree(src, os.path.dirname(preprocessing.array_paths(base, spec, "int8_linear", image_map)[0]))
     with pytest.raises(HarnessError) as e:
-        imagenet.load_preprocessed(spec, image_map, base, "int8_linear")
+        preprocessing.load_preprocessed(spec, image_map, base, "int8_linear")
     assert "int8_linear/map.manifest.json" in str(e.value) and "format='fp32_nchw'" in str(e.value)
 
 

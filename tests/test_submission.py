@@ -26,7 +26,8 @@ SUBSET = 128
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory, imagenet, effnet_path):
     """The first SUBSET images of val-1300, preprocessed for EfficientNet-Lite0."""
-    from resnet50.imagenet import preprocess, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import preprocess
     from resnet50.models import get_model
     base = tmp_path_factory.mktemp("subset")
     map_path = base / "val_map_subset.txt"

@@ -79,7 +79,9 @@ def download_model(args: argparse.Namespace, argv: Optional[list[str]] = None) -
 def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
     """The validation map in the formats asked for (or the ones the config needs) and the calibration list in
     fp32_nchw, in one array per format each; --val_only / --cal_only do one of the two."""
-    from resnet50.imagenet import default_data_dir, default_preprocessed_dir, parse_formats, preprocess, read_map
+    from resnet50.imagenet import default_data_dir, read_map
+    from resnet50.preprocessing import default_preprocessed_dir, preprocess
+    from harness.formats import parse_formats
     if args.val_only and args.cal_only:
         raise HarnessError("--val_only and --cal_only exclude each other; give neither to preprocess both.")
     system = system_id(args)
@@ -116,7 +118,8 @@ def _backend_format(cfg: dict[str, Any]) -> str:
 
 
 def _preprocess_calibration(spec, cal_map_path: str, data_dir: str, base: str, args: argparse.Namespace):
-    from resnet50.imagenet import preprocess, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import preprocess
     cal_map = read_map(cal_map_path, need_labels=False)
     try:
         return preprocess(spec, cal_map, data_dir, base, formats=["fp32_nchw"], overwrite=bool(args.overwrite))
@@ -129,7 +132,8 @@ def _preprocess_calibration(spec, cal_map_path: str, data_dir: str, base: str, a
 def calibrate(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
     """Preprocess the calibration list if needed (fp32_nchw), then calibration.calibrate: ranges, the TensorRT
     cache and one Q/DQ model per backend."""
-    from resnet50.imagenet import default_data_dir, default_preprocessed_dir, load_preprocessed, read_map
+    from resnet50.imagenet import default_data_dir, read_map
+    from resnet50.preprocessing import default_preprocessed_dir, load_preprocessed
     from .calibration import CalibrationInputs, calibrate as run_calibration, load_checked_model
     cfg = scenario_config(args, args.scenarios[0])
     spec = model_spec(cfg)
@@ -254,7 +258,8 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
 
 def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root: str,
                  audit=None) -> dict[str, Any]:
-    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import default_preprocessed_dir, load_preprocessed
     from .loadgen_run import _lg, evaluate_accuracy, run_loadgen, scenario_dir
     from .sut import QSL, SUT
 

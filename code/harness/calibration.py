@@ -342,7 +342,7 @@ def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: b
     else:
         ranges = collect_ranges(p["prepared"], inputs.array, method, progress)
         calibrate_module.save_tensors_data(ranges, p["ranges"])     # written then renamed by the library
-    from .tensorrt_plan import format_calibration_cache
+    from .backends.tensorrt.plan import format_calibration_cache
     cache = format_calibration_cache(f"TRT-{record['trt_version']}-EntropyCalibration2",
                                      trt_scales(ranges, original, input_name, spec.input_scale))
     with open(p["trt_cache"] + ".partial", "w") as f:

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from resnet50.imagenet import FORMATS
+from harness.formats import FORMATS
 from .calibration import METHODS
 from .errors import HarnessError
 

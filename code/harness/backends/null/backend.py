@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .base import Backend, BuildRequest, Runner
+from ..base import Backend, BuildRequest, Runner
 
 
 class NullRunner(Runner):
