@@ -71,7 +71,8 @@ def check_page(page, tmp_path):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, imagenet):
-    from resnet50.imagenet import preprocess, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import preprocess
     from resnet50.models import get_model
     base = tmp_path_factory.mktemp("report")
     map_path = base / "map.txt"

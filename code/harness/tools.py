@@ -126,7 +126,8 @@ def info(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     missing = [n for n in PACKAGES if not _version(n)]
     print(f"(not installed: {', '.join(missing)})")
     print("\n== paths")
-    from resnet50.imagenet import default_data_dir, default_preprocessed_dir
+    from resnet50.imagenet import default_data_dir
+    from resnet50.preprocessing import default_preprocessed_dir
     repo = os.path.abspath(args.inference_repo or os.path.join(REPO_ROOT, "build", "inference"))
     for label, path in (("raw images", args.data_dir or default_data_dir()),
                         ("preprocessed data", args.preprocessed_data_dir or default_preprocessed_dir()),
