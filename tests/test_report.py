@@ -18,12 +18,15 @@ SYSTEM = "CPU"
 NULL = ("--backend=null", "--scenarios=Offline,Server", "--min_duration=300", "--min_query_count=50",
         "--offline_expected_qps=1500000", "--server_target_qps=500")
 
-TUNE_LOG = """{"event": "probe", "scenario": "Server", "phase": "bracket", "target": 100, "valid": true, "p99_ms": 2.1, "bound_ms": 15}
-{"event": "probe", "scenario": "Server", "phase": "bracket", "target": 400, "result_validity": "INVALID", "p99_latency_ms": 31.0, "bound_ms": 15}
+# As harness/tune.py writes it (start, probe ..., result), plus a line the reader must skip.
+TUNE_LOG = """{"event": "start", "scenario": "Server", "key": "server_target_qps", "start": 100, "server_latency_bound_ns": 15000000}
+{"event": "probe", "scenario": "Server", "index": 1, "phase": "bracket", "key": "server_target_qps", "value": 100, "validity": "VALID", "valid": true, "latency_ms": 2.1, "bound_ms": 15.0, "measured": 99.8}
+{"event": "probe", "scenario": "Server", "index": 2, "phase": "bracket", "key": "server_target_qps", "value": 400, "validity": "STOPPED", "valid": false, "latency_ms": 31.0, "bound_ms": 15.0, "measured": 310.2}
 not json: a line the reader must skip
-{"event": "probe", "scenario": "Server", "phase": "bisect", "target": 250, "valid": true, "p99_ms": 9.5, "bound_ms": 15}
-{"event": "probe", "scenario": "Server", "phase": "bisect", "target": 325, "valid": false, "p99_ms": 17.2, "bound_ms": 15}
-{"event": "chosen", "scenario": "Server", "target": 250, "p99_ms": 9.5}
+{"event": "probe", "scenario": "Server", "index": 3, "phase": "bisect", "key": "server_target_qps", "value": 250, "validity": "VALID", "valid": true, "latency_ms": 9.5, "bound_ms": 15.0}
+{"event": "probe", "scenario": "Server", "index": 4, "phase": "bisect", "key": "server_target_qps", "value": 325, "validity": "INVALID", "valid": false, "latency_ms": 17.2, "bound_ms": 15.0}
+{"event": "probe", "scenario": "Server", "index": 5, "phase": "confirm", "key": "server_target_qps", "value": 250, "validity": "VALID", "valid": true, "latency_ms": 11.0, "bound_ms": 15.0}
+{"event": "result", "scenario": "Server", "key": "server_target_qps", "searched": 250, "confirmed": 250, "values": {"server_target_qps": 250}}
 """
 
 
@@ -116,7 +119,7 @@ def test_report_pages_render_in_chromium(folders, tmp_path):
     assert len(pages) == 3, result.stdout
     assert os.listdir(os.path.join(a, "report")).count("tune_tune_log_jsonl.png") == 1
     text = open(pages[0]).read()
-    assert "Chosen: target <b>250.0</b>" in text and "1 line(s) of the log were not JSON objects" in text
+    assert "Chosen: server_target_qps <b>250.0</b>" in text and "1 line(s) of the log were not JSON objects" in text
     for page in pages:
         total, loaded, shot = check_page(page, tmp_path)
         assert total == loaded and total >= (1 if "compare" in page or page not in pages[:2] else 3), (page, total)
@@ -133,13 +136,18 @@ def test_render_failure_warns_and_the_run_goes_on(tmp_path, capsys):
 def test_tune_log_reader_is_tolerant(tmp_path):
     from harness.report import read_tune_log
     path = tmp_path / "tune_log.jsonl"
-    path.write_text(TUNE_LOG + '[1, 2]\n{"kind": "probe", "server_target_qps": "x", "validity": "VALID"}\n'
-                    '{"target": 300, "valid": true, "latency_ms": 12, "chosen": true}\n')
+    path.write_text(TUNE_LOG + '[1, 2]\n{"kind": "probe", "server_target_qps": "x", "result_validity": "VALID"}\n'
+                    '{"target": 300, "valid": true, "p99_ms": 12, "chosen": true}\n')
     log = read_tune_log(str(path), str(tmp_path))
-    assert [p["target"] for p in log.probes] == [100, 400, 250, 325, None, 300]
-    assert [p["valid"] for p in log.probes] == [True, False, True, False, True, True]
-    assert log.probes[1]["latency_ms"] == 31.0 and log.probes[0]["bound_ms"] == 15
+    assert [p["target"] for p in log.probes] == [100, 400, 250, 325, 250, None, 300]
+    assert [p["valid"] for p in log.probes] == [True, False, True, False, True, True, True]
+    assert log.probes[1]["latency_ms"] == 31.0 and log.probes[1]["achieved"] == 310.2 and log.bound_ms == 15
+    assert log.key == "server_target_qps" and log.probes[4]["phase"] == "confirm"
     assert log.chosen["target"] == 300 and log.skipped_lines == 2
+    # A search whose confirming runs all failed names no chosen point, and says so.
+    path.write_text('{"event": "result", "key": "server_target_qps", "searched": 250, "confirmed": null}\n')
+    log = read_tune_log(str(path), str(tmp_path))
+    assert log.chosen is None and "no confirming run was VALID" in log.note
 
 
 def test_sut_timing_histogram_and_timeline():
@@ -162,3 +170,14 @@ def test_log_dir_base_means_its_newest_run_folder(tmp_path):
         (tmp_path / name).mkdir()
     assert resolve_folders(str(tmp_path)) == [str(tmp_path / "2026.01.02-10.00.00-2")]
     assert resolve_folders(f"{tmp_path / '2026.01.01-10.00.00'}") == [str(tmp_path / "2026.01.01-10.00.00")]
+
+
+def test_tune_probes_are_listed_in_the_tune_table_not_as_scenario_runs(tmp_path):
+    from harness.report import read_folder
+    tune = tmp_path / "tune" / "Server"
+    probe = tune / "probes" / "01-server_target_qps=100" / "2026.01.01-10.00.00" / "CPU" / "resnet50" / "Server"
+    probe.mkdir(parents=True)
+    (probe / "summary.json").write_text('{"test_mode": "PerformanceOnly"}')
+    (tune / "tune_log.jsonl").write_text(TUNE_LOG)
+    folder = read_folder(str(tmp_path))
+    assert folder.runs == [] and len(folder.tunes) == 1 and len(folder.tunes[0].probes) == 5

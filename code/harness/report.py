@@ -22,15 +22,19 @@ What the page shows, and where each number comes from:
   wall time;
 - a tune search (any `tune_log.jsonl` in the folder): target vs p99 latency per probe, the bound, the chosen point.
 
-Tune log format read here (JSON lines; written by the `tune` action). One JSON object per line; lines that are not
-JSON objects are skipped and counted. Recognised keys, first match wins:
-    event / kind / type / phase        "probe" (default) or "chosen" / "choice" / "result" / "final"
-    scenario                           Offline, Server, SingleStream, MultiStream (optional)
-    target / target_qps / server_target_qps / offline_expected_qps / expected_latency_ms / value   the probed target
-    valid (bool) / result_validity / validity ("VALID" / "INVALID")
-    p99_ms / p99_latency_ms / latency_ms / p90_ms / p90_latency_ms    the latency the probe measured (ms)
-    bound_ms / target_latency_ms / latency_bound_ms                    the bound that latency is judged against (ms)
-    achieved / result / samples_per_second / scheduled_queries_per_second   what the probe reached (optional)
+Tune log format read here: <run root>/tune/<Scenario>/tune_log.jsonl, written by the `tune` action (harness/tune.py),
+one JSON object per line; lines that are not JSON objects are skipped and counted, unknown keys are ignored. Runs under
+a `probes/` folder beside a tune log are the search's probes: the tune table lists them, the scenario sections do not.
+    event / kind / type                "start" (key, server_latency_bound_ns), "probe" (the default), or the chosen
+                                       point: "result" / "chosen" / "choice" / "final"
+    key                                the config key searched (server_target_qps, offline_expected_qps, ...)
+    scenario, phase                    Offline ... MultiStream; bracket / bisect / confirm (optional)
+    value / target / target_qps / server_target_qps / offline_expected_qps    a probe's value of that key
+    confirmed / searched               the result line's value (confirmed: None when no confirming run was VALID)
+    valid (bool) / validity / result_validity ("VALID"; "INVALID", "STOPPED", "TIMEOUT", "ERROR" are not)
+    latency_ms / p99_ms / p99_latency_ms / p90_ms / p90_latency_ms    the latency the probe measured (ms)
+    bound_ms / target_latency_ms / latency_bound_ms                    the bound it is judged against (ms)
+    measured / achieved / samples_per_second / scheduled_queries_per_second   what the probe reached (optional)
     chosen: true on a probe line marks it as the chosen point too.
 """
 from __future__ import annotations
@@ -90,6 +94,9 @@ class TuneLog:
     probes: list[dict] = field(default_factory=list)
     chosen: Optional[dict] = None
     skipped_lines: int = 0
+    key: str = ""
+    bound_ms: Optional[float] = None
+    note: str = ""
 
 
 @dataclass
@@ -159,22 +166,31 @@ def read_tune_log(path: str, folder: str) -> TuneLog:
                 log.skipped_lines += 1
                 continue
             event = str(_pick(entry, "event", "kind", "type") or "probe").lower()
+            log.key = str(entry.get("key") or log.key)
+            if event == "start":
+                bound_ns = _number(entry.get("server_latency_bound_ns"))
+                log.bound_ms = bound_ns / 1e6 if bound_ns else log.bound_ms
+                continue
             validity = _pick(entry, "valid", "result_validity", "validity")
             point = {
                 "scenario": entry.get("scenario"),
                 "phase": entry.get("phase"),
-                "target": _number(_pick(entry, "target", "target_qps", "server_target_qps", "offline_expected_qps",
-                                        "expected_latency_ms", "value")),
+                "target": _number(_pick(entry, "value", "target", "target_qps", "server_target_qps",
+                                        "offline_expected_qps", "confirmed", "searched")),
                 "valid": validity if isinstance(validity, bool) else (str(validity).upper() == "VALID"
                                                                       if validity is not None else None),
-                "latency_ms": _number(_pick(entry, "p99_ms", "p99_latency_ms", "latency_ms", "p90_ms",
+                "latency_ms": _number(_pick(entry, "latency_ms", "p99_ms", "p99_latency_ms", "p90_ms",
                                             "p90_latency_ms")),
                 "bound_ms": _number(_pick(entry, "bound_ms", "target_latency_ms", "latency_bound_ms")),
-                "achieved": _number(_pick(entry, "achieved", "result", "samples_per_second",
+                "achieved": _number(_pick(entry, "measured", "achieved", "samples_per_second",
                                           "scheduled_queries_per_second")),
             }
-            if event in ("chosen", "choice", "result", "final") or str(entry.get("phase")).lower() == "chosen":
+            if event in ("chosen", "choice", "result", "final"):
                 log.chosen = point
+                if "confirmed" in entry and entry["confirmed"] is None:
+                    log.note = (f"searched {entry.get('searched')}, but no confirming run was VALID: nothing "
+                                "chosen" if entry.get("searched") is not None else "no VALID value found")
+                    log.chosen = None
             else:
                 log.probes.append(point)
                 if entry.get("chosen") is True:
@@ -186,7 +202,7 @@ def read_folder(path: str) -> Folder:
     path = os.path.abspath(path)
     runs, tunes = [], []
     for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if d != REPORT_DIR)
+        dirs[:] = sorted(d for d in dirs if d != REPORT_DIR and not (d == "probes" and TUNE_LOG in files))
         if "mlperf_log_detail.txt" in files or "summary.json" in files:
             runs.append(_read_run(root, path))
         if TUNE_LOG in files:
@@ -403,12 +419,14 @@ def tune_chart(log: TuneLog, out_dir: str) -> Optional[str]:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     for valid, color, name in ((True, "#55A868", "VALID"), (False, "#C44E52", "INVALID"), (None, "#888888", "?")):
-        sel = [p for p in points if p["valid"] is valid]
-        if sel:
-            ax.scatter([p["target"] for p in sel], [p["latency_ms"] for p in sel], color=color, label=name, zorder=3)
-    ordered = sorted(points, key=lambda p: p["target"])
+        for confirm in (False, True):
+            sel = [p for p in points if p["valid"] is valid and (p["phase"] == "confirm") is confirm]
+            if sel:
+                ax.scatter([p["target"] for p in sel], [p["latency_ms"] for p in sel], color=color, zorder=3,
+                           marker="s" if confirm else "o", label=f"{name}{' (confirming run)' if confirm else ''}")
+    ordered = sorted((p for p in points if p["phase"] != "confirm"), key=lambda p: p["target"])
     ax.plot([p["target"] for p in ordered], [p["latency_ms"] for p in ordered], color="#999999", linewidth=0.8)
-    bound = next((p["bound_ms"] for p in log.probes if p["bound_ms"]), None)
+    bound = next((p["bound_ms"] for p in log.probes if p["bound_ms"]), None) or log.bound_ms
     if bound:
         ax.axhline(bound, color="#C44E52", linestyle="--", label=f"bound {bound:g} ms")
     chosen = log.chosen
@@ -422,7 +440,7 @@ def tune_chart(log: TuneLog, out_dir: str) -> Optional[str]:
         else:
             ax.axvline(chosen["target"], color="gold", linewidth=2, label=f"chosen {chosen['target']:g}")
     scenario = next((p["scenario"] for p in log.probes if p["scenario"]), "")
-    ax.set_xlabel("target")
+    ax.set_xlabel(log.key or "target")
     ax.set_ylabel("latency (ms)")
     ax.set_title(f"tune {scenario}: target vs measured latency ({log.label})", fontsize=10)
     ax.legend(fontsize=8)
@@ -540,9 +558,10 @@ def _tune_section(log: TuneLog, out_dir: str, images: list[str]) -> str:
                      f"<td>{_e(p['achieved'] if p['achieved'] is not None else '')}</td></tr>")
     parts.append("</table>")
     if log.chosen:
-        parts.append(f"<p>Chosen: target <b>{_e(log.chosen.get('target'))}</b>.</p>")
+        parts.append(f"<p>Chosen: {_e(log.key or 'target')} <b>{_e(log.chosen.get('target'))}</b>.</p>")
     else:
-        parts.append('<p class="note">The log names no chosen point (the search did not finish?).</p>')
+        why = log.note or "the log names none (the search did not finish?)"
+        parts.append(f'<p class="note">No chosen point: {_e(why)}.</p>')
     if log.skipped_lines:
         parts.append(f'<p class="note">{log.skipped_lines} line(s) of the log were not JSON objects and were '
                      "skipped.</p>")
