@@ -108,6 +108,7 @@ link_dirs:
 # make run_audit_harness RUN_ARGS="--system_name=... --scenarios=..."   TEST01 + TEST04, verified against the runs
 # make update_results RUN_ARGS="--submitter=MyOrg"   stage the newest valid runs into build/submission (--dry_run)
 # make truncate_results / summarize_results / check_submission        then the official checker if build/inference
+#   (or RUN_ARGS="--inference_repo=<any local checkout of mlcommons/inference>"; code/README.md, offline use)
 .PHONY: run_audit_harness run_audit_test01 run_audit_test04 run_audit_test05 update_results truncate_results \
 	summarize_results check_submission clone_inference
 

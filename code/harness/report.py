@@ -520,10 +520,12 @@ def _run_section(run: ScenarioRun, out_dir: str, images: list[str]) -> str:
         why = "; ".join(v.get("reasons") or [])
         parts.append(f'<tr><th>audit verification</th><td class="{verdict}">{verdict}{": " + _e(why) if why else ""}'
                      "</td></tr>")
-        for attempt in (v.get("attempts") or []):
-            parts.append(f"<tr><th>attempt {_e(attempt.get('attempt'))}</th><td>"
-                         f"{'PASS' if attempt.get('passed') else 'FAIL'}: {_e('; '.join(attempt.get('reasons') or []))}"
-                         "</td></tr>")
+        attempts = v.get("attempts") or []
+        for attempt in attempts if len(attempts) > 1 else []:
+            why = "; ".join(attempt.get("reasons") or [])
+            kept = f" (kept in {attempt['kept_in']})" if attempt.get("kept_in") else ""
+            parts.append(f"<tr><th>try {_e(attempt.get('attempt'))}</th><td>"
+                         f"{'PASS' if attempt.get('passed') else 'FAIL: ' + _e(why)}{_e(kept)}</td></tr>")
     settings = run.summary.get("settings") or {}
     if settings:
         keys = ("backend", "model", "precision", "batch_size", "workers", "threads", "server_target_qps",
@@ -620,6 +622,8 @@ def _overview(folder: Folder) -> str:
         shown = "" if run.kind == "accuracy" or value is None else f"{name} = {_num(value)} {unit}"
         if invalid_reasons(run):
             shown += f" ({invalid_reasons(run)})"
+        if run.verification:
+            shown += f"; audit {'PASS' if run.verification.get('passed') else 'FAIL'}"
         acc = run.accuracy or run.summary.get("accuracy")
         if acc:
             shown = f"top-1 {acc.get('top1')}%"
