@@ -315,14 +315,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return run_harness(args, argv)
 
 
-def _report(args: argparse.Namespace, argv: list[str]) -> int:
-    from .report import report
-    return report(args, argv)
-
-
-def _tool(name: str):
-    from . import tools   # generate_conf_files, info
-    return getattr(tools, name)
+def _module_action(module: str, function: str):
+    """Reports and auditor's tools live in harness/report.py and harness/tools.py; imported only when used."""
+    def action(args: argparse.Namespace, argv: list[str]) -> int:
+        import importlib
+        return getattr(importlib.import_module(f"harness.{module}"), function)(args, argv)
+    action.__name__ = function
+    return action
 
 
 def _submission_action(module: str, function: str):
@@ -348,9 +347,9 @@ ACTIONS = {
     "summarize_results": _submission_action("summarize", "summarize_results"),
     "check_submission": _submission_action("check", "check_submission"),
     # Reports and auditor's tools.
-    "report": _report,
-    "generate_conf_files": lambda args, argv: _tool("generate_conf_files")(args, argv),
-    "info": lambda args, argv: _tool("info")(args, argv),
+    "report": _module_action("report", "report"),
+    "generate_conf_files": _module_action("tools", "generate_conf_files"),
+    "info": _module_action("tools", "info"),
 }
 
 
