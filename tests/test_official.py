@@ -22,7 +22,16 @@ def test_checker_errors_are_sorted():
     errors = official.classify(OUTPUT)
     assert len(errors[official.SHORT_RUN]) == 4
     assert errors[official.NOT_READY] == ["/s/closed/T/results/CPU has invalid status (todo: available, preview or rdi)"]
-    assert len(errors[official.FOLLOW_ON]) == 3 and official.OTHER not in errors   # warnings are not errors
+    assert len(errors[official.FOLLOW_ON]) == 3
+    # A failed accuracy check is only a warning in the checker's log, but a real problem.
+    assert errors[official.OTHER] == ["(logged as a warning) /s/accuracy/mlperf_log_detail.txt accuracy not met: "
+                                      "expected=75.695400, found=0.000"]
+    errors = official.classify("\n".join(line for line in OUTPUT.splitlines() if "accuracy not met" not in line))
+    assert official.OTHER not in errors
+    # A check that failed with no reason above it is not explained by the short-run errors.
+    unexplained = official.classify(OUTPUT.replace("Checks failed for: /s/closed/T/results/CPU/resnet50/Offline/TEST01",
+                                                   "Checks failed for: /s/closed/T/results/CPU/resnet50/Server/TEST01"))
+    assert any("Server/TEST01 (no reason given above it)" in e for e in unexplained[official.OTHER])
     verdict = official.Verdict(1, "log", errors)
     assert not verdict.only_short_run
     text = "\n".join(official.describe(verdict, "/nowhere"))

@@ -13,7 +13,9 @@ Its ERROR lines are sorted into:
                runs too short to be stable;
   not ready    placeholders (TODO) left in systems/<system>.json;
   follow-on    lines that only repeat the above ("Some ... checks failed for", "NoResults", the SUMMARY line);
-  other        everything else: a real problem the project's own check must also catch.
+  other        everything else: a real problem the project's own check must also catch; also a failure the checker
+               logs only as a warning (accuracy not met), and a "checks failed for <path>" with no error above it
+               that explains it.
 A dry-run tree "passes except for the short-run errors" when the checker's only errors are short run and follow-on.
 """
 from __future__ import annotations
@@ -48,6 +50,10 @@ _PATTERNS = (
     (FOLLOW_ON, re.compile(r" contains errors:$")),
 )
 _ERROR_LINE = re.compile(r"^\[[^\]]*\bERROR\] (.*)$")
+_WARNING_LINE = re.compile(r"^\[[^\]]*\bWARNING\] (.*)$")
+# Failures the checker logs as warnings before its "Some ... checks failed" error line.
+_FAILING_WARNINGS = (re.compile(r"accuracy not met"),)
+_FAILED_FOR = re.compile(r"Some .* [Cc]hecks? failed for:? (\S+)")
 
 
 @dataclass
@@ -78,12 +84,27 @@ def classify_line(message: str) -> str:
 
 
 def classify(output: str) -> dict[str, list[str]]:
-    """The checker's ERROR lines (log prefix removed), by kind."""
+    """The checker's ERROR lines (log prefix removed), by kind. A failing check whose reason the checker logs only
+    as a warning (accuracy not met) is "other"; so is a "checks failed for <path>" line that no short-run or
+    not-ready error on that path explains."""
     out: dict[str, list[str]] = {}
+    follow_on: list[str] = []
     for line in output.splitlines():
         m = _ERROR_LINE.match(line.strip())
         if m:
-            out.setdefault(classify_line(m.group(1)), []).append(m.group(1))
+            kind = classify_line(m.group(1))
+            out.setdefault(kind, []).append(m.group(1))
+            if kind == FOLLOW_ON:
+                follow_on.append(m.group(1))
+            continue
+        m = _WARNING_LINE.match(line.strip())
+        if m and any(p.search(m.group(1)) for p in _FAILING_WARNINGS):
+            out.setdefault(OTHER, []).append(f"(logged as a warning) {m.group(1)}")
+    explained = out.get(SHORT_RUN, []) + out.get(NOT_READY, []) + out.get(OTHER, [])
+    for message in follow_on:
+        m = _FAILED_FOR.search(message)
+        if m and not any(m.group(1).rstrip("/.") in e for e in explained):
+            out.setdefault(OTHER, []).append(f"{message} (no reason given above it)")
     return out
 
 
