@@ -540,8 +540,8 @@ def _run_section(run: ScenarioRun, out_dir: str, images: list[str]) -> str:
         images.append(chart)
         parts.append(_img(chart, f"latency distribution of {run.label}"))
     elif run.kind != "accuracy":
-        parts.append('<p class="note">No sut_timing.json in this run (made by an older harness): no latency '
-                     "histogram; LoadGen's percentiles are in the table.</p>")
+        parts.append('<p class="note">No sut_timing.json in this run (made by an older harness, or with '
+                     "MLPERF_SUT_TIMING=0): no latency histogram; LoadGen's percentiles are in the table.</p>")
     return "".join(parts)
 
 

@@ -130,8 +130,10 @@ class SUT:
         slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
         self.stats = [{"batches": 0, "samples": 0, "infer_s": 0.0, "complete_s": 0.0} for _ in slots]
         t0 = time.perf_counter()
-        self.timing = [sut_timing.WorkerTiming(t0) for _ in slots]   # latency histogram and timeline per worker
-        self._threads = [threading.Thread(target=self._work, args=(r, self.stats[i], self.timing[i]),
+        # Latency histogram and timeline per worker; MLPERF_SUT_TIMING=0 turns the record off.
+        self.timing = [sut_timing.WorkerTiming(t0) for _ in slots] if sut_timing.enabled() else []
+        self._threads = [threading.Thread(target=self._work,
+                                          args=(r, self.stats[i], self.timing[i] if self.timing else None),
                                           name=f"sut-worker-{i}", daemon=True)
                          for i, r in enumerate(slots)]
         self.handle = None
@@ -145,13 +147,14 @@ class SUT:
         pass
 
     # Workers ----------------------------------------------------------------------------------------------
-    def _work(self, runner: Runner, stats: dict, timing: sut_timing.WorkerTiming) -> None:
+    def _work(self, runner: Runner, stats: dict, timing: Optional[sut_timing.WorkerTiming]) -> None:
         lg, qsl, offset = self.lg, self.qsl, self.output_offset
         response = lg.QuerySampleResponse
         clock = time.perf_counter
-        issued: list = []
+        issued: Optional[list] = [] if timing is not None else None
         while True:
-            issued.clear()
+            if issued:
+                issued.clear()
             item = self.queue.take(self.batch_size, self.batch_timeout_s, issued)
             if item is None:
                 return
@@ -175,7 +178,8 @@ class SUT:
             stats["samples"] += len(ids)
             stats["infer_s"] += t1 - t0
             stats["complete_s"] += t2 - t1
-            timing.record(t2, len(ids), issued)
+            if timing is not None:
+                timing.record(t2, len(ids), issued)
 
     def start(self) -> int:
         for t in self._threads:

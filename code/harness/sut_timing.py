@@ -7,18 +7,20 @@ worker keeps:
 - a latency histogram with log-spaced bins (BINS_PER_DECADE per decade, 1 µs to 1000 s): for every piece of work it
   takes from the queue (one IssueQuery call, or the part of it that went into one batch), the time from that
   IssueQuery call to the return of the QuerySamplesComplete that answered it, counted once per sample. Cost: one
-  log10 and one add per IssueQuery piece, never per sample of an Offline query;
+  bisect and one add per IssueQuery piece, never per sample of an Offline query;
 - a completion timeline: samples completed per TIMELINE_STEP_S since the SUT started, one add per batch.
 
 What it is not: LoadGen's latency runs from a query's *scheduled* time to completion, so it also counts LoadGen's own
 issue delay; LoadGen's percentiles (the detail log) are the ones that decide validity. `sut_timing.json` in the run
-folder holds the merged record; harness/report.py plots it and says which is which.
+folder holds the merged record; harness/report.py plots it and says which is which. MLPERF_SUT_TIMING=0 in the
+environment turns the record off (no sut_timing.json; the report then shows LoadGen's percentiles only).
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+from bisect import bisect_right
 import time
 from typing import Any, Optional, Sequence
 
@@ -31,8 +33,15 @@ MAX_TIMELINE_POINTS = 2000
 FILE_NAME = "sut_timing.json"
 
 
+def enabled() -> bool:
+    return os.environ.get("MLPERF_SUT_TIMING", "1").strip().lower() not in ("0", "off", "false", "no")
+
+
 def bin_edges_s() -> list[float]:
     return [10 ** (LOW_EXP + i / BINS_PER_DECADE) for i in range(N_BINS + 1)]
+
+
+_INNER_EDGES = bin_edges_s()[1:-1]   # bisect_right over these gives the bin, clamped to 0 .. N_BINS - 1
 
 
 class WorkerTiming:
@@ -46,11 +55,9 @@ class WorkerTiming:
 
     def record(self, t_done: float, n: int, pieces: Sequence[tuple[float, int]]) -> None:
         """A batch of n samples completed at t_done (perf_counter); pieces: (IssueQuery time, samples) of each part."""
-        hist = self.hist
+        hist, edges = self.hist, _INNER_EDGES
         for t_issue, count in pieces:
-            latency = t_done - t_issue
-            b = int((math.log10(latency) - LOW_EXP) * BINS_PER_DECADE) if latency > 0 else 0
-            hist[0 if b < 0 else (N_BINS - 1 if b >= N_BINS else b)] += count
+            hist[bisect_right(edges, t_done - t_issue)] += count
         slot = int((t_done - self.t0) / TIMELINE_STEP_S)
         timeline = self.timeline
         if slot >= len(timeline):
