@@ -27,9 +27,11 @@ test: venv browser
 
 # Headless Chromium (Debian's package) renders the report page in tests/test_report.py; installed once, as root.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { echo "Installing chromium (Debian) for tests/test_report.py"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
-	  >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing chromium (Debian) for tests/test_report.py"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null; \
+	else echo "chromium is missing and this is not root: sudo apt-get install chromium (tests/test_report.py needs it)"; fi
 
 download_model: venv
 	$(MAIN) --action=download_model $(RUN_ARGS)
