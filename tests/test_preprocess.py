@@ -142,7 +142,7 @@ def test_idempotent_and_resumable_after_an_interruption(tmp_path, monkeypatch):
 
     # Interrupt a run after 20 images (commits after every batch of results, so some rows are on disk).
     base = str(tmp_path / "run")
-    monkeypatch.setattr(imagenet, "COMMIT_SECONDS", 0.0)
+    monkeypatch.setattr(preprocessing, "COMMIT_SECONDS", 0.0)
 
     def interrupt(self, done, force=False):
         if done >= 20:
