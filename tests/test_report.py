@@ -181,3 +181,9 @@ def test_tune_probes_are_listed_in_the_tune_table_not_as_scenario_runs(tmp_path)
     (tune / "tune_log.jsonl").write_text(TUNE_LOG)
     folder = read_folder(str(tmp_path))
     assert folder.runs == [] and len(folder.tunes) == 1 and len(folder.tunes[0].probes) == 5
+
+
+def test_mlperf_report_0_skips_the_hook(tmp_path, monkeypatch, capsys):
+    from harness.report import render_after_run
+    monkeypatch.setenv("MLPERF_REPORT", "0")
+    assert render_after_run(str(tmp_path)) is None and capsys.readouterr().out == ""

@@ -7,7 +7,8 @@ Written to <run folder>/report/report.html (images embedded as base64 PNG, so th
 its own) and <run folder>/report/*.png; a comparison of several folders goes into the first one's
 report/compare/<timestamp>/. Without
 --log_dir the newest run folder under build/logs is reported. run_harness, run_audit_harness (and tune) call
-`render_after_run` when they end: a failure to render is a warning, never a failed run.
+`render_after_run` when they end: a failure to render is a warning, never a failed run; MLPERF_REPORT=0 in the
+environment skips it (for runs that are parts of a larger one, such as tune's probes).
 
 What the page shows, and where each number comes from:
 - per scenario run (every folder holding mlperf_log_detail.txt, audit runs TEST0X/ included): result, validity,
@@ -698,7 +699,10 @@ def report(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
 
 
 def render_after_run(run_root: str) -> Optional[str]:
-    """The hook at the end of run_harness / run_audit_harness / tune: never fails the run."""
+    """The hook at the end of run_harness / run_audit_harness / tune: never fails the run. MLPERF_REPORT=0 skips it
+    (tune's probes: the tune folder's own report lists them)."""
+    if os.environ.get("MLPERF_REPORT", "1").strip().lower() in ("0", "off", "false", "no"):
+        return None
     try:
         page = render_folder(run_root)
         print(f"Report: {page}")
