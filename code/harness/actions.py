@@ -232,6 +232,8 @@ def _run_harness(args: argparse.Namespace, argv: list[str], run_root: str) -> in
             results[scenario] = json.load(f)
     if not os.environ.get(RUN_ROOT_ENV):
         _write_harness_summary(run_root, system, results)
+        from .report import render_after_run
+        render_after_run(run_root)
     if failed:
         raise HarnessError(f"Scenario(s) {', '.join(failed)} failed (see the messages above); the others' logs are "
                            f"under {run_root}.")
@@ -340,6 +342,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return run_harness(args, argv)
 
 
+def _module_action(module: str, function: str):
+    """Reports and auditor's tools live in harness/report.py and harness/tools.py; imported only when used."""
+    def action(args: argparse.Namespace, argv: list[str]) -> int:
+        import importlib
+        return getattr(importlib.import_module(f"harness.{module}"), function)(args, argv)
+    action.__name__ = function
+    return action
+
+
 def _submission_action(module: str, function: str):
     """Submission and audit actions live in harness/submission/; imported only when used."""
     def action(args: argparse.Namespace, argv: list[str]) -> int:
@@ -369,6 +380,10 @@ ACTIONS = {
     "summarize_results": _submission_action("summarize", "summarize_results"),
     "check_submission": _submission_action("check", "check_submission"),
     "tune": _tune,
+    # Reports and auditor's tools.
+    "report": _module_action("report", "report"),
+    "generate_conf_files": _module_action("tools", "generate_conf_files"),
+    "info": _module_action("tools", "info"),
 }
 
 

@@ -24,6 +24,8 @@ ACTIONS = (
     # Submission and audit actions go here.
     "run_audit_harness", "update_results", "truncate_results", "summarize_results", "check_submission",
     "tune",
+    # Reports and auditor's tools (harness/report.py, harness/tools.py).
+    "report", "generate_conf_files", "info",
 )
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -73,7 +75,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("calib_data_map", str, None, "Calibration list (default data_maps/imagenet/cal_map.txt, official option 1).",
          config_key="calib_data_map"),
     Flag("preprocessed_data_dir", str, None, "Base of preprocessed arrays (default build/preprocessed_data)."),
-    Flag("log_dir", str, None, "Base folder of run logs (default build/logs)."),
+    Flag("log_dir", str, None, "Base folder of run logs (default build/logs); report: run folder(s), a comma list "
+         "compares them (default: the newest run folder)."),
     Flag("fast", _bool, False, "Short run: min_duration 60 s and Offline min_query_count 1.", switch=True),
     Flag("min_duration", int, None, "LoadGen min_duration in ms.", config_key="min_duration"),
     Flag("min_query_count", int, None, "LoadGen min_query_count.", config_key="min_query_count"),

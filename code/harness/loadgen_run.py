@@ -288,6 +288,9 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
               "target, or raise --max_duration.", file=sys.stderr)
     summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
                               for st in sut.stats]
+    if getattr(sut, "timing", None):   # per-sample latency histogram and completion timeline (harness/report.py)
+        from . import sut_timing
+        sut_timing.write(out_dir, sut.timing)
     return summary
 
 
