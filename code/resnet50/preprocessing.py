@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 import zlib
@@ -242,6 +243,10 @@ def _npy_data_offset(path: str) -> int:
 
 
 def _worker_init(partials: dict, recipe: str, scale: float, chw: tuple) -> None:
+    # Forked workers inherit the parent's Python signal handlers (code/main.py turns SIGTERM into an exception):
+    # Pool.terminate() must end a worker at once, and Ctrl-C is the parent's to handle.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _W.clear()
     _W.update(recipe=recipe, scale=scale, targets={})
     for fmt, path in partials.items():
