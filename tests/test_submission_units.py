@@ -122,16 +122,16 @@ def test_rule_problems_of_a_short_run():
 
 
 def test_official_checker_wiring(tmp_path, monkeypatch):
-    from harness.submission import check
+    from harness.submission import official
     repo = tmp_path / "inference"
-    assert check.run_official(str(tmp_path), str(repo), rules.get_round("v6.1"))[0] is None   # no checkout
+    assert official.run_official(str(tmp_path), str(repo), "v6.1").returncode is None   # no checkout
     pkg = repo / "tools" / "submission" / "submission_checker"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "main.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\nsys.exit(3)\n")
-    monkeypatch.setattr(check.importlib.util, "find_spec", lambda name: object())   # pretend PyYAML is there
-    rc, text = check.run_official(str(tmp_path), str(repo), rules.get_round("v6.1"))
-    assert rc == 3
+    monkeypatch.setattr(official.importlib.util, "find_spec", lambda name: object())   # pretend PyYAML is there
+    verdict = official.run_official(str(tmp_path), str(repo), "v6.1")
+    assert verdict.returncode == 3 and verdict.errors[official.OTHER]   # a crash is never "short run"
     args = json.loads(open(str(tmp_path) + ".records/official_checker.log").read())   # outside the root
     assert args[:2] == ["--input", str(tmp_path)] and args[args.index("--version") + 1] == "v6.1"
 

@@ -14,7 +14,7 @@ from . import REPO_ROOT, BENCHMARK, interrupt, run_limits
 from .errors import HarnessError
 
 TEST_MODE_NAMES = {"PerformanceOnly": "PerformanceOnly", "AccuracyOnly": "AccuracyOnly",
-                   "SubmissionRun": "SubmissionRun"}
+                   "SubmissionRun": "SubmissionRun", "FindPeakPerformance": "FindPeakPerformance"}
 AUDIT_CONFIG = "audit.config"
 
 
@@ -42,6 +42,7 @@ def user_conf_lines(scenario: str, cfg: dict[str, Any], total_samples: int) -> l
         put("target_qps", cfg.get("offline_expected_qps"))
     elif scenario == "Server":
         put("target_qps", cfg.get("server_target_qps"))
+        put("max_async_queries", cfg.get("server_max_async_queries"))   # tune's early stop of a failing probe
     elif scenario == "SingleStream":
         ns = cfg.get("single_stream_expected_latency_ns")
         put("target_latency", None if ns is None else max(1, math.ceil(ns / 1e6)))  # LoadGen reads whole ms
@@ -61,6 +62,9 @@ def user_conf_lines(scenario: str, cfg: dict[str, Any], total_samples: int) -> l
 
 
 def test_settings(lg, scenario: str, cfg: dict[str, Any], user_conf: str, test_mode: str):
+    if test_mode == "FindPeakPerformance" and scenario != "Server":
+        raise HarnessError(f"--test_mode=FindPeakPerformance: LoadGen searches only the Server target; {scenario} "
+                           "has no such mode. Use `make tune RUN_ARGS=\"--scenarios=" + scenario + "\"` instead.")
     settings = lg.TestSettings()
     rc = settings.FromConfig(user_conf, BENCHMARK, scenario)
     if rc != 0:
@@ -249,6 +253,8 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
         sut_handle = sut.start()
         qsl_handle = qsl.construct(lg)
         start = time.time()
+        from .progress import ProgressLine   # the status line while LoadGen runs (off when stdout is no terminal)
+        progress = ProgressLine.for_run(scenario, settings, sut)
         try:
             with interrupt.SignalGuard(on_second=mark_interrupted) as guard:
                 ended = interrupt.run_interruptibly(
@@ -256,6 +262,7 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
                     guard, sut.abort, mark_interrupted,
                     time_limit_s=run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
         finally:
+            progress.stop()
             sut.stop()
             lg.DestroyQSL(qsl_handle)
             lg.DestroySUT(sut_handle)
@@ -270,6 +277,9 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
     if sut.errors:
         raise HarnessError(f"{scenario}: the backend failed during the run: {sut.errors[0]!r}")
     summary = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
+    if test_mode == "FindPeakPerformance":
+        from .tune import find_peak_result
+        summary["find_peak"] = find_peak_result(os.path.join(out_dir, "mlperf_log_detail.txt"))
     summary["wall_seconds"] = round(wall, 2)
     if ended == "time_limit":
         run_limits.mark_ended_at_max_duration(out_dir, summary, run_limits.max_duration_ms(cfg))
@@ -278,6 +288,9 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
               "target, or raise --max_duration.", file=sys.stderr)
     summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
                               for st in sut.stats]
+    if getattr(sut, "timing", None):   # per-sample latency histogram and completion timeline (harness/report.py)
+        from . import sut_timing
+        sut_timing.write(out_dir, sut.timing)
     return summary
 
 

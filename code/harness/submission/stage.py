@@ -35,6 +35,7 @@ from .integrity import RECORD  # noqa: F401  (check.py imports it from here)
 from .integrity import check_safe_name, move_legacy_files, record_path as staging_record_path, records_dir
 from .audit import default_log_dir
 from .logs import load_json, read_accuracy_txt, sha256_file, write_json
+from .reproduce import reproduce_lines
 from .runs import Run, discover, fingerprint_differences, newest, systems_with_runs
 
 DRY_RUN_MARKER = "DRY_RUN.txt"
@@ -184,12 +185,8 @@ def _readme(r: rules.Round, system: str, plan: Plan) -> str:
         lines.append(f"| {kind} | `{run.label}` | `{_make_command((run.summary or {}).get('command'))}` |")
     lines += ["", f"Model `{fp.get('model')}`, backend `{fp.get('backend')}`, precision `{fp.get('precision')}`, "
                   f"batch size {fp.get('batch_size')}, engine `{fp.get('engine')}`.",
-              f"Result: {rules.RESULT_KEY[plan.scenario]} = {shown} ({perf.detail.get('result_validity')}).", "",
-              "## Reproduce", "", f"From the harness (`{r.code_dir}/` of this submission):", "", "```",
-              _make_command((perf.summary or {}).get("command"), "generate_engines")]
-    for kind, run in plan.runs.items():
-        lines.append(_make_command((run.summary or {}).get("command")))
-    lines += ["```", ""]
+              f"Result: {rules.RESULT_KEY[plan.scenario]} = {shown} ({perf.detail.get('result_validity')}).", ""]
+    lines += reproduce_lines(plan.runs, r.code_dir)   # every make target in order (reproduce.py)
     return "\n".join(lines)
 
 
@@ -275,6 +272,14 @@ def write_markers(results_dir: str, record: dict) -> None:
 
 
 def update_results(args: argparse.Namespace, argv: list[str]) -> int:
+    """Staging holds `<results_dir>.lock` (a sibling: the tree itself holds only what the checker expects)."""
+    from ..artifacts import folder_lock
+    results_dir = os.path.abspath(default_results_dir(args)).rstrip(os.sep)
+    with folder_lock(results_dir, "update_results", lock_file=results_dir + ".lock"):
+        return _update_results(args, argv)
+
+
+def _update_results(args: argparse.Namespace, argv: list[str]) -> int:
     from ..actions import system_id
     if args.submitter is not None:
         check_safe_name(args.submitter)
