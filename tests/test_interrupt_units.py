@@ -49,3 +49,31 @@ def test_marker_and_summary(tmp_path):
     assert interrupt.exit_code(signal.SIGINT) == 130 and interrupt.exit_code(signal.SIGTERM) == 143
     err = interrupt.RunInterrupted(signal.SIGTERM, "x")
     assert err.exit_code == 143
+
+
+def _summary(folder, scenario, validity, batch, **result):
+    os.makedirs(folder, exist_ok=True)
+    import json
+    with open(os.path.join(folder, "summary.json"), "w") as f:
+        json.dump({"result_validity": validity, "test_mode": "PerformanceOnly", **result,
+                   "settings": {"backend": "null", "model": "m", "precision": "fp32", "config_ver": "default",
+                                "batch_size": batch}}, f)
+
+
+def test_target_warning_uses_the_newest_valid_run_of_the_same_setup(tmp_path):
+    from harness.run_limits import measured_capacity, target_warning
+    base = tmp_path / "logs"
+    cfg = {"system_id": "CPU", "backend": "null", "model": "m", "precision": "fp32", "config_ver": "default",
+           "batch_size": 8, "server_target_qps": 100000.0, "min_duration": 600000}
+    server = lambda stamp: str(base / stamp / "CPU" / "resnet50" / "Server")   # noqa: E731
+    assert measured_capacity(cfg, "Server", str(base)) is None
+    # Only an Offline run (another batch size): an upper bound of what Server holds.
+    _summary(str(base / "1" / "CPU" / "resnet50" / "Offline"), "Offline", "VALID", 256, samples_per_second=40000)
+    assert measured_capacity(cfg, "Server", str(base))[0] == 40000
+    _summary(server("2"), "Server", "VALID", 8, scheduled_queries_per_second=2000)
+    _summary(server("3"), "Server", "INVALID", 8, scheduled_queries_per_second=9000)    # not VALID: ignored
+    _summary(server("4"), "Server", "VALID", 64, scheduled_queries_per_second=30000)    # other batch size
+    assert measured_capacity(cfg, "Server", str(base))[0] == 2000
+    text = target_warning(cfg, "Server", str(base))
+    assert "server_target_qps 100000 is 50x the 2000/s" in text and "max_duration (2400 s)" in text
+    assert target_warning(dict(cfg, server_target_qps=3000.0), "Server", str(base)) is None    # within 2x
