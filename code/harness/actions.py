@@ -311,7 +311,8 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     out_dir = scenario_dir(run_root, system, scenario)
     if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
         out_dir = os.path.join(out_dir, audit.name)
-    warning = target_warning(cfg, scenario, os.path.dirname(run_root), exclude=run_root)
+    warning = args.test_mode != "AccuracyOnly" and target_warning(cfg, scenario, os.path.dirname(run_root),
+                                                                  exclude=run_root)
     if warning:
         print(warning, file=sys.stderr)
     print(f"[run_harness] {scenario} {args.test_mode}: {spec.key} on {backend.name} ({cfg['precision']}, "
