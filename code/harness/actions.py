@@ -12,7 +12,7 @@ from . import REPO_ROOT, BENCHMARK, config as configs
 from .backends import get_backend
 from .backends.base import BuildRequest
 from .artifacts import folder_lock
-from .calibration import check_calibration_current
+from .calibration import check_calibration_current, quantized_model_path  # noqa: F401 (imported from here too)
 from .engines import (build_record, check_engine_current, engine_dir, engine_inputs, engine_name, is_up_to_date,
                       model_identity, remove_record, write_record)
 from .errors import HarnessError
