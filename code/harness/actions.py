@@ -57,8 +57,9 @@ def model_path(args: argparse.Namespace, spec) -> str:
 def engine_path(cfg: dict[str, Any], spec, backend, model_file: Optional[str] = None) -> str:
     """The engine of this config; `model_file` (--model_path) other than the registry's adds its short digest."""
     return os.path.join(engine_dir(cfg["system_id"], cfg["scenario"]),
-                        engine_name(model_identity(spec, model_file), cfg["scenario"], backend.device_kind, int(cfg.get("batch_size") or 1),
-                                    cfg["precision"], cfg["config_ver"], backend.engine_suffix))
+                        engine_name(model_identity(spec, model_file), cfg["scenario"], backend.device_kind,
+                                    int(cfg.get("batch_size") or 1), cfg["precision"], cfg["config_ver"],
+                                    backend.engine_suffix))
 
 
 def map_path(cfg: dict[str, Any], kind: str = "val") -> str:

@@ -35,7 +35,6 @@ with `--verify`. Leftovers of an interrupted compaction (`.partial.compact`) are
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import time
@@ -497,7 +496,7 @@ def _compact(partial: str, keep: np.ndarray, crcs: Sequence[int], rows_per_chunk
         finally:
             os.close(fd)
     except BaseException as e:
-        del src
+        src = None             # the memory map closed before the copy is removed
         try:
             os.remove(out_path)
         except OSError:
@@ -505,10 +504,9 @@ def _compact(partial: str, keep: np.ndarray, crcs: Sequence[int], rows_per_chunk
         if isinstance(e, OSError):
             raise storage_error(e, out_path) from None
         raise
-    del src
+    src = None
     os.replace(out_path, partial)
     return partial
-
 
 
 # ----------------------------------------------------------------------------------------------------------------
