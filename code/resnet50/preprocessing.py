@@ -115,11 +115,16 @@ def is_up_to_date(model: ModelSpec, fmt: str, image_map: ImageMap, base_dir: str
     if _npy_rows(npy) != manifest.get("shape", [None])[0]:
         return False
     try:
-        verify_array(npy, manifest_path, manifest, full=verify)
+        changed = manifest.get("array_stamp") != file_stamp(npy)
+        verify_array(npy, manifest_path, manifest, full=verify, progress=bool(say))
     except HarnessError as e:
         if say:
             say(f"[preprocess] {e} Preprocessing it again.")
         return False
+    if changed:         # copied or moved, every row verified: record the new stamp (the caller holds the lock)
+        _write_json_atomic(manifest_path, dict(manifest, array_stamp=file_stamp(npy)))
+        if say:
+            say(f"[preprocess] {npy}: every row verified after the file changed (copied or moved); stamp updated.")
     return True
 
 
