@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from typing import Any, Optional
 
@@ -16,7 +15,10 @@ from .calibration import check_calibration_current, quantized_model_path  # noqa
 from .engines import (build_record, check_engine_current, engine_dir, engine_inputs, engine_name, is_up_to_date,
                       model_identity, remove_record, write_record)
 from .errors import HarnessError
+from .exit_codes import ACCURACY_BELOW_TARGET, raise_if_accuracy_failed
 from .flags import overrides
+from .interrupt import run_child
+from .run_limits import target_warning
 from .systems import detect_system_id
 
 RUN_ROOT_ENV = "MLPERF_HARNESS_RUN_ROOT"   # set by a multi-scenario parent for its per-scenario children
@@ -202,7 +204,16 @@ def check_build_inputs(inputs: dict[str, str], cfg: dict[str, Any], spec) -> Non
 
 def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
     from .loadgen_run import new_run_root
+    from .run_limits import remove_if_empty
     run_root = os.environ.get(RUN_ROOT_ENV) or new_run_root(args.log_dir)
+    try:
+        return _run_harness(args, argv, run_root)
+    finally:
+        if not os.environ.get(RUN_ROOT_ENV):
+            remove_if_empty(run_root)   # a run refused before it wrote anything leaves no empty folder
+
+
+def _run_harness(args: argparse.Namespace, argv: list[str], run_root: str) -> int:
     system = system_id(args)
     results: dict[str, Any] = {}
     failed = []
@@ -213,18 +224,21 @@ def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
         # One process per scenario: LoadGen reads mlperf.conf once per process, and a second FromConfig in the
         # same process marks the log as not valid for submission.
         child = [sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + _replace_scenarios(argv, scenario)
-        rc = subprocess.call(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
+        rc = run_child(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
         path = os.path.join(run_root, system, BENCHMARK, scenario, "summary.json")
-        if rc != 0 or not os.path.exists(path):
+        if rc not in (0, ACCURACY_BELOW_TARGET) or not os.path.exists(path):
             failed.append(scenario)
             continue
         with open(path) as f:
             results[scenario] = json.load(f)
     if not os.environ.get(RUN_ROOT_ENV):
         _write_harness_summary(run_root, system, results)
+        from .report import render_after_run
+        render_after_run(run_root)
     if failed:
         raise HarnessError(f"Scenario(s) {', '.join(failed)} failed (see the messages above); the others' logs are "
                            f"under {run_root}.")
+    raise_if_accuracy_failed(results, run_root)
     return 0
 
 
@@ -254,6 +268,8 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
         else:
             metric = r.get("metric")
             line = f"{scenario:<13} {str(r.get('result_validity')):<8} {metric}={r.get(metric)}"
+        if r.get("ended_at_max_duration"):
+            line += f"  (ended at max_duration {r['ended_at_max_duration']} ms)"
         skipped = (r.get("dataset") or {}).get("skipped")
         if skipped:
             line += f"  ({len(skipped)} image(s) skipped: --allow_missing)"
@@ -296,6 +312,9 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     out_dir = scenario_dir(run_root, system, scenario)
     if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
         out_dir = os.path.join(out_dir, audit.name)
+    warning = target_warning(cfg, scenario, os.path.dirname(run_root), exclude=run_root)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"[run_harness] {scenario} {args.test_mode}: {spec.key} on {backend.name} ({cfg['precision']}, "
           f"batch {sut.batch_size}, {len(runners)} worker(s)), {qsl.total} samples, logs in {out_dir}")
     summary = run_loadgen(scenario, args.test_mode, cfg, qsl, sut, out_dir, bool(args.verbose), audit)
@@ -324,6 +343,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return run_harness(args, argv)
 
 
+def _module_action(module: str, function: str):
+    """Reports and auditor's tools live in harness/report.py and harness/tools.py; imported only when used."""
+    def action(args: argparse.Namespace, argv: list[str]) -> int:
+        import importlib
+        return getattr(importlib.import_module(f"harness.{module}"), function)(args, argv)
+    action.__name__ = function
+    return action
+
+
 def _submission_action(module: str, function: str):
     """Submission and audit actions live in harness/submission/; imported only when used."""
     def action(args: argparse.Namespace, argv: list[str]) -> int:
@@ -331,6 +359,12 @@ def _submission_action(module: str, function: str):
         return getattr(importlib.import_module(f"harness.submission.{module}"), function)(args, argv)
     action.__name__ = function
     return action
+
+
+def _tune(args: argparse.Namespace, argv: list[str]) -> int:
+    """`make tune`: the search lives in harness/tune.py (each probe is a run_harness child process)."""
+    from .tune import tune
+    return tune(args, argv)
 
 
 ACTIONS = {
@@ -346,6 +380,11 @@ ACTIONS = {
     "truncate_results": _submission_action("truncate", "truncate_results"),
     "summarize_results": _submission_action("summarize", "summarize_results"),
     "check_submission": _submission_action("check", "check_submission"),
+    "tune": _tune,
+    # Reports and auditor's tools.
+    "report": _module_action("report", "report"),
+    "generate_conf_files": _module_action("tools", "generate_conf_files"),
+    "info": _module_action("tools", "info"),
 }
 
 
