@@ -335,19 +335,6 @@ def test_quantize_and_chw4_layout():
     assert tp.sample_nbytes((3, 224, 224), "fp32", "linear") == 3 * 224 * 224 * 4
 
 
-def test_contiguous_runs_gather_exactly():
-    rng = np.random.default_rng(0)
-    rows = np.concatenate([np.arange(10, 15), rng.choice(100, 20), np.arange(40, 43)])
-    source = rng.standard_normal((100, 3))
-    out = np.zeros((len(rows), 3))
-    runs = tp.contiguous_runs(rows)
-    for src, dst, count in runs:
-        out[dst:dst + count] = source[src:src + count]
-    assert (out == source[rows]).all()
-    assert runs[0] == (10, 0, 5) and runs[-1] == (40, len(rows) - 3, 3)
-    assert tp.contiguous_runs(np.array([], np.int64)) == []
-
-
 def test_graph_batch_sizes():
     assert tp.graph_batch_sizes(8) == list(range(1, 9))
     sizes = tp.graph_batch_sizes(256)

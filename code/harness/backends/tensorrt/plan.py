@@ -23,7 +23,12 @@ Run (`--backend=tensorrt`):
   `run_infer_on_copy_streams`.
 - `use_graphs`: CUDA graphs captured per slot for a ladder of batch sizes; a batch of n runs the smallest graph >= n.
 - `start_from_device`: the loaded samples are converted and copied to the GPU once per LoadSamplesToRam, and a batch
-  is gathered on the device; otherwise it is gathered straight into pinned host memory and copied.
+  is gathered on the device by one gather kernel launch (GATHER_SOURCE, compiled with NVRTC); otherwise it is
+  gathered straight into pinned host memory and copied.
+- Every runner entry point makes the runner's GPU current on the calling thread first (the current device is per
+  thread; one thread creates and loads all runners).
+- Versions: the calibration cache header names the installed TensorRT (rewritten if not); an engine runs only on the
+  TensorRT that built it.
 - Only the n int32 top-1 indices of a batch are copied back.
 """
 from __future__ import annotations
@@ -303,17 +308,6 @@ def graph_size_for(n: int, sizes: Sequence[int]) -> int:
         if size >= n:
             return size
     raise HarnessError(f"A batch of {n} is larger than the largest CUDA graph ({sizes[-1] if sizes else 0}).")
-
-
-def contiguous_runs(rows: np.ndarray) -> list[tuple[int, int, int]]:
-    """(source row, destination row, count) runs that copy rows[i] to position i with as few copies as possible."""
-    rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    starts = np.concatenate(([0], breaks))
-    ends = np.concatenate((breaks, [len(rows)]))
-    return [(int(rows[s]), int(s), int(e - s)) for s, e in zip(starts, ends)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
