@@ -27,9 +27,9 @@ FLOATS = (F32, F16, BF16)
 QUANTIZED = tuple(t for t in (I8, getattr(TensorProto, "FLOAT8E4M3FN", None), getattr(TensorProto, "INT4", None))
                   if t is not None)
 
-# The support matrix (types of the data input; for ConstantOfShape and Where the input is the shape or condition) for the
-# ops a classifier graph is made of. An op not listed is
-# reported as outside what this harness has checked against the matrix: extend the table from operators.md.
+# The support matrix (types of the data input; for ConstantOfShape and Where: the shape or condition) for the ops a
+# classifier graph is made of. An op not listed is reported as outside what this harness has checked against the
+# matrix: extend the table from operators.md.
 _SHAPE_TYPES = FLOATS + (I32, I64, BOOL)
 SUPPORTED: dict[str, tuple[int, ...]] = {
     "Conv": FLOATS, "ConvTranspose": FLOATS, "Gemm": FLOATS, "MatMul": FLOATS,
@@ -119,7 +119,7 @@ def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[f
             if plugin_ops is True or (not isinstance(plugin_ops, bool) and node.op_type in plugin_ops):
                 continue
             problems.append(f"{where(node)} (domain {node.domain or 'ai.onnx'!r}) is not in the support matrix of "
-                            f"onnx-tensorrt for {TARGET} as checked here (code/harness/backends/tensorrt/contract.py SUPPORTED); "
+                            f"onnx-tensorrt for {TARGET} as checked here (backends/tensorrt/contract.py SUPPORTED); "
                             "a plugin op needs its library in --plugins.")
             continue
         if node.op_type == "Constant" or not node.input:
@@ -216,4 +216,5 @@ def check(model: onnx.ModelProto, path: str, input_dtype: str, input_scale: Opti
     problems = violations(model, input_dtype, input_scale, quantization, plugin_ops)
     if problems:
         listed = "\n  - ".join(problems)
-        raise HarnessError(f"{path} breaks the {TARGET} ONNX contract (code/harness/backends/tensorrt/contract.py):\n  - {listed}")
+        raise HarnessError(f"{path} breaks the {TARGET} ONNX contract (code/harness/backends/tensorrt/contract.py):"
+                           f"\n  - {listed}")

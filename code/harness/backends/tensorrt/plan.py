@@ -381,8 +381,9 @@ GATHER_THREADS = 256
 GATHER_MAX_BLOCKS = 8192            # a grid-stride loop covers the rest
 GATHER_WORDS = ((16, "harness_word16"), (4, "unsigned int"), (1, "unsigned char"))
 GATHER_SOURCE = "struct alignas(16) harness_word16 { unsigned int v[4]; };   // one 128-bit load and store\n" + \
-    "\n".join(f"""extern "C" __global__ void harness_gather_{size}(const {ctype}* __restrict__ src, {ctype}* __restrict__ dst,
-    const long long* __restrict__ rows, unsigned long long words, unsigned long long count)
+    "\n".join(f"""extern "C" __global__ void harness_gather_{size}(
+    const {ctype}* __restrict__ src, {ctype}* __restrict__ dst, const long long* __restrict__ rows,
+    unsigned long long words, unsigned long long count)
 {{
     unsigned long long total = words * count;
     for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
