@@ -2,10 +2,10 @@
 before any build (and by the CPU tests on every graph the harness makes).
 
 The facts come from onnx-tensorrt's `docs/operators.md` for TensorRT 10 (as of its 10.1 GA release, the newest
-checked: the opset range 9..20, the support matrix and its per-op restrictions; a later release may allow more) and TensorRT's `NvInfer.h` (`addDequantize`: the input must be INT8, FP8 or INT4), plus
-what the harness itself promises the runner (one int32 top-1 output taken on the logits; the input's dtype and int8
-scale as the model registry and engine metadata say). A violation is named with the node and what to do; nothing is
-silently rewritten here.
+checked: the opset range 9..20, the support matrix and its per-op restrictions; a later release may allow more) and
+TensorRT's `NvInfer.h` (`addDequantize`: the input must be INT8, FP8 or INT4), plus what the harness itself promises
+the runner (one int32 top-1 output taken on the logits; the input's dtype and int8 scale as the model registry and
+engine metadata say). A violation is named with the node and what to do; nothing is silently rewritten here.
 """
 from __future__ import annotations
 
