@@ -384,7 +384,7 @@ def _server_bound_ns() -> int:
 
 
 class Tuner:
-    """Runs probes for one scenario and logs them; `run` does the whole search."""
+    """Runs the probes of one scenario (each its own process) and logs them; `search` and `confirm` use them."""
 
     def __init__(self, args, argv: list[str], scenario: str, tune_dir: str, cfg: dict[str, Any],
                  stream=None):
