@@ -142,7 +142,7 @@ def test_idempotent_and_resumable_after_an_interruption(tmp_path, monkeypatch):
 
     # Interrupt a run after 20 images (commits after every batch of results, so some rows are on disk).
     base = str(tmp_path / "run")
-    monkeypatch.setattr(imagenet, "COMMIT_SECONDS", 0.0)
+    monkeypatch.setattr(preprocessing, "COMMIT_SECONDS", 0.0)
 
     def interrupt(self, done, force=False):
         if done >= 20:
@@ -251,7 +251,7 @@ def test_preprocess_data_cal_only_val_only_and_summary(tmp_path):
     r = run_main(*common, "--cal_only")
     assert r.returncode == 0, r.stderr
     folder = tmp_path / "p" / "imagenet" / "efficientnet-lite0"
-    assert sorted(os.listdir(folder / "fp32_nchw")) == ["cal.manifest.json", "cal.npy"]
+    assert sorted(os.listdir(folder / "fp32_nchw")) == [".lock", "cal.manifest.json", "cal.npy"]  # .lock: the lock
     r = run_main(*common, "--val_only", "--formats=int8_chw4")
     assert r.returncode != 0 and "1 of 6 images" in r.stderr and "missing.JPEG" in r.stderr
     assert "Traceback" not in r.stderr
@@ -286,3 +286,209 @@ def test_run_summary_records_skipped_images(tmp_path):
 
 def test_samples_250_map_names_the_shared_files():
     assert len(imagenet.read_map(SAMPLES_MAP_250).files) == 250
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Corrupt JPEG data, storage errors, verification (issue 11)
+CORRUPT_SRC = os.path.join(VAL_1300, "ILSVRC2012_val_00000347.JPEG")
+
+
+def _corrupt_mid_stream(src, dst, frac=0.3):
+    """A copy of a real JPEG with 8 bytes of its entropy-coded data flipped (the markers left alone): OpenCV still
+    decodes it (wrong pixels), libjpeg only warns "Corrupt JPEG data"."""
+    data = bytearray(open(src, "rb").read())
+    sos = data.find(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")
+    p = start + int((len(data) - start) * frac)
+    for k in range(8):
+        if data[p + k] != 0xFF and data[p + k - 1] != 0xFF:
+            data[p + k] ^= 0x5A
+    open(dst, "wb").write(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("recipe", ["mlperf_resnet50", "ofa_autosinian"])
+def test_jpeg_corrupt_mid_stream_is_an_error(tmp_path, recipe):
+    bad = _corrupt_mid_stream(CORRUPT_SRC, str(tmp_path / "bad.JPEG"))
+    import cv2
+    assert cv2.imdecode(np.fromfile(bad, np.uint8), cv2.IMREAD_COLOR) is not None    # OpenCV alone accepts it
+    with pytest.raises(ValueError, match=r"corrupt JPEG data \(libjpeg: Corrupt JPEG data"):
+        imagenet.preprocess_file(bad, recipe)
+    imagenet.preprocess_file(CORRUPT_SRC, recipe)                       # the original is fine
+
+
+def test_jpeg_corrupt_mid_stream_in_a_run(tmp_path):
+    spec = get_model("resnet50")
+    data_dir = tmp_path / "images"
+    data_dir.mkdir()
+    shutil.copy(CORRUPT_SRC, data_dir / "good.JPEG")
+    _corrupt_mid_stream(CORRUPT_SRC, str(data_dir / "bad.JPEG"))
+    m = _map(tmp_path, ["good.JPEG", "bad.JPEG"])
+    with pytest.raises(HarnessError) as e:
+        preprocessing.preprocess(spec, m, str(data_dir), str(tmp_path / "p"), workers=2, progress=False)
+    assert "1 of 2 images could not be decoded" in str(e.value) and "bad.JPEG (corrupt JPEG data" in str(e.value)
+    result = preprocessing.preprocess(spec, m, str(data_dir), str(tmp_path / "p"), allow_missing=True,
+                                      progress=False)
+    assert list(result.skipped) == ["bad.JPEG"] and "Corrupt JPEG data" in result.skipped["bad.JPEG"]
+
+
+def test_disk_full_while_writing_rows_is_a_storage_error(tmp_path, monkeypatch):
+    """ENOSPC from pwrite (inherited by the forked workers) is reported as a full disk naming the array, never as
+    images that could not be decoded; the rows already on disk are kept and the next run resumes."""
+    import errno
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(8))
+    base = str(tmp_path / "p")
+    real = os.pwrite
+    calls = {"n": 0}
+
+    def full(fd, data, offset):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(HarnessError) as e:
+        preprocessing.preprocess(spec, m, SAMPLES_250, base, workers=1, chunk=1, progress=False)
+    monkeypatch.undo()
+    msg = str(e.value)
+    npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", m)
+    assert "the disk is full" in msg and npy + ".partial" in msg and "could not be decoded" not in msg
+    assert isinstance(e.value, preprocessing.StorageError)
+    done = int((np.fromfile(npy + ".partial.done", np.int64) >= 0).sum())
+    resumed = preprocessing.preprocess(spec, m, SAMPLES_250, base, workers=1, progress=False)
+    assert resumed.done_now == 8 - done
+    data = preprocessing.load_preprocessed(spec, m, base, verify=True)
+    np.testing.assert_array_equal(data.array[5], imagenet.preprocess_file(os.path.join(SAMPLES_250, m.files[5]),
+                                                                          spec.recipe))
+
+
+def test_short_writes_are_continued(tmp_path, monkeypatch):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(3))
+    real = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: real(fd, memoryview(data)[:4097], offset))
+    preprocessing.preprocess(spec, m, SAMPLES_250, str(tmp_path / "p"), workers=1, progress=False)
+    monkeypatch.undo()
+    data = preprocessing.load_preprocessed(spec, m, str(tmp_path / "p"), verify=True)
+    for i, name in enumerate(m.files):
+        np.testing.assert_array_equal(data.array[i], imagenet.preprocess_file(os.path.join(SAMPLES_250, name),
+                                                                              spec.recipe))
+
+
+def test_rows_that_read_back_differently_are_refused(tmp_path, monkeypatch):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(2))
+    monkeypatch.setattr(os, "pread", lambda fd, n, offset: bytes(n))        # the storage "lost" the rows
+    with pytest.raises(preprocessing.StorageError, match="row 0 .* read back differs from what was written"):
+        preprocessing.preprocess(spec, m, SAMPLES_250, str(tmp_path / "p"), workers=1, progress=False)
+
+
+def test_file_size_limit_in_a_subprocess(tmp_path):
+    """RLIMIT_FSIZE (the kernel's EFBIG, as a full disk would stop a write): a clear storage error with the path."""
+    import subprocess
+    import sys
+    m = tmp_path / "map.txt"
+    m.write_text("".join(f"{n} 1\n" for n in _first(4)))
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "sys.path.insert(0, 'code')\n"
+        "from harness.errors import HarnessError\n"
+        "from resnet50 import imagenet, preprocessing\n"
+        "from resnet50.models import get_model\n"
+        "try:\n"
+        f"    preprocessing.preprocess(get_model('resnet50'), imagenet.read_map({str(m)!r}), {SAMPLES_250!r}, "
+        f"{str(tmp_path / 'p')!r}, workers=1, progress=False)\n"
+        "except HarnessError as e:\n"
+        "    print('ERROR', e); sys.exit(3)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "file size limit" in r.stdout and "map.npy.partial" in r.stdout and "could not be decoded" not in r.stdout
+
+
+def test_read_only_output_folder_is_reported_as_such(tmp_path, monkeypatch):
+    """Tests run as root, where chmod does not stop writes: the file system's EROFS is simulated."""
+    import errno
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(2))
+    real = os.open
+
+    def ro(path, flags, *a, **k):
+        if str(path).startswith(str(tmp_path / "p")) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", path)
+        return real(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "open", ro)
+    with pytest.raises(preprocessing.StorageError) as e:
+        preprocessing.preprocess(spec, m, SAMPLES_250, str(tmp_path / "p"), progress=False)
+    assert "the file system is read-only" in str(e.value) and str(tmp_path / "p") in str(e.value)
+
+
+def test_compaction_failure_leaves_nothing_and_leftovers_are_removed(tmp_path, monkeypatch):
+    spec = get_model("efficientnet-lite0")
+    names = _first(3)
+    m = _map(tmp_path, names + ["missing.JPEG"])
+    base = str(tmp_path / "p")
+    npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", m)
+
+    real = preprocessing.pwrite_all
+
+    def fail(fd, data, offset, path):
+        if path.endswith(".compact"):
+            raise preprocessing.storage_error(OSError(28, "No space left on device"), path)
+        real(fd, data, offset, path)
+
+    monkeypatch.setattr(preprocessing, "pwrite_all", fail)
+    with pytest.raises(preprocessing.StorageError, match=r"\.partial\.compact: writing failed: the disk is full"):
+        preprocessing.preprocess(spec, m, SAMPLES_250, base, allow_missing=True, workers=1, progress=False)
+    assert not os.path.exists(npy + ".partial.compact") and not os.path.exists(npy)
+    monkeypatch.undo()
+    open(npy + ".partial.compact", "wb").close()                       # as a killed run would leave it
+    preprocessing.preprocess(spec, m, SAMPLES_250, base, allow_missing=True, workers=1, progress=False)
+    assert not os.path.exists(npy + ".partial.compact") and len(np.load(npy)) == 3
+    open(npy + ".partial.compact", "wb").close()
+    assert preprocessing.preprocess(spec, m, SAMPLES_250, base, allow_missing=True, progress=False).done_now == 0
+    assert not os.path.exists(npy + ".partial.compact")
+
+
+def test_a_damaged_array_is_found_on_load_and_preprocessed_again(tmp_path, capsys):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(6))
+    base = str(tmp_path / "p")
+    preprocessing.preprocess(spec, m, SAMPLES_250, base, progress=False)
+    npy, manifest_path = preprocessing.array_paths(base, spec, "fp32_nchw", m)
+    st = os.stat(npy)
+    arr = np.load(npy, mmap_mode="r+")
+    arr[4, 0, :8] = 0                                                   # part of row 4 zeroed
+    arr.flush()
+    del arr
+    os.utime(npy, ns=(st.st_atime_ns, st.st_mtime_ns))                  # even with its stamp unchanged
+    with pytest.raises(HarnessError) as e:
+        preprocessing.load_preprocessed(spec, m, base)
+    assert "1 of 6 rows checked differ" in str(e.value) and "rows 4" in str(e.value)
+    assert "make preprocess_data" in str(e.value)
+    result = preprocessing.preprocess(spec, m, SAMPLES_250, base, progress=True)
+    assert result.done_now == 6 and "Preprocessing it again" in capsys.readouterr().out
+    preprocessing.load_preprocessed(spec, m, base, verify=True)
+    # An edited manifest (CRCs no longer matching its checksum) is refused too.
+    manifest = json.load(open(manifest_path))
+    manifest["row_crc32"][0] ^= 1
+    json.dump(manifest, open(manifest_path, "w"))
+    with pytest.raises(HarnessError, match="row CRCs do not match its checksum"):
+        preprocessing.load_preprocessed(spec, m, base)
+
+
+def test_a_changed_file_is_verified_in_full(tmp_path, capsys):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(3))
+    base = str(tmp_path / "p")
+    preprocessing.preprocess(spec, m, SAMPLES_250, base, progress=False)
+    npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", m)
+    shutil.copy(npy, npy + ".copy")
+    os.replace(npy + ".copy", npy)                                      # same bytes, another inode and mtime
+    preprocessing.load_preprocessed(spec, m, base)
+    assert "checking the CRC-32 of all 3 rows (the file changed since it was written)" in capsys.readouterr().out

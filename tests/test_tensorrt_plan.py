@@ -16,7 +16,8 @@ from conftest import ROOT, run_main
 from harness import config as configs
 from harness import engines, onnx_graph
 from harness.backends.tensorrt import plan as tp
-from harness.actions import engine_path, quantized_model_path
+from harness.actions import engine_path
+from harness.calibration import quantized_model_path
 from harness.backends import get_backend
 from harness.backends.base import Runner
 from harness.errors import HarnessError

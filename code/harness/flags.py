@@ -24,6 +24,8 @@ ACTIONS = (
     # Submission and audit actions go here.
     "run_audit_harness", "update_results", "truncate_results", "summarize_results", "check_submission",
     "tune",
+    # Reports and auditor's tools (harness/report.py, harness/tools.py).
+    "report", "generate_conf_files", "info",
 )
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -73,11 +75,14 @@ FLAGS: tuple[Flag, ...] = (
     Flag("calib_data_map", str, None, "Calibration list (default data_maps/imagenet/cal_map.txt, official option 1).",
          config_key="calib_data_map"),
     Flag("preprocessed_data_dir", str, None, "Base of preprocessed arrays (default build/preprocessed_data)."),
-    Flag("log_dir", str, None, "Base folder of run logs (default build/logs)."),
+    Flag("log_dir", str, None, "Base folder of run logs (default build/logs); report: run folder(s), a comma list "
+         "compares them (default: the newest run folder)."),
     Flag("fast", _bool, False, "Short run: min_duration 60 s and Offline min_query_count 1.", switch=True),
     Flag("min_duration", int, None, "LoadGen min_duration in ms.", config_key="min_duration"),
     Flag("min_query_count", int, None, "LoadGen min_query_count.", config_key="min_query_count"),
     Flag("max_query_count", int, None, "LoadGen max_query_count (0: no limit).", config_key="max_query_count"),
+    Flag("max_duration", int, None, "LoadGen max_duration in ms: past it the run ends INVALID (0: no limit; default "
+         "max(4 x min_duration, min_duration + 600000)).", config_key="max_duration"),
     Flag("performance_sample_count", int, None, "Override the QSL performance sample count (mlperf.conf: 1024).",
          config_key="performance_sample_count"),
     Flag("batch_size", int, None, "Inference batch size.", config_key="batch_size"),
@@ -99,6 +104,8 @@ FLAGS: tuple[Flag, ...] = (
          config_key="multi_stream_samples_per_query"),
     Flag("verbose", _bool, False, "More logging, and LoadGen's summary on stdout.", switch=True),
     Flag("overwrite", _bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
+    Flag("verify", _bool, False, "Check every row of the preprocessed arrays against the CRC-32s recorded when they "
+         "were written (preprocess_data, calibrate, run_harness; otherwise a sample of rows is checked).", switch=True),
     # --- Preprocessing and calibration ---
     Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
     Flag("formats", str, None, "preprocess_data: comma list of formats for the validation map: "
@@ -132,6 +139,8 @@ FLAGS: tuple[Flag, ...] = (
          config_key="workspace_size"),
     Flag("timing_cache", str, None, "TensorRT timing cache file, or `none` (default "
          "build/engines/<system>/timing.cache).", config_key="timing_cache"),
+    Flag("null_latency_us", int, None, "null backend: sleep this long per batch, a device of known capacity "
+         "(batch size / latency per worker) for soak and runaway tests.", config_key="null_latency_us"),
     Flag("torch_compile", _bool, None, "torch backend: torch.compile in its default mode.", switch=True,
          config_key="torch_compile"),
     # --- Submission and audit ---

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,30 +32,64 @@ class ImageMap:
 
 
 def read_map(path: str, need_labels: bool = True) -> ImageMap:
-    """Read `<file> <label>` lines (MLPerf val_map.txt) or bare file names (cal lists)."""
+    """Read `<file> <label>` lines (MLPerf val_map.txt) or bare file names (cal lists).
+
+    UTF-8, with or without a byte-order mark; every other problem is a one-line error naming the file and line:
+    another encoding, a label that is not ASCII digits (`²`, `٣`), a file listed twice (the same label: a duplicate
+    that would count twice in accuracy; another label: a conflict)."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
         raise HarnessError(f"Image map {path} does not exist.") from None
+    except OSError as e:
+        raise HarnessError(f"Image map {path} cannot be read ({e.strerror}).") from None
+    text_bytes = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
     files, labels = [], []
-    for lineno, line in enumerate(raw.decode().splitlines(), 1):
+    first_line: dict[str, tuple[int, Optional[int]]] = {}
+    for lineno, line_bytes in enumerate(text_bytes.split(b"\n"), 1):
+        try:
+            line = line_bytes.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise HarnessError(f"{path}:{lineno}: not UTF-8 (byte 0x{line_bytes[e.start]:02x} at column "
+                               f"{e.start + 1}); save the map as UTF-8.") from None
+        if "\ufeff" in line:
+            raise HarnessError(f"{path}:{lineno}: a byte-order mark (U+FEFF) inside the file; remove it.")
         parts = line.split()
         if not parts:
             continue
-        if len(parts) > 2 or (len(parts) == 2 and not parts[1].lstrip("-").isdigit()):
-            raise HarnessError(f"{path}:{lineno}: expected `<file> <label>` or `<file>`, got {line!r}.")
-        files.append(parts[0])
-        labels.append(int(parts[1]) if len(parts) == 2 else None)
+        if len(parts) > 2:
+            raise HarnessError(f"{path}:{lineno}: expected `<file> <label>` or `<file>`, got {line.strip()!r}.")
+        label = None
+        if len(parts) == 2:
+            if not (parts[1].isascii() and parts[1].isdigit()):
+                raise HarnessError(f"{path}:{lineno}: the label {parts[1]!r} is not a number 0..999 in ASCII digits "
+                                   f"(expected `<file> <label>`).")
+            label = int(parts[1])
+            if label > 999:
+                raise HarnessError(f"{path}:{lineno}: label {label} is out of range: labels are 0..999 "
+                                   "(sorted-synset order).")
+        name = parts[0]
+        if name in first_line:
+            before, old = first_line[name]
+            what = "listed again" if old == label else f"listed again with label {label} (line {before}: {old})"
+            raise HarnessError(f"{path}:{lineno}: {name} is {what}; first at line {before}. Every image must be "
+                               "listed once (a duplicate would count twice in accuracy).")
+        first_line[name] = (lineno, label)
+        files.append(name)
+        labels.append(label)
     if not files:
         raise HarnessError(f"Image map {path} names no images.")
     has = [lab is not None for lab in labels]
     if need_labels and not all(has):
-        raise HarnessError(f"{path}: line {has.index(False) + 1} has no label; a validation map needs "
+        missing = files[has.index(False)]
+        raise HarnessError(f"{path}:{first_line[missing][0]}: {missing} has no label; a validation map needs "
                            "`<file> <label>` on every line.")
+    if any(has) and not all(has):
+        missing = files[has.index(False)]
+        raise HarnessError(f"{path}:{first_line[missing][0]}: {missing} has no label, but other lines have one; "
+                           "give every line a label or none.")
     arr = np.asarray(labels, dtype=np.int32) if all(has) else None
-    if arr is not None and (arr.min() < 0 or arr.max() > 999):
-        raise HarnessError(f"{path}: labels must be 0..999 (sorted-synset order), found {arr.min()}..{arr.max()}.")
     return ImageMap(path=os.path.abspath(path), files=files, labels=arr, md5=hashlib.md5(raw).hexdigest())
 
 
@@ -111,6 +147,61 @@ def _check_jpeg_complete(head: bytes, tail: bytes) -> None:
         raise ValueError("truncated or corrupt JPEG (no end-of-image marker)")
 
 
+# libjpeg reports recoverable damage ("Corrupt JPEG data: N extraneous bytes before marker 0xd9", "Premature end of
+# JPEG file", bad Huffman codes) only as a message on stderr and goes on decoding: OpenCV cannot catch it
+# (opencv/opencv-python#610) and Pillow's decoder silences it. So each OpenCV decode runs with file descriptor 2
+# pointed at a per-process scratch file, and any libjpeg message it left there makes the image an error. Decoding
+# runs one image at a time per process (the worker pool), so nothing else writes to stderr meanwhile; other text
+# caught (OpenCV's own log lines) is passed on to the real stderr.
+_JPEG_WORDS = ("jpeg", "corrupt", "huffman", "marker", "premature", "sos ")
+_SCRATCH: dict = {}
+
+
+def _with_libjpeg_messages(fn):
+    """fn() with libjpeg's stderr messages caught: (result, [message lines])."""
+    if _SCRATCH.get("pid") != os.getpid():          # a forked worker gets its own scratch file
+        _SCRATCH.update(pid=os.getpid(), file=tempfile.TemporaryFile())
+    fd = _SCRATCH["file"].fileno()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(fd, 2)
+    try:
+        result = fn()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    size = os.fstat(fd).st_size
+    if not size:
+        return result, []
+    text = os.pread(fd, size, 0).decode(errors="replace")
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)         # fd 2 shared this offset: the next messages start at 0 again
+    messages, other = [], []
+    for line in text.splitlines():
+        (messages if any(w in line.lower() for w in _JPEG_WORDS) else other).append(line)
+    if other:
+        sys.stderr.write("\n".join(other) + "\n")
+    return result, messages
+
+
+def _jpeg_damage(messages: list[str]) -> None:
+    if messages:
+        raise ValueError(f"corrupt JPEG data (libjpeg: {'; '.join(m.strip() for m in messages[:3])})")
+
+
+def check_jpeg_data(data: np.ndarray) -> None:
+    """Decode a JPEG's entropy-coded data at 1/8 scale (libjpeg still reads every coefficient) and raise ValueError
+    on any libjpeg warning: the check for decoders that hide them (Pillow)."""
+    if data[:2].tobytes() != b"\xff\xd8":
+        return
+    cv2 = _cv2()
+    _check_jpeg_complete(data[:2].tobytes(), data[-64:].tobytes())
+    img, messages = _with_libjpeg_messages(lambda: cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8))
+    _jpeg_damage(messages)
+    if img is None:
+        raise ValueError("not a readable image")
+
+
 def _decode_opencv(path: str) -> np.ndarray:
     """BGR uint8 (H, W, 3), as the reference's cv2.imread(path) gives: greyscale and CMYK JPEGs come out as 3-channel
     BGR, EXIF orientation applied (cv2.imdecode on the file's bytes does the same as cv2.imread)."""
@@ -119,7 +210,8 @@ def _decode_opencv(path: str) -> np.ndarray:
     if data.size == 0:
         raise ValueError("empty file")
     _check_jpeg_complete(data[:2].tobytes(), data[-64:].tobytes())
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    img, messages = _with_libjpeg_messages(lambda: cv2.imdecode(data, cv2.IMREAD_COLOR))
+    _jpeg_damage(messages)
     if img is None:
         raise ValueError("not a readable image")
     return img
@@ -127,8 +219,12 @@ def _decode_opencv(path: str) -> np.ndarray:
 
 def _open_pil(path: str):
     """PIL image converted to RGB (greyscale, CMYK, palette, ...), as the torchvision reference does; PIL raises on a
-    truncated file."""
+    truncated file, and a JPEG's data is checked for libjpeg's corruption warnings (which Pillow hides) first."""
     from PIL import Image, UnidentifiedImageError
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise ValueError("empty file")
+    check_jpeg_data(data)
     try:
         with Image.open(path) as im:
             return im.convert("RGB")
