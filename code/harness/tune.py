@@ -465,7 +465,8 @@ class Tuner:
 
     def _run_child(self, argv: list[str], folder: str, timeout_s: float, head: str) -> tuple[int, str]:
         os.makedirs(folder, exist_ok=True)
-        env = dict(os.environ, MLPERF_HARNESS_PROGRESS="0", PYTHONUNBUFFERED="1")
+        # No status line and no per-probe HTML report (the tune folder's report lists the probes).
+        env = dict(os.environ, MLPERF_HARNESS_PROGRESS="0", MLPERF_REPORT="0", PYTHONUNBUFFERED="1")
         env.pop("MLPERF_HARNESS_RUN_ROOT", None)
         with open(os.path.join(folder, "probe.log"), "w") as log:
             self.child = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + argv,
@@ -690,6 +691,8 @@ def tune(args, argv: list[str]) -> int:
             failed.append(scenario)
     with open(os.path.join(run_root, "tune", "tune_summary.json"), "w") as f:
         json.dump({"system": system, "scenarios": results}, f, indent=1)
+    from .report import render_after_run    # the HTML report: target vs p99 per probe, the bound, the chosen point
+    render_after_run(run_root)
     if failed:
         raise HarnessError(f"tune: no confirmed value for {', '.join(failed)}; the probes are logged under "
                            f"{os.path.join(run_root, 'tune')}.")
