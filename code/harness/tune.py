@@ -676,7 +676,8 @@ def tune(args, argv: list[str]) -> int:
             if found.value and scenario == "Server":
                 value = found.value            # the next grid point starts from here
         if best_value is None:
-            tuner.log({"event": "result", "scenario": scenario, "found": None, "searches": found_by})
+            tuner.log({"event": "result", "scenario": scenario, "key": key, "searched": None, "confirmed": None,
+                       "searches": found_by})
             print(f"[tune] {scenario}: no VALID {key} found; see {tuner.log_path}", file=sys.stderr)
             failed.append(scenario)
             continue
