@@ -284,6 +284,23 @@ def test_null_backend_tune_end_to_end(prep_dir, tmp_path):
     assert json.loads((log_dir / stamp / "tune" / "tune_summary.json").read_text())["scenarios"]["Server"]
 
 
+@pytest.mark.slow
+def test_null_backend_singlestream_tune(prep_dir, tmp_path):
+    result = run_main("--action=tune", *_null(prep_dir, "--scenarios=SingleStream", f"--log_dir={tmp_path}",
+                                              "--tune_probe_ms=500", "--tune_max_probes=4",
+                                              "--tune_confirm_ms=1000"), timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (stamp,) = os.listdir(tmp_path)
+    folder = tmp_path / stamp / "tune" / "SingleStream"
+    entries = [json.loads(line) for line in (folder / "tune_log.jsonl").read_text().splitlines()]
+    probes = [e for e in entries if e["event"] == "probe"]
+    assert probes[0]["value"] == 5000000            # the CPU block's expected latency: 5 ms, far above the null SUT's
+    assert probes[0]["validity"] == "INVALID" and "expected latency" in probes[0]["reason"]
+    assert all(p["measured"] > 0 for p in probes)   # mean latency (ns) read from the probe's detail log
+    value = json.loads((folder / "overlay.json").read_text())["values"]["single_stream_expected_latency_ns"]
+    assert isinstance(value, int) and value < 5000000 and probes[-1]["phase"] == "confirm" and probes[-1]["valid"]
+
+
 def test_tune_refuses_a_stray_audit_config(tmp_path):
     (tmp_path / "audit.config").write_text("*.*.mode = 2\n")
     result = run_main("--action=tune", "--system_name=CPU", "--backend=null", "--scenarios=Server",
