@@ -210,6 +210,16 @@ def test_shipped_config_round_trips_through_write_config(tmp_path):
             assert out.read_text() == a.read(), f"{path} would be reformatted by --tune_write"
 
 
+def test_busy_machine_warning(monkeypatch, capsys):
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.5, 9.0, 8.0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    T.warn_if_busy()
+    assert "load average 9.5 on 2 core(s)" in capsys.readouterr().out
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.2, 0.1))
+    T.warn_if_busy()
+    assert capsys.readouterr().out == ""
+
+
 def test_find_peak_result_reads_loadgen_messages(tmp_path):
     log = tmp_path / "mlperf_log_detail.txt"
     lines = [{"key": "effective_test_mode", "value": "FindPeakPerformance"},

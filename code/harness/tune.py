@@ -447,7 +447,8 @@ class Tuner:
                   "key": key, "value": flags[key], "params": params, "validity": out.validity, "valid": out.valid,
                   "loadgen_validity": out.loadgen_validity,
                   "latency_ms": out.latency_ms, "bound_ms": out.bound_ms, "measured": out.measured,
-                  "reason": out.reason, "seconds": round(seconds, 1), "folder": os.path.relpath(folder, self.dir),
+                  "reason": out.reason, "seconds": round(seconds, 1), "load_average": _load(),
+                  "folder": os.path.relpath(folder, self.dir),
                   "command": "code/main.py " + " ".join(argv)})
         if out.validity == "ERROR":     # a run that failed is no verdict on the value: stop and say why
             raise HarnessError(f"tune: the {self.scenario} probe at {key}={flags[key]} failed ({out.reason}); its "
@@ -581,6 +582,22 @@ class Tuner:
         return confirm(run, value, adjust, runs=int(self.args.tune_confirm_runs))
 
 
+def _load() -> Optional[float]:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def warn_if_busy(stream=None) -> None:
+    """A tune measures the machine as it is: say so when other work is running on it."""
+    load, cores = _load(), os.cpu_count() or 1
+    if load is not None and load > 0.75 * cores:
+        print(f"[tune] WARNING: load average {load} on {cores} core(s): other work is running here, and the values "
+              "found will be what this machine gives while it does. Tune on a quiet machine for values to ship.",
+              file=stream or sys.stdout, flush=True)
+
+
 def _short(value: float) -> str:
     return f"{value:.4g}".replace("+", "")
 
@@ -645,6 +662,7 @@ def tune(args, argv: list[str]) -> int:
     system = system_id(args)
     run_root = new_run_root(args.log_dir)
     results: dict[str, Any] = {}
+    warn_if_busy()
     print(f"[tune] {', '.join(args.scenarios)} on {system}: probes of {args.tune_probe_ms} ms, "
           f"{args.tune_confirm_runs} confirming run(s) of "
           f"{(str(args.tune_confirm_ms) + ' ms') if args.tune_confirm_ms else 'full length'}; logs under {run_root}")
