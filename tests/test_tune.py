@@ -173,6 +173,9 @@ def test_child_argv_drops_what_the_probe_owns():
                        "--use_graphs=true"]
     build = T.child_argv(argv, "Server", None, {"batch_size": 2}, action="generate_engines")
     assert build[0] == "--action=generate_engines" and not any(w.startswith("--log_dir") for w in build)
+    # a confirming run sets no length of its own: the user's --min_duration / --min_query_count go through
+    confirm = T.child_argv(["--min_duration=60000", "--min_query_count", "1"], "Offline", "/c", {"batch_size": 8})
+    assert confirm[4:] == ["--min_duration=60000", "--min_query_count", "1", "--batch_size=8"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

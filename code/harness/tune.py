@@ -47,8 +47,8 @@ TUNED_KEY = {"Server": "server_target_qps", "Offline": "offline_expected_qps",
              "SingleStream": "single_stream_expected_latency_ns", "MultiStream": "multi_stream_expected_latency_ns"}
 OFFLINE_HEADROOM = 1.1
 CONFIRM_RETRIES = 3
-# Flags of the user's command line that a probe replaces or that tune alone reads.
-_PROBE_OWNED = ("action", "scenarios", "log_dir", "test_mode", "min_duration", "min_query_count")
+# Flags of the user's command line that every child replaces (besides the ones a probe sets, and tune's own).
+_PROBE_OWNED = ("action", "scenarios", "log_dir", "test_mode")
 # Config-key flags that describe a run, not a system: never written into an overlay.
 _NOT_OVERLAY = ("min_duration", "min_query_count", "max_query_count", "map_path", "calib_data_map",
                 "server_max_async_queries", "performance_sample_count")
@@ -228,7 +228,7 @@ def parse_grid(text: Optional[str]) -> list[dict[str, Any]]:
         name, sep, values = part.partition("=")
         name = name.strip().lstrip("-")
         flag = FLAG_BY_NAME.get(name)
-        if not sep or flag is None or flag.config_key is None or flag.switch or name in _PROBE_OWNED:
+        if not sep or flag is None or flag.config_key is None or flag.switch or name in _NOT_OVERLAY:
             raise HarnessError(f"--tune_grid: {part.strip()!r} is not `<flag>=<v1>,<v2>,...` with a flag that sets a "
                                "config key (e.g. batch_size=1,2,4;server_batch_timeout_us=0,2000).")
         try:
