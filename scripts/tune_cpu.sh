@@ -17,7 +17,10 @@ INT8=(--precision=int8 --tune_config_ver=int8)
 status=0
 run() {
   echo "=== $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg): make tune RUN_ARGS=\"$*\""
-  .venv/bin/python code/main.py --action=tune "${C[@]}" "$@" || status=1
+  .venv/bin/python code/main.py --action=tune "${C[@]}" "$@"
+  local rc=$?
+  [ $rc -eq 130 ] && exit 130      # Ctrl-C or kill of a tune ends the whole script
+  [ $rc -ne 0 ] && status=1
 }
 has() { [[ ",$ONLY," == *",$1,"* ]]; }
 if has Server; then
