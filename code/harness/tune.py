@@ -487,7 +487,7 @@ class Tuner:
                     if elapsed > timeout_s:
                         self._kill()
                         return -1, f"killed after {elapsed:.0f} s (limit {timeout_s:.0f} s)"
-            except BaseException:       # Ctrl-C: end the probe at once, then let the interruption through
+            except BaseException:       # Ctrl-C, or SIGTERM (main.py's handler raises): end the probe, then go on up
                 self._kill()
                 raise
             finally:
@@ -644,10 +644,6 @@ def _check_args(args) -> None:
         raise HarnessError(f"--tune_tolerance={args.tune_tolerance}: expected a fraction between 0 and 0.5.")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def tune(args, argv: list[str]) -> int:
     """`make tune RUN_ARGS="--scenarios=Server ..."`."""
     from .actions import scenario_config, system_id
@@ -656,8 +652,6 @@ def tune(args, argv: list[str]) -> int:
     from .loadgen_run import new_run_root, refuse_stray_audit_config
     refuse_stray_audit_config()
     _check_args(args)
-    # `kill` ends the tune like Ctrl-C does: the running probe (its own process group) is ended with it.
-    signal.signal(signal.SIGTERM, _interrupt)
     grid = parse_grid(args.tune_grid)
     system = system_id(args)
     run_root = new_run_root(args.log_dir)
