@@ -86,6 +86,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("server_target_qps", float, None, "Server target queries/s.", config_key="server_target_qps"),
     Flag("server_batch_timeout_us", int, None, "Server dynamic batching: longest wait for a fuller batch (µs).",
          config_key="server_batch_timeout_us"),
+    Flag("server_coalesce_queries", _bool, None, "Server: LoadGen's server_coalesce_queries (issue every query "
+         "that is due in one IssueQuery call; on by default).", switch=True,
+         config_key="server_coalesce_queries"),
     Flag("single_stream_expected_latency_ns", int, None, "SingleStream expected latency (ns).",
          config_key="single_stream_expected_latency_ns"),
     Flag("multi_stream_expected_latency_ns", int, None, "MultiStream expected latency per query (ns).",

@@ -70,6 +70,8 @@ def test_settings(lg, scenario: str, cfg: dict[str, Any], user_conf: str, test_m
         settings.single_stream_expected_latency_ns = int(cfg["single_stream_expected_latency_ns"])
     if scenario == "MultiStream" and cfg.get("multi_stream_expected_latency_ns"):
         settings.multi_stream_expected_latency_ns = int(cfg["multi_stream_expected_latency_ns"])
+    if scenario == "Server":   # LoadGen issues every query that is due in one IssueQuery call (the SUT's rate limit)
+        settings.server_coalesce_queries = bool(cfg.get("server_coalesce_queries", False))
     return settings
 
 
@@ -148,6 +150,7 @@ def summarize(scenario: str, detail: dict[str, Any]) -> dict[str, Any]:
         out["scheduled_queries_per_second"] = detail.get("result_scheduled_samples_per_sec")
         out["completed_samples_per_second"] = detail.get("result_completed_samples_per_sec")
         out["p99_latency_ms"] = ms("result_99.00_percentile_latency_ns")
+        out["server_coalesce_queries"] = detail.get("requested_server_coalesce_queries")   # as LoadGen read it
     elif scenario == "SingleStream":
         out["metric"] = "p90_latency_ms"
         out["p90_latency_ms"] = ms("result_90.00_percentile_latency_ns")
