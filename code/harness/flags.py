@@ -80,6 +80,8 @@ FLAGS: tuple[Flag, ...] = (
          config_key="performance_sample_count"),
     Flag("batch_size", int, None, "Inference batch size.", config_key="batch_size"),
     Flag("devices", str, None, "Comma list of device ids for GPU backends (default: all).", config_key="devices"),
+    Flag("sut", str, None, "SUT: native (C++ queue, batching and completion, built by `make venv`), python, or "
+         "auto (native when built; the default).", choices=("auto", "native", "python"), config_key="sut"),
     Flag("workers", int, None, "SUT worker threads (CPU backends).", config_key="workers"),
     Flag("threads", int, None, "Intra-op threads per worker (CPU backends).", config_key="threads"),
     Flag("offline_expected_qps", float, None, "Offline expected samples/s.", config_key="offline_expected_qps"),

@@ -204,7 +204,7 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
 
     `audit` (a harness.submission.rules.AuditTest) makes it a compliance run: its audit.config is written into
     out_dir, handed to LoadGen by path, and removed when the run ends, whatever happens."""
-    lg = _lg()
+    lg = getattr(sut, "lg", None) or _lg()   # the native SUT brings its own LoadGen (harness/sut.py)
     refuse_stray_audit_config()
     conf_dir = measurements_dir(cfg["system_id"], scenario)
     os.makedirs(conf_dir, exist_ok=True)
@@ -240,7 +240,7 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
         finally:
             sut.stop()
             lg.DestroyQSL(qsl_handle)
-            lg.DestroySUT(sut_handle)
+            sut.destroy()
     finally:
         if audit is not None and os.path.exists(audit_path):
             os.remove(audit_path)
@@ -249,6 +249,7 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
         raise HarnessError(f"{scenario}: the backend failed during the run: {sut.errors[0]!r}")
     summary = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
     summary["wall_seconds"] = round(wall, 2)
+    summary["sut"] = getattr(sut, "kind", "python")
     summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
                               for st in sut.stats]
     return summary

@@ -9,6 +9,14 @@
   after the first sample they wait at most `batch_timeout_s` for the batch to fill.
 - Responses carry the top-1 label (after the model's output offset) as int32; the label array of a batch stays
   alive until QuerySamplesComplete returns, which is when LoadGen has copied what it logs.
+
+Two SUTs with the same interface (`make_sut` picks one; the config key `sut` / flag --sut: auto, native, python):
+- `NativeSUT`: the queue, batching, responses and completion in C++ (native/loadgen_native.cc, built by `make venv`
+  into the `loadgen_native` module together with LoadGen itself); Python runs once per batch (the runner's `infer`).
+  Its LoadGen is the module's own copy, so the whole run (settings, QSL, StartTest) goes through `sut.lg`.
+- `SUT`: pure Python on the PyPI `mlperf_loadgen`, the fallback when the module is not built. IssueQuery appends
+  LoadGen's two lists to a queue (O(1)); the worker converts a batch's indices with numpy once and builds its
+  QuerySampleResponse objects (about 1-2 us each: the Python path's per-sample floor, see docs/performance.md).
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .backends.base import Runner
+from .errors import HarnessError
 
 
 class QSL:
@@ -52,14 +61,15 @@ class QSL:
 
 
 class WorkQueue:
-    """Chunks of (query ids, sample indices); `take` returns up to n samples, splitting chunks as needed."""
+    """Chunks of (query ids, sample indices), as LoadGen passed them (lists; no per-sample work on its thread);
+    `take` returns up to n samples (slices of those lists), splitting chunks as needed."""
 
     def __init__(self):
         self._cond = threading.Condition()
         self._chunks: deque = deque()
         self._closed = False
 
-    def put(self, ids: list, indices: np.ndarray) -> None:
+    def put(self, ids: list, indices) -> None:
         with self._cond:
             self._chunks.append([ids, indices, 0])   # the third item: how many of this chunk were taken
             self._cond.notify()
@@ -90,19 +100,19 @@ class WorkQueue:
                 self._cond.notify()   # more work is left: wake another worker (Offline puts one huge chunk)
             if len(ids) >= n or timeout_s <= 0:
                 return ids, idx
-            ids, parts = list(ids), [idx]
+            ids, idx = list(ids), list(idx)
             deadline = time.monotonic() + timeout_s
             while len(ids) < n:
                 if self._chunks:
                     more_ids, more_idx = self._pop(n - len(ids))
                     ids.extend(more_ids)
-                    parts.append(more_idx)
+                    idx.extend(more_idx)
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closed:
                     break
                 self._cond.wait(remaining)
-            return ids, (parts[0] if len(parts) == 1 else np.concatenate(parts))
+            return ids, idx
 
 
 class SUT:
@@ -124,10 +134,12 @@ class SUT:
                          for i, r in enumerate(slots)]
         self.handle = None
 
+    kind = "python"
+
     # LoadGen callbacks ------------------------------------------------------------------------------------
     def issue_query(self, ids: list, indices: list) -> None:
-        """FastSUT IssueQuery: only enqueue."""
-        self.queue.put(ids, np.asarray(indices, dtype=np.int64))
+        """FastSUT IssueQuery: only enqueue LoadGen's lists (O(1) Python work; numpy conversion is per batch)."""
+        self.queue.put(ids, indices)
 
     def flush_queries(self) -> None:
         pass
@@ -144,7 +156,7 @@ class SUT:
             ids, indices = item
             t0 = clock()
             try:
-                rows = qsl.row_of[indices]
+                rows = qsl.row_of[np.asarray(indices, dtype=np.int64)]
                 top1 = runner.infer(rows) if runner.takes_rows else runner.infer(qsl.loaded[rows])
                 labels = np.array(top1, dtype=np.int32)   # our own copy: a runner may reuse its output buffer
                 if offset:
@@ -173,3 +185,86 @@ class SUT:
             t.join()
         for r in self.runners:
             r.close()
+
+    def destroy(self) -> None:
+        if self.handle is not None:
+            self.lg.DestroyFastSUT(self.handle)
+            self.handle = None
+
+
+def batch_callback(qsl: QSL, runner: Runner):
+    """The per-batch Python of the native SUT: sample indices -> the runner's top-1 (raw, before the offset)."""
+    row_of = qsl.row_of
+    if runner.takes_rows:
+        return lambda indices: runner.infer(row_of[indices])
+    return lambda indices: runner.infer(qsl.loaded[row_of[indices]])
+
+
+class NativeSUT:
+    """The C++ SUT core of `loadgen_native` (see the module docstring); the same interface as SUT."""
+    kind = "native"
+
+    def __init__(self, lg, qsl: QSL, runners: Sequence[Runner], batch_size: int, output_offset: int,
+                 batch_timeout_s: float = 0.0):
+        self.lg = lg
+        self.qsl = qsl
+        self.runners = list(runners)
+        self.batch_size = max(1, int(batch_size))
+        self.batch_timeout_s = batch_timeout_s
+        slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
+        self._core = lg.NativeSUT([batch_callback(qsl, r) for r in slots], self.batch_size, float(batch_timeout_s),
+                                  int(output_offset))
+        self.handle = None
+        self._stopped = False
+
+    @property
+    def errors(self) -> list:
+        return [RuntimeError(e) for e in self._core.errors()]
+
+    @property
+    def stats(self) -> list:
+        return self._core.stats()
+
+    def start(self) -> int:
+        self._core.start()
+        self.handle = self._core.handle
+        return self.handle
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._core.stop()
+            for r in self.runners:
+                r.close()
+
+    def destroy(self) -> None:
+        self.handle = None   # the core is owned by this object (freed with it), not by LoadGen
+
+
+SUT_KINDS = ("auto", "native", "python")
+
+
+def native_module():
+    """`loadgen_native` when it is built (`make venv`), else None."""
+    try:
+        import loadgen_native
+    except ImportError:
+        return None
+    return loadgen_native
+
+
+def make_sut(kind: str, qsl: QSL, runners: Sequence[Runner], batch_size: int, output_offset: int,
+             batch_timeout_s: float = 0.0):
+    """The SUT of `kind` (config key `sut`): native (the C++ core; an error when not built), python, or auto
+    (native when built, else python)."""
+    kind = kind or "auto"
+    if kind not in SUT_KINDS:
+        raise HarnessError(f"sut={kind!r}: expected one of {', '.join(SUT_KINDS)} (flag --sut, config key `sut`).")
+    native = native_module() if kind in ("auto", "native") else None
+    if kind == "native" and native is None:
+        raise HarnessError("--sut=native: the loadgen_native module is not built. Run `make venv` (it builds it "
+                           "from the LoadGen sdist; needs a C++17 compiler), or use --sut=python.")
+    if native is not None:
+        return NativeSUT(native, qsl, runners, batch_size, output_offset, batch_timeout_s)
+    from .loadgen_run import _lg
+    return SUT(_lg(), qsl, runners, batch_size, output_offset, batch_timeout_s)
