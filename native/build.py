@@ -73,6 +73,8 @@ def main() -> int:
         tar.extractall(src_parent, filter="data")
     src = os.path.join(src_parent, f"mlcommons_loadgen-{version}")
     wheel_dir = os.path.abspath(opts.wheel_dir) if opts.wheel_dir else tempfile.mkdtemp(dir=work)
+    for stale in [os.path.join(ROOT, "native", "build")] + glob.glob(os.path.join(ROOT, "native", "*.egg-info")):
+        shutil.rmtree(stale, ignore_errors=True)   # setuptools reuses objects by source mtime: never stale ones
     env = dict(os.environ, LOADGEN_SRC=src)
     print(f"[native] building loadgen_native from {os.path.basename(sdist)} (sha256 ok) with {sys.executable}",
           flush=True)
