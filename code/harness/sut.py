@@ -21,9 +21,9 @@ Two SUTs with the same interface (`make_sut` picks one; the config key `sut` / f
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
 import time
-from collections import deque
 from typing import Optional, Sequence
 
 import numpy as np
@@ -62,57 +62,60 @@ class QSL:
 
 class WorkQueue:
     """Chunks of (query ids, sample indices), as LoadGen passed them (lists; no per-sample work on its thread);
-    `take` returns up to n samples (slices of those lists), splitting chunks as needed."""
+    `take` returns up to n samples (slices of those lists), splitting chunks as needed.
+
+    A C-implemented queue.SimpleQueue underneath: `put` is one C call on LoadGen's issue thread and wakes a blocked
+    worker without a Python-level Condition (whose notify/wait pair, with the GIL handoffs around it, was a quarter
+    of the Python SUT's time in Server; docs/performance.md). A chunk larger than a batch goes back to the queue as
+    (ids, indices, offset), so Offline's one query of millions of samples is never copied and every worker shares it.
+    """
+    _CLOSED = None
 
     def __init__(self):
-        self._cond = threading.Condition()
-        self._chunks: deque = deque()
-        self._closed = False
+        self._q = queue.SimpleQueue()
 
     def put(self, ids: list, indices) -> None:
-        with self._cond:
-            self._chunks.append([ids, indices, 0])   # the third item: how many of this chunk were taken
-            self._cond.notify()
+        self._q.put((ids, indices, 0))
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self._q.put(self._CLOSED)
 
-    def _pop(self, n: int):
-        chunk = self._chunks[0]
-        ids, idx, start = chunk
+    def _split(self, item, n: int):
+        """Up to n samples of a queued item; the rest goes back to the queue (an offset, not a copy)."""
+        ids, idx, start = item
         end = start + n
-        if end >= len(ids):
-            self._chunks.popleft()
-            return (ids[start:] if start else ids), (idx[start:] if start else idx)
-        chunk[2] = end   # an offset, not a copy of the rest: Offline's one query can hold millions of samples
-        return ids[start:end], idx[start:end]
+        if end < len(ids):
+            self._q.put((ids, idx, end))
+            return ids[start:end], idx[start:end]
+        return (ids[start:] if start else ids), (idx[start:] if start else idx)
 
     def take(self, n: int, timeout_s: float = 0.0):
-        with self._cond:
-            while not self._chunks:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            ids, idx = self._pop(n)
-            if self._chunks:
-                self._cond.notify()   # more work is left: wake another worker (Offline puts one huge chunk)
-            if len(ids) >= n or timeout_s <= 0:
-                return ids, idx
-            ids, idx = list(ids), list(idx)
-            deadline = time.monotonic() + timeout_s
-            while len(ids) < n:
-                if self._chunks:
-                    more_ids, more_idx = self._pop(n - len(ids))
-                    ids.extend(more_ids)
-                    idx.extend(more_idx)
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed:
-                    break
-                self._cond.wait(remaining)
+        item = self._q.get()
+        if item is self._CLOSED:
+            self._q.put(item)   # for the other workers
+            return None
+        ids, idx = self._split(item, n)
+        if len(ids) >= n:
             return ids, idx
+        parts = [(ids, idx)]
+        count = len(ids)
+        deadline = time.monotonic() + timeout_s
+        while count < n:
+            try:   # what is already queued joins the batch; with a timeout, wait for more until the deadline
+                item = self._q.get_nowait() if timeout_s <= 0 else self._q.get(
+                    timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is self._CLOSED:
+                self._q.put(item)
+                break
+            more_ids, more_idx = self._split(item, n - count)
+            parts.append((more_ids, more_idx))
+            count += len(more_ids)
+        if len(parts) == 1:
+            return ids, idx
+        chain = itertools.chain.from_iterable
+        return list(chain(p[0] for p in parts)), list(chain(p[1] for p in parts))
 
 
 class SUT:
