@@ -4,6 +4,7 @@
     .venv/bin/python native/build.py                 # what `make venv` runs
     .venv/bin/python native/build.py --sdist FILE    # a carried sdist (machines without PyPI)
     .venv/bin/python native/build.py --wheel_dir DIR # also keep the wheel (to carry to a machine of the same Python)
+    python3 native/build.py --sdist FILE --target DIR # install into DIR (pip --target), e.g. on a GPU host
 
 LoadGen's sources are never committed: the sdist of the version pinned in requirements.txt is fetched from PyPI
 (`pip download`) or taken from --sdist, and its sha256 must be the one below. Build dependencies: a C++17 compiler,
@@ -55,6 +56,7 @@ def main() -> int:
     parser.add_argument("--sdist", help="mlcommons_loadgen-<version>.tar.gz to build from (default: from PyPI)")
     parser.add_argument("--wheel_dir", help="keep the built wheel here")
     parser.add_argument("--no_install", action="store_true", help="build the wheel only (needs --wheel_dir)")
+    parser.add_argument("--target", help="install into this folder (pip install --target) instead of the environment")
     opts = parser.parse_args()
     version = pinned_version()
     if version not in SDIST_SHA256:
@@ -82,10 +84,15 @@ def main() -> int:
                     "--no-build-isolation", "-w", wheel_dir, os.path.join(ROOT, "native")], check=True, env=env)
     (wheel,) = glob.glob(os.path.join(wheel_dir, f"loadgen_native-{version}-*.whl"))
     if not opts.no_install:
+        where = ["--target", os.path.abspath(opts.target), "--upgrade"] if opts.target else []
         subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
-                        "--force-reinstall", wheel], check=True)
+                        "--force-reinstall", *where, wheel], check=True)
+        check_env = dict(os.environ)
+        if opts.target:
+            check_env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.abspath(opts.target),
+                                                                     os.environ.get("PYTHONPATH")]))
         out = subprocess.run([sys.executable, "-c", "import loadgen_native as m; print(m.__file__)"],
-                             capture_output=True, text=True, cwd=work)
+                             capture_output=True, text=True, cwd=work, env=check_env)
         if out.returncode != 0:
             sys.exit(f"native/build.py: the installed module does not import: {out.stderr[-2000:]}")
         print(f"[native] installed {out.stdout.strip()}")

@@ -39,7 +39,8 @@ def child(opts) -> None:
     sut = make_sut(opts.sut, qsl, runners, batch, 0, timeout)
     cfg = {"system_id": "null-bench", "config_block": "null-bench", "config_ver": "bench_sut",
            "min_duration": int(opts.seconds * 1000), "min_query_count": 100, "performance_sample_count": 1024,
-           "offline_expected_qps": opts.qps, "server_target_qps": opts.qps, "server_coalesce_queries": opts.coalesce,
+           "offline_expected_qps": opts.qps, "server_target_qps": opts.qps,
+           "server_coalesce_queries": bool(opts.coalesce),
            "single_stream_expected_latency_ns": 20000}
     if scenario == "Offline":
         cfg["min_query_count"] = 1
@@ -53,7 +54,7 @@ def run(scenario: str, sut: str, qps: float, opts) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--scenario", scenario, "--sut", sut,
            "--qps", str(qps), "--out", out, "--seconds", str(opts.seconds), "--workers", str(opts.workers),
            "--batch_size", str(opts.batch_size), "--timeout_us", str(opts.timeout_us),
-           "--coalesce", str(int(opts.coalesce))]
+           "--coalesce", str(int(bool(opts.coalesce)))]
     start = time.time()
     result = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
@@ -75,7 +76,7 @@ def workers_line(summary: dict) -> str:
 
 def offline(sut: str, opts) -> float:
     expected = dict(item.split("=") for item in opts.offline_qps.split(","))
-    s = run("Offline", sut, float(expected[sut]), opts)
+    s = run("Offline", sut, float(expected.get(sut, 1e6)), opts)
     print(f"  Offline  {sut:<7} {s['samples_per_second']:>12,.0f} samples/s  {s['result_validity']:<8} "
           f"({workers_line(s)})", flush=True)
     return float(s["samples_per_second"])
@@ -126,7 +127,7 @@ def single_stream(sut: str, opts) -> float:
     return p90
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suts", default="native,python", help="comma list: native, python")
     parser.add_argument("--only", default="offline,server,singlestream")
@@ -148,8 +149,11 @@ def main() -> int:
     parser.add_argument("--sut", help=argparse.SUPPRESS)
     parser.add_argument("--qps", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    opts = parser.parse_args()
-    opts.coalesce = bool(opts.coalesce)
+    return parser
+
+
+def main() -> int:
+    opts = build_parser().parse_args()
     if opts.child:
         child(opts)
         return 0
