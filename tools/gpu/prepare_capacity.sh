@@ -15,9 +15,10 @@ $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --imp
   -d .whl mlcommons-loadgen==6.0.17
 $PY -m pip download -q --no-deps --only-binary=:all: -d .whl pybind11==2.13.6 setuptools==80.9.0
 $PY -m pip download -q --no-deps --no-binary=:all: -d .whl mlcommons-loadgen==6.0.17
-if command -v python3.12 >/dev/null; then   # a prebuilt module for the host's Python 3.12 (optional)
+PY312=${PY312:-python3.12}   # e.g. PY312=~/.pyenv/versions/3.12.1/bin/python3.12
+if "$PY312" --version >/dev/null 2>&1; then   # a prebuilt module for the host's Python 3.12 (optional)
   tmp=$(mktemp -d)
-  python3.12 -m venv "$tmp/venv"
+  "$PY312" -m venv "$tmp/venv"
   "$tmp/venv/bin/pip" install -q --disable-pip-version-check .whl/pybind11-*.whl .whl/setuptools-*.whl
   "$tmp/venv/bin/python" native/build.py --sdist .whl/mlcommons_loadgen-6.0.17.tar.gz --wheel_dir .whl --no_install
   rm -rf "$tmp"
