@@ -17,11 +17,14 @@ def main(argv=None) -> int:
     try:
         from harness.actions import dispatch
         from harness.flags import parse_args
+        from harness.interrupt import install_process_handlers
+        install_process_handlers()
         args = parse_args(argv)
         return dispatch(args, argv)
     except HarnessError as e:
+        # 2: an error; 3: accuracy below the target; 130 / 143: interrupted by SIGINT / SIGTERM (command_flags.md)
         print(f"ERROR: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130

@@ -17,12 +17,17 @@
 //   mlperf::QuerySamplesComplete once for the batch. The response buffers stay alive until that call returns
 //   (LoadGen copies what it logs for accuracy inside the call) and are reused for the next batch.
 // - A callback that raises is recorded (`errors()`); its samples are answered with label -1 so LoadGen never hangs.
+// - abort() (an interrupted run): from then on every batch is answered at once with label -1, without Python.
+// - Timing as harness/sut_timing.py records it (per worker: a log-binned histogram of IssueQuery-to-completion
+//   latency, counted per sample but added once per IssueQuery piece, and a completion timeline), when enabled.
 
 #include "bindings/python_api.cc"  // LoadGen's Python API: PYBIND11_MODULE(mlperf_loadgen, m) -> a static init we call
 
 #include <pybind11/numpy.h>
 
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -37,6 +42,18 @@ namespace harness_native {
 namespace py = pybind11;
 using Clock = std::chrono::steady_clock;
 
+struct Timing {  // harness/sut_timing.py's binning; n_bins == 0: off
+  int bins_per_decade = 0;
+  int low_exp10 = 0;
+  int n_bins = 0;
+  double step_s = 0.01;
+};
+
+struct WorkerTiming {
+  std::vector<uint64_t> hist;
+  std::vector<uint64_t> timeline;
+};
+
 struct WorkerStats {
   uint64_t batches = 0;
   uint64_t samples = 0;
@@ -47,12 +64,16 @@ struct WorkerStats {
 
 class NativeSUT : public mlperf::SystemUnderTest {
  public:
-  NativeSUT(std::vector<py::object> callbacks, size_t batch_size, double batch_timeout_s, int32_t output_offset)
+  NativeSUT(std::vector<py::object> callbacks, size_t batch_size, double batch_timeout_s, int32_t output_offset,
+            Timing timing)
       : callbacks_(std::move(callbacks)),
         batch_size_(batch_size ? batch_size : 1),
         timeout_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(batch_timeout_s))),
         offset_(output_offset),
-        stats_(callbacks_.size()) {
+        timing_(timing),
+        t0_(Clock::now()),
+        stats_(callbacks_.size()),
+        timings_(callbacks_.size()) {
     if (callbacks_.empty()) throw std::invalid_argument("NativeSUT needs at least one callback (one per worker)");
   }
 
@@ -74,7 +95,7 @@ class NativeSUT : public mlperf::SystemUnderTest {
   const std::string& Name() override { return name_; }
 
   void IssueQuery(const std::vector<mlperf::QuerySample>& samples) override {
-    Chunk chunk{samples, 0};  // the copy happens outside the lock
+    Chunk chunk{samples, 0, Clock::now()};  // the copy happens outside the lock
     {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.push_back(std::move(chunk));
@@ -101,6 +122,20 @@ class NativeSUT : public mlperf::SystemUnderTest {
     }
     cv_.notify_all();
     join();
+  }
+
+  void abort() {
+    aborted_ = true;
+    cv_.notify_all();
+  }
+
+  uint64_t completed() const { return completed_.load(std::memory_order_relaxed); }
+
+  // (histogram, timeline) of worker i; read after stop().
+  py::tuple timing(size_t i) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    const WorkerTiming& t = timings_.at(i);
+    return py::make_tuple(t.hist, t.timeline);
   }
 
   uintptr_t handle() { return reinterpret_cast<uintptr_t>(static_cast<mlperf::SystemUnderTest*>(this)); }
@@ -136,7 +171,9 @@ class NativeSUT : public mlperf::SystemUnderTest {
   struct Chunk {
     std::vector<mlperf::QuerySample> samples;
     size_t pos;  // how many of this chunk were taken: Offline's one query is millions of samples
+    Clock::time_point issued;
   };
+  using Piece = std::pair<Clock::time_point, size_t>;  // (IssueQuery time, samples taken from that call)
 
   void join() {
     for (auto& t : threads_)
@@ -145,31 +182,34 @@ class NativeSUT : public mlperf::SystemUnderTest {
   }
 
   // Moves up to n - out.size() samples from the queue's head into out; the caller holds mu_.
-  void pop_into(std::vector<mlperf::QuerySample>& out, size_t n) {
+  void pop_into(std::vector<mlperf::QuerySample>& out, size_t n, std::vector<Piece>& pieces) {
     while (out.size() < n && !queue_.empty()) {
       Chunk& c = queue_.front();
       size_t take = std::min(n - out.size(), c.samples.size() - c.pos);
       out.insert(out.end(), c.samples.begin() + c.pos, c.samples.begin() + c.pos + take);
+      pieces.emplace_back(c.issued, take);
       c.pos += take;
       if (c.pos == c.samples.size()) queue_.pop_front();
     }
   }
 
   // A batch of up to batch_size_ samples; empty once the SUT is closed and drained.
-  void take(std::vector<mlperf::QuerySample>& out) {
+  void take(std::vector<mlperf::QuerySample>& out, std::vector<Piece>& pieces) {
     out.clear();
+    pieces.clear();
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return !queue_.empty() || closed_; });
-    pop_into(out, batch_size_);
-    if (!out.empty() && out.size() < batch_size_ && timeout_.count() > 0) {
+    const size_t n = aborted_ ? (size_t{1} << 16) : batch_size_;
+    pop_into(out, n, pieces);
+    if (!out.empty() && out.size() < n && timeout_.count() > 0 && !aborted_) {
       const auto deadline = Clock::now() + timeout_;
-      while (out.size() < batch_size_ && !closed_) {
+      while (out.size() < n && !closed_ && !aborted_) {
         if (!queue_.empty()) {
-          pop_into(out, batch_size_);
+          pop_into(out, n, pieces);
           continue;
         }
         if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-          pop_into(out, batch_size_);
+          pop_into(out, n, pieces);
           break;
         }
       }
@@ -189,18 +229,30 @@ class NativeSUT : public mlperf::SystemUnderTest {
     PyThreadState* tstate = PyEval_SaveThread();
     std::vector<mlperf::QuerySample> batch;
     batch.reserve(batch_size_);
+    std::vector<Piece> pieces;
     std::vector<int32_t> labels;
     std::vector<mlperf::QuerySampleResponse> responses;
     WorkerStats local;
+    WorkerTiming timing;
+    timing.hist.assign(static_cast<size_t>(std::max(timing_.n_bins, 0)), 0);
     for (;;) {
-      take(batch);
+      take(batch, pieces);
       const size_t n = batch.size();
       if (n == 0) break;
       const auto t0 = Clock::now();
-      PyEval_RestoreThread(tstate);  // the GIL, once per batch
-      const auto t1 = Clock::now();
       bool ok = false;
       labels.resize(n);
+      if (aborted_) {  // an interrupted run: answer at once, no Python
+        std::fill(labels.begin(), labels.end(), -1);
+        responses.clear();
+        for (size_t k = 0; k < n; ++k)
+          responses.emplace_back(batch[k].id, reinterpret_cast<uintptr_t>(&labels[k]), sizeof(int32_t));
+        mlperf::QuerySamplesComplete(responses.data(), n);
+        completed_.fetch_add(n, std::memory_order_relaxed);
+        continue;
+      }
+      PyEval_RestoreThread(tstate);  // the GIL, once per batch
+      const auto t1 = Clock::now();
       try {
         py::array_t<int64_t> indices(static_cast<py::ssize_t>(n));
         int64_t* p = indices.mutable_data();
@@ -227,6 +279,8 @@ class NativeSUT : public mlperf::SystemUnderTest {
         responses.emplace_back(batch[k].id, reinterpret_cast<uintptr_t>(&labels[k]), sizeof(int32_t));
       mlperf::QuerySamplesComplete(responses.data(), n);
       const auto t3 = Clock::now();
+      completed_.fetch_add(n, std::memory_order_relaxed);
+      if (timing_.n_bins > 0) record(timing, t3, n, pieces);
       local.batches += 1;
       local.samples += n;
       local.gil_s += std::chrono::duration<double>(t1 - t0).count();
@@ -235,8 +289,30 @@ class NativeSUT : public mlperf::SystemUnderTest {
       if ((local.batches & 255) == 0) publish(i, local);
     }
     publish(i, local);
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      timings_[i] = std::move(timing);
+    }
     PyEval_RestoreThread(tstate);
     PyGILState_Release(gstate);
+  }
+
+  // harness/sut_timing.py WorkerTiming.record: bisect_right over the log-spaced inner edges, per piece; one add per
+  // batch on the timeline.
+  void record(WorkerTiming& t, Clock::time_point done, size_t n, const std::vector<Piece>& pieces) const {
+    const int last = timing_.n_bins - 1;
+    for (const auto& piece : pieces) {
+      const double dt = std::chrono::duration<double>(done - piece.first).count();
+      int bin = 0;
+      if (dt > 0) {
+        const double k = std::floor(timing_.bins_per_decade * (std::log10(dt) - timing_.low_exp10));
+        bin = k < 0 ? 0 : (k > last ? last : static_cast<int>(k));
+      }
+      t.hist[static_cast<size_t>(bin)] += piece.second;
+    }
+    const auto slot = static_cast<size_t>(std::chrono::duration<double>(done - t0_).count() / timing_.step_s);
+    if (slot >= t.timeline.size()) t.timeline.resize(slot + 1, 0);
+    t.timeline[slot] += n;
   }
 
   void publish(size_t i, const WorkerStats& s) {
@@ -249,6 +325,10 @@ class NativeSUT : public mlperf::SystemUnderTest {
   const size_t batch_size_;
   const Clock::duration timeout_;
   const int32_t offset_;
+  const Timing timing_;
+  const Clock::time_point t0_;
+  std::atomic<bool> aborted_{false};
+  std::atomic<uint64_t> completed_{0};
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -258,6 +338,7 @@ class NativeSUT : public mlperf::SystemUnderTest {
 
   std::mutex stats_mu_;
   std::vector<WorkerStats> stats_;
+  std::vector<WorkerTiming> timings_;
   std::vector<std::string> errors_;
 };
 
@@ -269,10 +350,20 @@ PYBIND11_MODULE(loadgen_native, m) {
   mlperf::py::pybind11_init_mlperf_loadgen(m);  // every mlperf_loadgen name, bound to the LoadGen compiled into this module
   m.doc() = "LoadGen (mlcommons-loadgen, compiled from its PyPI sdist) and the harness's native SUT core.";
   py::class_<NativeSUT>(m, "NativeSUT")
-      .def(py::init<std::vector<py::object>, size_t, double, int32_t>(), py::arg("callbacks"),
-           py::arg("batch_size"), py::arg("batch_timeout_s") = 0.0, py::arg("output_offset") = 0,
+      .def(py::init([](std::vector<py::object> callbacks, size_t batch_size, double batch_timeout_s,
+                       int32_t output_offset, int timing_bins_per_decade, int timing_low_exp10, int timing_bins,
+                       double timing_step_s) {
+             harness_native::Timing t{timing_bins_per_decade, timing_low_exp10, timing_bins, timing_step_s};
+             return new NativeSUT(std::move(callbacks), batch_size, batch_timeout_s, output_offset, t);
+           }),
+           py::arg("callbacks"), py::arg("batch_size"), py::arg("batch_timeout_s") = 0.0, py::arg("output_offset") = 0,
+           py::arg("timing_bins_per_decade") = 0, py::arg("timing_low_exp10") = 0, py::arg("timing_bins") = 0,
+           py::arg("timing_step_s") = 0.01,
            "One worker thread per callback; callback(indices: int64 array) -> labels (integer array), called "
-           "once per batch with the GIL held.")
+           "once per batch with the GIL held. timing_bins > 0: record latency as harness/sut_timing.py does.")
+      .def("abort", &NativeSUT::abort, "Answer everything from now on at once (label -1), without Python.")
+      .def("completed", &NativeSUT::completed, "Samples completed so far.")
+      .def("timing", &NativeSUT::timing, "(histogram, timeline) of worker i, after stop().")
       .def("start", &NativeSUT::start, "Start the worker threads.")
       .def("stop", &NativeSUT::stop, py::call_guard<py::gil_scoped_release>(),
            "Close the queue and join the workers (after the test).")

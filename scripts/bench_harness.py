@@ -41,7 +41,8 @@ def harness(*args) -> dict:
 def raw_loop(engine: str, batch: int, threads: int, seconds: float) -> float:
     import numpy as np
     from harness.backends import get_backend
-    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import default_preprocessed_dir, load_preprocessed
     from resnet50.models import get_model
     data = load_preprocessed(get_model("efficientnet-lite0"), read_map(MAP), default_preprocessed_dir())
     array = np.ascontiguousarray(data.array[:1024])           # in RAM, as the QSL holds it

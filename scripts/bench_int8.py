@@ -59,8 +59,9 @@ def main() -> int:
     from harness import calibration
     from harness.backends import get_backend
     from harness.backends.base import BuildRequest
-    from harness.backends.onnxruntime_backend import session_options
-    from resnet50.imagenet import load_preprocessed, read_map
+    from harness.backends.onnxruntime.backend import session_options
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import load_preprocessed
     from resnet50.model_files import ensure_model
     from resnet50.models import get_model
 

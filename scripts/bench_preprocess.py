@@ -30,7 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "code"))
 SHARED = os.path.abspath(os.environ.get("MLPERF_SHARED_DIR") or os.path.join(ROOT, "..", "shared"))
 
-from resnet50.imagenet import RECIPES, available_cores, preprocess, read_map  # noqa: E402
+from resnet50.imagenet import RECIPES, read_map
+
+from resnet50.preprocessing import available_cores, preprocess  # noqa: E402
 from resnet50.models import get_model  # noqa: E402
 
 

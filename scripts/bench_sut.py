@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "code"))
 
 def child(opts) -> None:
     import numpy as np
-    from harness.backends.null_backend import NullRunner
+    from harness.backends.null.backend import NullRunner
     from harness.loadgen_run import run_loadgen
     from harness.sut import QSL, make_sut
     scenario = opts.scenario

@@ -61,7 +61,8 @@ class Repeated:
 
 
 def base_array(prep_dir):
-    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import default_preprocessed_dir, load_preprocessed
     from resnet50.models import get_model
     return load_preprocessed(get_model("efficientnet-lite0"), read_map(MAP), prep_dir or default_preprocessed_dir()).array
 

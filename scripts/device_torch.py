@@ -73,7 +73,8 @@ def raw_loop(model: str, system: str, seconds: float, extra: list) -> dict:
     from harness.actions import engine_path, scenario_config
     from harness.backends import get_backend
     from harness.flags import parse_args
-    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import default_preprocessed_dir, load_preprocessed
     from resnet50.models import get_model
     args = parse_args([f"--system_name={system}", "--config_ver=torch", "--backend=torch", f"--model={model}",
                        f"--map_path={MAP}", *extra])

@@ -41,8 +41,24 @@ def effnet_path():
 @pytest.fixture(scope="session")
 def prep_dir(tmp_path_factory, imagenet, effnet_path):
     """val-1300 preprocessed for EfficientNet-Lite0 into a session folder."""
-    from resnet50.imagenet import preprocess, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import preprocess
     from resnet50.models import get_model
     base = str(tmp_path_factory.mktemp("preprocessed"))
     preprocess(get_model("efficientnet-lite0"), read_map(VAL_MAP_1300), VAL_1300, base, progress=False)
     return base
+
+
+@pytest.fixture(scope="session")
+def val16(tmp_path_factory, imagenet):
+    """(map, preprocessed base) of the first 16 images of val-1300 for EfficientNet-Lite0: runs of the null
+    backend, which reads no pixels, on real data paths (interruption, exit codes, staging integrity)."""
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import preprocess
+    from resnet50.models import get_model
+    base = tmp_path_factory.mktemp("val16")
+    map_path = base / "map.txt"
+    with open(VAL_MAP_1300) as f:
+        map_path.write_text("".join(f.readlines()[:16]))
+    preprocess(get_model("efficientnet-lite0"), read_map(str(map_path)), VAL_1300, str(base / "prep"), progress=False)
+    return str(map_path), str(base / "prep")

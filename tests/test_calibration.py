@@ -12,7 +12,8 @@ import onnx
 import pytest
 
 from conftest import SAMPLES_250, SAMPLES_MAP_250, VAL_1300, VAL_MAP_1300, run_main
-from harness import calibration, engines, onnx_graph, tensorrt_plan
+from harness import calibration, engines, onnx_graph
+from harness.backends.tensorrt import plan as tensorrt_plan
 from resnet50.models import get_model
 
 CAL_IMAGES = 100         # of samples-250: enough for 99% of FP32 here (see calibration.md), quick enough for a test
@@ -124,13 +125,14 @@ def test_int8_format_feeds_the_tensorrt_qdq_model_exactly(calibrated, tmp_path):
     same logits as the fp32 array into the whole model: the preprocessed int8 data and the calibration agree."""
     import onnxruntime as ort
     from resnet50 import imagenet
+    from resnet50 import preprocessing
     spec = get_model("efficientnet-lite0")
     names = sorted(os.listdir(VAL_1300))[:8]
     (tmp_path / "m.txt").write_text("".join(f"{n} 0\n" for n in names))
     image_map = imagenet.read_map(str(tmp_path / "m.txt"))
-    imagenet.preprocess(spec, image_map, VAL_1300, str(tmp_path), formats=("fp32_nchw", "int8_linear"), progress=False)
-    fp32 = np.asarray(imagenet.load_preprocessed(spec, image_map, str(tmp_path)).array)
-    int8 = np.asarray(imagenet.load_preprocessed(spec, image_map, str(tmp_path), "int8_linear").array)
+    preprocessing.preprocess(spec, image_map, VAL_1300, str(tmp_path), formats=("fp32_nchw", "int8_linear"), progress=False)
+    fp32 = np.asarray(preprocessing.load_preprocessed(spec, image_map, str(tmp_path)).array)
+    int8 = np.asarray(preprocessing.load_preprocessed(spec, image_map, str(tmp_path), "int8_linear").array)
     qdq = onnx.load(calibration.quantized_model_path(calibrated["model"], "tensorrt"))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

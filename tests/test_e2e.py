@@ -65,7 +65,8 @@ def test_null_backend_every_scenario_valid(prep_dir, tmp_path):
 
 def test_accuracy_run_matches_direct_evaluation(prep_dir, effnet_path, tmp_path):
     import onnxruntime as ort
-    from resnet50.imagenet import load_preprocessed, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import load_preprocessed
     from resnet50.models import get_model
 
     log_dir = tmp_path / "logs"

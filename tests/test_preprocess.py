@@ -10,6 +10,8 @@ import pytest
 from conftest import SAMPLES_250, SAMPLES_MAP_250, VAL_1300, run_main
 from harness.errors import HarnessError
 from resnet50 import imagenet
+from resnet50 import preprocessing
+from harness import formats
 from resnet50.models import get_model
 
 
@@ -101,10 +103,10 @@ def test_four_formats_in_one_pass(tmp_path):
     from onnx import TensorProto, helper
     spec = get_model("efficientnet-lite0")
     image_map = _map(tmp_path, _first(6))
-    result = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), formats=imagenet.FORMATS,
+    result = preprocessing.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), formats=formats.FORMATS,
                                  workers=2, progress=False)
-    assert result.done_now == 6 and set(result.paths) == set(imagenet.FORMATS)
-    sets = {f: imagenet.load_preprocessed(spec, image_map, str(tmp_path / "p"), f) for f in imagenet.FORMATS}
+    assert result.done_now == 6 and set(result.paths) == set(formats.FORMATS)
+    sets = {f: preprocessing.load_preprocessed(spec, image_map, str(tmp_path / "p"), f) for f in formats.FORMATS}
     fp32 = np.asarray(sets["fp32_nchw"].array)
     # int8_linear is exactly ONNX QuantizeLinear(x, input_scale, 0).
     graph = helper.make_graph(
@@ -124,7 +126,7 @@ def test_four_formats_in_one_pass(tmp_path):
     np.testing.assert_array_equal(chw4[:, 0, :, :, :3], lin.transpose(0, 2, 3, 1))
     assert not chw4[..., 3].any()
     for f, s in sets.items():
-        assert s.manifest["checksum"] == imagenet.array_checksum(s.array), f
+        assert s.manifest["checksum"] == preprocessing.array_checksum(s.array), f
         assert (s.manifest.get("input_scale") == spec.input_scale) == (f != "fp32_nchw")
 
 
@@ -133,33 +135,33 @@ def test_four_formats_in_one_pass(tmp_path):
 def test_idempotent_and_resumable_after_an_interruption(tmp_path, monkeypatch):
     spec = get_model("efficientnet-lite0")
     image_map = _map(tmp_path, _first(48))
-    ref = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
-    ref_manifest = imagenet.load_preprocessed(spec, image_map, str(tmp_path / "ref")).manifest
-    again = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
+    ref = preprocessing.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
+    ref_manifest = preprocessing.load_preprocessed(spec, image_map, str(tmp_path / "ref")).manifest
+    again = preprocessing.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "ref"), workers=2, progress=False)
     assert again.done_now == 0 and again.paths == ref.paths          # idempotent: nothing redone
 
     # Interrupt a run after 20 images (commits after every batch of results, so some rows are on disk).
     base = str(tmp_path / "run")
-    monkeypatch.setattr(imagenet, "COMMIT_SECONDS", 0.0)
+    monkeypatch.setattr(preprocessing, "COMMIT_SECONDS", 0.0)
 
     def interrupt(self, done, force=False):
         if done >= 20:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(imagenet.Progress, "update", interrupt)
+    monkeypatch.setattr(preprocessing.Progress, "update", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        imagenet.preprocess(spec, image_map, SAMPLES_250, base, workers=2, chunk=4, progress=False)
+        preprocessing.preprocess(spec, image_map, SAMPLES_250, base, workers=2, chunk=4, progress=False)
     monkeypatch.undo()
-    npy, _ = imagenet.array_paths(base, spec, "fp32_nchw", image_map)
+    npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", image_map)
     assert not os.path.exists(npy) and os.path.exists(npy + ".partial")   # never looks complete
     with pytest.raises(HarnessError, match="interrupted run left a partial array"):
-        imagenet.load_preprocessed(spec, image_map, base)
+        preprocessing.load_preprocessed(spec, image_map, base)
     done_rows = int((np.fromfile(npy + ".partial.done", np.int64) >= 0).sum())
     assert 20 <= done_rows < 48
-    resumed = imagenet.preprocess(spec, image_map, SAMPLES_250, base, workers=2, progress=False)
+    resumed = preprocessing.preprocess(spec, image_map, SAMPLES_250, base, workers=2, progress=False)
     assert resumed.done_now == 48 - done_rows                          # only the rest was done
-    data = imagenet.load_preprocessed(spec, image_map, base)
-    assert data.manifest["checksum"] == ref_manifest["checksum"] == imagenet.array_checksum(data.array)
+    data = preprocessing.load_preprocessed(spec, image_map, base)
+    assert data.manifest["checksum"] == ref_manifest["checksum"] == preprocessing.array_checksum(data.array)
     np.testing.assert_array_equal(data.array, np.load(ref.paths["fp32_nchw"]))
     assert not any(p.endswith((".partial", ".partial.done", ".partial.json")) for p in os.listdir(os.path.dirname(npy)))
 
@@ -167,13 +169,13 @@ def test_idempotent_and_resumable_after_an_interruption(tmp_path, monkeypatch):
 def test_a_stale_partial_of_other_inputs_is_not_resumed(tmp_path):
     spec = get_model("efficientnet-lite0")
     image_map = _map(tmp_path, _first(4))
-    npy, _ = imagenet.array_paths(str(tmp_path / "p"), spec, "fp32_nchw", image_map)
+    npy, _ = preprocessing.array_paths(str(tmp_path / "p"), spec, "fp32_nchw", image_map)
     os.makedirs(os.path.dirname(npy))
     np.lib.format.open_memmap(npy + ".partial", mode="w+", dtype=np.float32, shape=(4, 3, 224, 224))[:] = 7
     np.zeros(4, np.int64).tofile(npy + ".partial.done")              # claims every row done...
     with open(npy + ".partial.json", "w") as f:
         json.dump({"model": "something else"}, f)                     # ...of other inputs
-    result = imagenet.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), progress=False)
+    result = preprocessing.preprocess(spec, image_map, SAMPLES_250, str(tmp_path / "p"), progress=False)
     assert result.done_now == 4
     assert not (np.load(npy) == 7).all(axis=(1, 2, 3)).any()
 
@@ -194,8 +196,8 @@ def test_corrupt_and_wrong_mode_images(tmp_path):
     (data_dir / "truncated.JPEG").write_bytes(raw[:len(raw) // 2])
     (data_dir / "garbage.JPEG").write_bytes(b"this is not an image" * 10)
     good = _map(tmp_path, ["rgb.JPEG", "grey.JPEG", "cmyk.JPEG"], "good.txt")
-    imagenet.preprocess(spec, good, str(data_dir), str(tmp_path / "p"), progress=False)
-    arr = np.asarray(imagenet.load_preprocessed(spec, good, str(tmp_path / "p")).array)
+    preprocessing.preprocess(spec, good, str(data_dir), str(tmp_path / "p"), progress=False)
+    arr = np.asarray(preprocessing.load_preprocessed(spec, good, str(tmp_path / "p")).array)
     rgb, grey, cmyk = arr
     mean = np.asarray([123.68, 116.78, 103.94], np.float32)[:, None, None]
     plain = grey + mean
@@ -205,34 +207,34 @@ def test_corrupt_and_wrong_mode_images(tmp_path):
 
     bad = _map(tmp_path, ["rgb.JPEG", "truncated.JPEG", "garbage.JPEG"], "bad.txt")
     with pytest.raises(HarnessError) as e:
-        imagenet.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
+        preprocessing.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
     msg = str(e.value)
     assert "2 of 3 images could not be decoded" in msg and "truncated.JPEG (truncated" in msg
     assert "garbage.JPEG (not a readable image)" in msg and "--allow_missing" in msg
-    result = imagenet.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), allow_missing=True, progress=False)
+    result = preprocessing.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), allow_missing=True, progress=False)
     assert set(result.skipped) == {"truncated.JPEG", "garbage.JPEG"}
-    data = imagenet.load_preprocessed(spec, bad, str(tmp_path / "p"))
+    data = preprocessing.load_preprocessed(spec, bad, str(tmp_path / "p"))
     assert data.files == ["rgb.JPEG"] and len(data.array) == 1 and set(data.skipped) == set(result.skipped)
     # Without --allow_missing the skipped set is not taken as up to date: the error comes back.
     with pytest.raises(HarnessError, match="could not be decoded"):
-        imagenet.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
+        preprocessing.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
 
 
 def test_manifest_that_does_not_match_the_model_or_format(tmp_path):
     spec = get_model("efficientnet-lite0")
     image_map = _map(tmp_path, _first(2))
     base = str(tmp_path / "p")
-    imagenet.preprocess(spec, image_map, SAMPLES_250, base, progress=False)
-    src = os.path.dirname(imagenet.array_paths(base, spec, "fp32_nchw", image_map)[0])
+    preprocessing.preprocess(spec, image_map, SAMPLES_250, base, progress=False)
+    src = os.path.dirname(preprocessing.array_paths(base, spec, "fp32_nchw", image_map)[0])
     other = get_model("resnet50-synthetic")                            # same 3x224x224 input, other recipe
-    shutil.copytree(src, os.path.dirname(imagenet.array_paths(base, other, "fp32_nchw", image_map)[0]))
+    shutil.copytree(src, os.path.dirname(preprocessing.array_paths(base, other, "fp32_nchw", image_map)[0]))
     with pytest.raises(HarnessError) as e:
-        imagenet.load_preprocessed(other, image_map, base)
+        preprocessing.load_preprocessed(other, image_map, base)
     assert "resnet50-synthetic/fp32_nchw/map.manifest.json" in str(e.value)
     assert "model='efficientnet-lite0'" in str(e.value)
-    shutil.copytree(src, os.path.dirname(imagenet.array_paths(base, spec, "int8_linear", image_map)[0]))
+    shutil.copytree(src, os.path.dirname(preprocessing.array_paths(base, spec, "int8_linear", image_map)[0]))
     with pytest.raises(HarnessError) as e:
-        imagenet.load_preprocessed(spec, image_map, base, "int8_linear")
+        preprocessing.load_preprocessed(spec, image_map, base, "int8_linear")
     assert "int8_linear/map.manifest.json" in str(e.value) and "format='fp32_nchw'" in str(e.value)
 
 
@@ -249,7 +251,7 @@ def test_preprocess_data_cal_only_val_only_and_summary(tmp_path):
     r = run_main(*common, "--cal_only")
     assert r.returncode == 0, r.stderr
     folder = tmp_path / "p" / "imagenet" / "efficientnet-lite0"
-    assert sorted(os.listdir(folder / "fp32_nchw")) == ["cal.manifest.json", "cal.npy"]
+    assert sorted(os.listdir(folder / "fp32_nchw")) == [".lock", "cal.manifest.json", "cal.npy"]  # .lock: the lock
     r = run_main(*common, "--val_only", "--formats=int8_chw4")
     assert r.returncode != 0 and "1 of 6 images" in r.stderr and "missing.JPEG" in r.stderr
     assert "Traceback" not in r.stderr
@@ -284,3 +286,209 @@ def test_run_summary_records_skipped_images(tmp_path):
 
 def test_samples_250_map_names_the_shared_files():
     assert len(imagenet.read_map(SAMPLES_MAP_250).files) == 250
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Corrupt JPEG data, storage errors, verification (issue 11)
+CORRUPT_SRC = os.path.join(VAL_1300, "ILSVRC2012_val_00000347.JPEG")
+
+
+def _corrupt_mid_stream(src, dst, frac=0.3):
+    """A copy of a real JPEG with 8 bytes of its entropy-coded data flipped (the markers left alone): OpenCV still
+    decodes it (wrong pixels), libjpeg only warns "Corrupt JPEG data"."""
+    data = bytearray(open(src, "rb").read())
+    sos = data.find(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")
+    p = start + int((len(data) - start) * frac)
+    for k in range(8):
+        if data[p + k] != 0xFF and data[p + k - 1] != 0xFF:
+            data[p + k] ^= 0x5A
+    open(dst, "wb").write(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("recipe", ["mlperf_resnet50", "ofa_autosinian"])
+def test_jpeg_corrupt_mid_stream_is_an_error(tmp_path, recipe):
+    bad = _corrupt_mid_stream(CORRUPT_SRC, str(tmp_path / "bad.JPEG"))
+    import cv2
+    assert cv2.imdecode(np.fromfile(bad, np.uint8), cv2.IMREAD_COLOR) is not None    # OpenCV alone accepts it
+    with pytest.raises(ValueError, match=r"corrupt JPEG data \(libjpeg: Corrupt JPEG data"):
+        imagenet.preprocess_file(bad, recipe)
+    imagenet.preprocess_file(CORRUPT_SRC, recipe)                       # the original is fine
+
+
+def test_jpeg_corrupt_mid_stream_in_a_run(tmp_path):
+    spec = get_model("resnet50")
+    data_dir = tmp_path / "images"
+    data_dir.mkdir()
+    shutil.copy(CORRUPT_SRC, data_dir / "good.JPEG")
+    _corrupt_mid_stream(CORRUPT_SRC, str(data_dir / "bad.JPEG"))
+    m = _map(tmp_path, ["good.JPEG", "bad.JPEG"])
+    with pytest.raises(HarnessError) as e:
+        preprocessing.preprocess(spec, m, str(data_dir), str(tmp_path / "p"), workers=2, progress=False)
+    assert "1 of 2 images could not be decoded" in str(e.value) and "bad.JPEG (corrupt JPEG data" in str(e.value)
+    result = preprocessing.preprocess(spec, m, str(data_dir), str(tmp_path / "p"), allow_missing=True,
+                                      progress=False)
+    assert list(result.skipped) == ["bad.JPEG"] and "Corrupt JPEG data" in result.skipped["bad.JPEG"]
+
+
+def test_disk_full_while_writing_rows_is_a_storage_error(tmp_path, monkeypatch):
+    """ENOSPC from pwrite (inherited by the forked workers) is reported as a full disk naming the array, never as
+    images that could not be decoded; the rows already on disk are kept and the next run resumes."""
+    import errno
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(8))
+    base = str(tmp_path / "p")
+    real = os.pwrite
+    calls = {"n": 0}
+
+    def full(fd, data, offset):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(HarnessError) as e:
+        preprocessing.preprocess(spec, m, SAMPLES_250, base, workers=1, chunk=1, progress=False)
+    monkeypatch.undo()
+    msg = str(e.value)
+    npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", m)
+    assert "the disk is full" in msg and npy + ".partial" in msg and "could not be decoded" not in msg
+    assert isinstance(e.value, preprocessing.StorageError)
+    done = int((np.fromfile(npy + ".partial.done", np.int64) >= 0).sum())
+    resumed = preprocessing.preprocess(spec, m, SAMPLES_250, base, workers=1, progress=False)
+    assert resumed.done_now == 8 - done
+    data = preprocessing.load_preprocessed(spec, m, base, verify=True)
+    np.testing.assert_array_equal(data.array[5], imagenet.preprocess_file(os.path.join(SAMPLES_250, m.files[5]),
+                                                                          spec.recipe))
+
+
+def test_short_writes_are_continued(tmp_path, monkeypatch):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(3))
+    real = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: real(fd, memoryview(data)[:4097], offset))
+    preprocessing.preprocess(spec, m, SAMPLES_250, str(tmp_path / "p"), workers=1, progress=False)
+    monkeypatch.undo()
+    data = preprocessing.load_preprocessed(spec, m, str(tmp_path / "p"), verify=True)
+    for i, name in enumerate(m.files):
+        np.testing.assert_array_equal(data.array[i], imagenet.preprocess_file(os.path.join(SAMPLES_250, name),
+                                                                              spec.recipe))
+
+
+def test_rows_that_read_back_differently_are_refused(tmp_path, monkeypatch):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(2))
+    monkeypatch.setattr(os, "pread", lambda fd, n, offset: bytes(n))        # the storage "lost" the rows
+    with pytest.raises(preprocessing.StorageError, match="row 0 .* read back differs from what was written"):
+        preprocessing.preprocess(spec, m, SAMPLES_250, str(tmp_path / "p"), workers=1, progress=False)
+
+
+def test_file_size_limit_in_a_subprocess(tmp_path):
+    """RLIMIT_FSIZE (the kernel's EFBIG, as a full disk would stop a write): a clear storage error with the path."""
+    import subprocess
+    import sys
+    m = tmp_path / "map.txt"
+    m.write_text("".join(f"{n} 1\n" for n in _first(4)))
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "sys.path.insert(0, 'code')\n"
+        "from harness.errors import HarnessError\n"
+        "from resnet50 import imagenet, preprocessing\n"
+        "from resnet50.models import get_model\n"
+        "try:\n"
+        f"    preprocessing.preprocess(get_model('resnet50'), imagenet.read_map({str(m)!r}), {SAMPLES_250!r}, "
+        f"{str(tmp_path / 'p')!r}, workers=1, progress=False)\n"
+        "except HarnessError as e:\n"
+        "    print('ERROR', e); sys.exit(3)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "file size limit" in r.stdout and "map.npy.partial" in r.stdout and "could not be decoded" not in r.stdout
+
+
+def test_read_only_output_folder_is_reported_as_such(tmp_path, monkeypatch):
+    """Tests run as root, where chmod does not stop writes: the file system's EROFS is simulated."""
+    import errno
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(2))
+    real = os.open
+
+    def ro(path, flags, *a, **k):
+        if str(path).startswith(str(tmp_path / "p")) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", path)
+        return real(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "open", ro)
+    with pytest.raises(preprocessing.StorageError) as e:
+        preprocessing.preprocess(spec, m, SAMPLES_250, str(tmp_path / "p"), progress=False)
+    assert "the file system is read-only" in str(e.value) and str(tmp_path / "p") in str(e.value)
+
+
+def test_compaction_failure_leaves_nothing_and_leftovers_are_removed(tmp_path, monkeypatch):
+    spec = get_model("efficientnet-lite0")
+    names = _first(3)
+    m = _map(tmp_path, names + ["missing.JPEG"])
+    base = str(tmp_path / "p")
+    npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", m)
+
+    real = preprocessing.pwrite_all
+
+    def fail(fd, data, offset, path):
+        if path.endswith(".compact"):
+            raise preprocessing.storage_error(OSError(28, "No space left on device"), path)
+        real(fd, data, offset, path)
+
+    monkeypatch.setattr(preprocessing, "pwrite_all", fail)
+    with pytest.raises(preprocessing.StorageError, match=r"\.partial\.compact: writing failed: the disk is full"):
+        preprocessing.preprocess(spec, m, SAMPLES_250, base, allow_missing=True, workers=1, progress=False)
+    assert not os.path.exists(npy + ".partial.compact") and not os.path.exists(npy)
+    monkeypatch.undo()
+    open(npy + ".partial.compact", "wb").close()                       # as a killed run would leave it
+    preprocessing.preprocess(spec, m, SAMPLES_250, base, allow_missing=True, workers=1, progress=False)
+    assert not os.path.exists(npy + ".partial.compact") and len(np.load(npy)) == 3
+    open(npy + ".partial.compact", "wb").close()
+    assert preprocessing.preprocess(spec, m, SAMPLES_250, base, allow_missing=True, progress=False).done_now == 0
+    assert not os.path.exists(npy + ".partial.compact")
+
+
+def test_a_damaged_array_is_found_on_load_and_preprocessed_again(tmp_path, capsys):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(6))
+    base = str(tmp_path / "p")
+    preprocessing.preprocess(spec, m, SAMPLES_250, base, progress=False)
+    npy, manifest_path = preprocessing.array_paths(base, spec, "fp32_nchw", m)
+    st = os.stat(npy)
+    arr = np.load(npy, mmap_mode="r+")
+    arr[4, 0, :8] = 0                                                   # part of row 4 zeroed
+    arr.flush()
+    del arr
+    os.utime(npy, ns=(st.st_atime_ns, st.st_mtime_ns))                  # even with its stamp unchanged
+    with pytest.raises(HarnessError) as e:
+        preprocessing.load_preprocessed(spec, m, base)
+    assert "1 of 6 rows checked differ" in str(e.value) and "rows 4" in str(e.value)
+    assert "make preprocess_data" in str(e.value)
+    result = preprocessing.preprocess(spec, m, SAMPLES_250, base, progress=True)
+    assert result.done_now == 6 and "Preprocessing it again" in capsys.readouterr().out
+    preprocessing.load_preprocessed(spec, m, base, verify=True)
+    # An edited manifest (CRCs no longer matching its checksum) is refused too.
+    manifest = json.load(open(manifest_path))
+    manifest["row_crc32"][0] ^= 1
+    json.dump(manifest, open(manifest_path, "w"))
+    with pytest.raises(HarnessError, match="row CRCs do not match its checksum"):
+        preprocessing.load_preprocessed(spec, m, base)
+
+
+def test_a_changed_file_is_verified_in_full(tmp_path, capsys):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(3))
+    base = str(tmp_path / "p")
+    preprocessing.preprocess(spec, m, SAMPLES_250, base, progress=False)
+    npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", m)
+    shutil.copy(npy, npy + ".copy")
+    os.replace(npy + ".copy", npy)                                      # same bytes, another inode and mtime
+    preprocessing.load_preprocessed(spec, m, base)
+    assert "checking the CRC-32 of all 3 rows (the file changed since it was written)" in capsys.readouterr().out

@@ -26,7 +26,8 @@ SUBSET = 128
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory, imagenet, effnet_path):
     """The first SUBSET images of val-1300, preprocessed for EfficientNet-Lite0."""
-    from resnet50.imagenet import preprocess, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import preprocess
     from resnet50.models import get_model
     base = tmp_path_factory.mktemp("subset")
     map_path = base / "val_map_subset.txt"
@@ -131,7 +132,11 @@ def test_dry_run_tree_has_the_round_layout(flow):
             assert os.path.isfile(os.path.join(d, rel)), (scenario, rel)
         m = json.load(open(os.path.join(d, "measurements.json")))
         assert m["starting_weights_filename"] == "efficientnet_lite0.onnx" and m["weight_data_types"] == "fp32"
-        assert "make run_harness RUN_ARGS=" in open(os.path.join(d, "README.md")).read()
+        readme = open(os.path.join(d, "README.md")).read()
+        for step in ("make download_model RUN_ARGS=", "make preprocess_data RUN_ARGS=", "--data_dir=",
+                     "# make calibrate", "make generate_engines RUN_ARGS=", "make run_harness RUN_ARGS=",
+                     "make run_audit_harness RUN_ARGS=", "accuracy-imagenet.py", "--dtype int32"):
+            assert step in readme, (scenario, step)
     desc = json.load(open(os.path.join(base, "systems", f"{SYSTEM}.json")))
     from harness.submission.rules import SYSTEM_REQUIRED_FIELDS
     assert set(SYSTEM_REQUIRED_FIELDS) <= set(desc)
@@ -139,16 +144,18 @@ def test_dry_run_tree_has_the_round_layout(flow):
     assert desc["framework"].startswith("ONNX Runtime ") and desc["accelerators_per_node"] == "0"
     assert desc["host_processor_core_count"] >= 1 and desc["status"].startswith("TODO")   # from the template
     assert os.path.isfile(os.path.join(base, "src", "code", "main.py"))
-    for marker in (os.path.join(flow["sub"], "DRY_RUN.txt"), os.path.join(base, "DRY_RUN.txt")):
+    records = flow["sub"] + ".records"   # the harness's own files, outside the submission root
+    for marker in (os.path.join(records, "DRY_RUN.txt"), os.path.join(base, "DRY_RUN.txt")):
         assert "NOT a valid MLPerf submission" in open(marker).read()
-    record = json.load(open(os.path.join(flow["sub"], "staging_record.json")))
+    assert sorted(os.listdir(flow["sub"])) == ["closed"]
+    record = json.load(open(os.path.join(records, "staging_record.json")))
     entry = record["systems"][f"closed/TestOrg/{SYSTEM}"]
     assert record["round"] == "v6.1" and entry["dry_run"] is True and entry["dry_run_exceptions"]
 
 
 def test_truncation_records_the_hash(flow):
     assert "already truncated" in flow["truncate_again"].stdout
-    backup = os.path.join(flow["sub"], "accuracy_log_backup")
+    backup = os.path.join(flow["sub"] + ".records", "accuracy_log_backup")
     for scenario in EDGE:
         for folder in ("accuracy", "TEST01/accuracy"):
             d = os.path.join(_scenario_dir(flow, scenario), folder)
@@ -163,7 +170,8 @@ def test_truncation_records_the_hash(flow):
 def test_summary_csv_and_table(flow):
     out = flow["summarize"].stdout
     assert "| Platform | Model | Scenario |" in out
-    with open(os.path.join(flow["sub"], "results_summary.csv")) as f:
+    assert sorted(os.listdir(flow["sub"])) == ["closed"]
+    with open(os.path.join(flow["sub"] + ".records", "results_summary.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["Scenario"] for r in rows] == list(EDGE)
     assert all(r["Validity"] == "VALID" and r["DryRun"] == "yes" and r["Accuracy"].startswith("acc: ") for r in rows)
@@ -184,9 +192,52 @@ def test_check_passes_the_structure_and_fails_the_dry_run_as_a_submission(flow):
     assert "official checker: not run: no checkout of mlcommons/inference" in full.stdout
 
 
+INFERENCE_REPO = os.environ.get("MLPERF_INFERENCE_REPO")
+
+
+@pytest.mark.skipif(not INFERENCE_REPO, reason="MLPERF_INFERENCE_REPO is not set: no local checkout of "
+                    "mlcommons/inference to run its submission checker and accuracy script (code/README.md)")
+def test_official_checker_passes_the_dry_run_except_for_short_runs(flow, tmp_path):
+    import subprocess
+    import sys
+    sub = str(tmp_path / "filled")
+    shutil.copytree(flow["sub"], sub)
+    # What a submitter fills in configs/systems/<system>.json before staging: no TODO placeholders left.
+    desc_path = os.path.join(sub, "closed", "TestOrg", "systems", f"{SYSTEM}.json")
+    desc = json.load(open(desc_path))
+    for key, value in desc.items():
+        if isinstance(value, str) and value.startswith("TODO"):
+            desc[key] = {"status": "available", "cooling": "air"}.get(key, "N/A")
+    json.dump(desc, open(desc_path, "w"), indent=1)
+    result = run_main("--action=check_submission", f"--results_dir={sub}", f"--inference_repo={INFERENCE_REPO}")
+    out = result.stdout
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "official checker: FAIL (exit status 1" in out, out[-3000:]
+    assert "short-run errors (what a dry run of short runs must show)" in out
+    assert "other errors" not in out and "not ready (placeholders)" not in out, out[-5000:]
+    assert "=> only short-run errors" in out and "official FAIL (short-run errors only)" in out
+    log = open(os.path.join(sub, "official_checker.log")).read()
+    assert "Test duration less than 600s" in log and "performance_sample_count, found 128" in log
+
+    # MLCommons' accuracy script agrees with accuracy.txt on our log with --dtype int32, and not without it.
+    script = os.path.join(INFERENCE_REPO, "vision", "classification_and_detection", "tools", "accuracy-imagenet.py")
+    acc_dir = os.path.join(_scenario_dir(flow, "Offline"), "accuracy")
+    full = os.path.join(flow["sub"], "accuracy_log_backup", os.path.relpath(acc_dir, flow["sub"]),
+                        "mlperf_log_accuracy.json")
+    log_path = full if os.path.exists(full) else os.path.join(acc_dir, "mlperf_log_accuracy.json")
+    summary = glob.glob(os.path.join(flow["logs"], "*", SYSTEM, "resnet50", "Offline", "summary.json"))[0]
+    map_path = json.load(open(summary))["dataset"]["map"]
+    ours = open(os.path.join(acc_dir, "accuracy.txt")).read().splitlines()[0]
+    for dtype, expect_same in (("int32", True), ("float32", False)):
+        got = subprocess.run([sys.executable, script, "--mlperf-accuracy-file", log_path, "--imagenet-val-file",
+                              map_path, "--dtype", dtype], capture_output=True, text=True, check=True).stdout.strip()
+        assert (got == ours) is expect_same, (dtype, got, ours)
+
+
 def test_tampered_tree_fails_the_check(flow, tmp_path):
     sub = str(tmp_path / "tampered")
     shutil.copytree(flow["sub"], sub)
+    shutil.copytree(flow["sub"] + ".records", sub + ".records")
     scen = os.path.join(sub, "closed", "TestOrg", "results", SYSTEM, "resnet50")
     detail = os.path.join(scen, "Offline", "performance", "run_1", "mlperf_log_detail.txt")
     text = open(detail).read()

@@ -122,15 +122,60 @@ def test_rule_problems_of_a_short_run():
 
 
 def test_official_checker_wiring(tmp_path, monkeypatch):
-    from harness.submission import check
+    from harness.submission import official
     repo = tmp_path / "inference"
-    assert check.run_official(str(tmp_path), str(repo), rules.get_round("v6.1"))[0] is None   # no checkout
+    assert official.run_official(str(tmp_path), str(repo), "v6.1").returncode is None   # no checkout
     pkg = repo / "tools" / "submission" / "submission_checker"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "main.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\nsys.exit(3)\n")
-    monkeypatch.setattr(check.importlib.util, "find_spec", lambda name: object())   # pretend PyYAML is there
-    rc, text = check.run_official(str(tmp_path), str(repo), rules.get_round("v6.1"))
-    assert rc == 3
-    args = json.loads(open(tmp_path / "official_checker.log").read())
+    monkeypatch.setattr(official.importlib.util, "find_spec", lambda name: object())   # pretend PyYAML is there
+    verdict = official.run_official(str(tmp_path), str(repo), "v6.1")
+    assert verdict.returncode == 3 and verdict.errors[official.OTHER]   # a crash is never "short run"
+    args = json.loads(open(str(tmp_path) + ".records/official_checker.log").read())   # outside the root
     assert args[:2] == ["--input", str(tmp_path)] and args[args.index("--version") + 1] == "v6.1"
+
+
+def test_summary_and_detail_must_agree(tmp_path):
+    from harness.submission.integrity import summary_detail_problems
+    from harness.submission.logs import read_detail
+    detail = tmp_path / "mlperf_log_detail.txt"
+    detail.write_text("".join(f':::MLLOG {json.dumps({"key": k, "value": v})}\n' for k, v in (
+        ("effective_scenario", "Offline"), ("effective_test_mode", "PerformanceOnly"), ("result_validity", "VALID"),
+        ("result_samples_per_second", 323828.0), ("result_min_duration_met", True),
+        ("result_90.00_percentile_latency_ns", 1234567))))
+    log = read_detail(str(detail))
+    summary = tmp_path / "mlperf_log_summary.txt"
+    good = ("Scenario : Offline\nMode     : PerformanceOnly\nSamples per second: 323828\nResult is : VALID\n"
+            "  Min duration satisfied : Yes\n90.00 percentile latency (ns)   : 1234567\n")
+    summary.write_text(good)
+    assert summary_detail_problems(str(summary), log) == []
+    summary.write_text(good.replace("323828", "999999").replace("VALID", "INVALID").replace(": Yes", ": NO"))
+    problems = " | ".join(summary_detail_problems(str(summary), log))
+    for needle in ("Samples per second '999999' disagrees", "Result is 'INVALID' disagrees",
+                   "Min duration satisfied 'NO' disagrees"):
+        assert needle in problems, problems
+    summary.write_text("")
+    assert "no `Result is :` line" in summary_detail_problems(str(summary), log)[0]
+    # SingleStream's lines: "90.0th percentile latency (ns)" and "* Early stopping 90.0th percentile estimate: N"
+    entry = json.dumps({"key": "early_stopping_latency_ss", "value": 19910})
+    detail.write_text(detail.read_text() + f":::MLLOG {entry}\n")
+    log = read_detail(str(detail))
+    summary.write_text(good + "90.0th percentile latency (ns) : 1234567\n"
+                       " * Early stopping 90.0th percentile estimate: 9\n")
+    assert summary_detail_problems(str(summary), log) == [
+        "Early stopping 90.0th percentile estimate '9' disagrees with mlperf_log_detail.txt early_stopping_latency_ss "
+        "= 19910"]
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "a\\b", "", "-x", "a..b", "x" * 65, "Org name", "Org\n"])
+def test_unsafe_submitter_names_are_refused(name):
+    from harness.submission.integrity import check_safe_name
+    with pytest.raises(HarnessError, match="without '..' or path separators"):
+        check_safe_name(name)
+
+
+def test_safe_submitter_names_pass():
+    from harness.submission.integrity import check_safe_name
+    for name in ("TestOrg", "Alibaba", "my-org_2.0", "A"):
+        assert check_safe_name(name) == name

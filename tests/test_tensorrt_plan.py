@@ -15,8 +15,9 @@ from onnx import TensorProto, helper, numpy_helper
 from conftest import ROOT, run_main
 from harness import config as configs
 from harness import engines, onnx_graph
-from harness import tensorrt_plan as tp
-from harness.actions import engine_path, quantized_model_path
+from harness.backends.tensorrt import plan as tp
+from harness.actions import engine_path
+from harness.calibration import quantized_model_path
 from harness.backends import get_backend
 from harness.backends.base import Runner
 from harness.errors import HarnessError
@@ -133,7 +134,7 @@ def _plan(settings, source="model.onnx", shape=(3, 16, 16)):
 
 
 def test_prepare_graph_explicit_records_the_input_scale(qdq_model):
-    from harness.backends.tensorrt_backend import prepare_graph
+    from harness.backends.tensorrt.backend import prepare_graph
     plan = _plan({"input_dtype": "int8", "input_format": "chw4"})
     graph, meta = prepare_graph(qdq_model, plan, registry_scale=None)
     assert meta["input_scale"] == pytest.approx(onnx_graph.input_quant_scale(qdq_model))
@@ -148,7 +149,7 @@ def test_prepare_graph_explicit_records_the_input_scale(qdq_model):
 
 
 def test_prepare_graph_implicit_takes_the_scale_from_the_cache(tmp_path):
-    from harness.backends.tensorrt_backend import prepare_graph
+    from harness.backends.tensorrt.backend import prepare_graph
     cache = tmp_path / "entropy.cache"
     cache.write_text(tp.format_calibration_cache("TRT-100800-EntropyCalibration2", {"x": 0.03125, "c": 0.5}))
     plan = _plan({"implicit_int8": True, "input_dtype": "int8", "calib_cache": str(cache)})

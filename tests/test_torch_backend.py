@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from conftest import VAL_MAP_1300, run_main
 from harness import onnx_graph
-from harness.onnx_torch import OnnxModule
+from harness.backends.torch.onnx_torch import OnnxModule
 
 torch = pytest.importorskip("torch")   # requirements.txt pins the CPU build; it is always there under `make test`
 
@@ -69,7 +69,7 @@ def test_import_matches_onnxruntime(which, effnet_path, tmp_path):
     assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-5
     np.testing.assert_allclose(smaller, ref[:1], rtol=1e-4, atol=2e-5)
     if which == "odd_ops":   # the BatchNormalization was folded into the Conv before it
-        from harness.onnx_torch import _OPS
+        from harness.backends.torch.onnx_torch import _OPS
         assert all(fn is not _OPS["BatchNormalization"] for kind, (fn, *_) in module.plan if kind == "tensor")
     top1 = OnnxModule(onnx_graph.top1_graph(model)).eval()
     with torch.no_grad():

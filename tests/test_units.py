@@ -12,6 +12,7 @@ from harness import onnx_graph
 from harness.errors import HarnessError
 from harness.sut import WorkQueue
 from resnet50 import imagenet
+from resnet50 import preprocessing
 from resnet50.model_files import build_resnet50_synthetic
 
 
@@ -111,9 +112,9 @@ def test_preprocess_refuses_missing_images_unless_allowed(tmp_path):
     m.write_text("".join(f"{n} 1\n" for n in names) + "ILSVRC2012_val_99999999.JPEG 3\n")
     spec = get_model("efficientnet-lite0")
     with pytest.raises(HarnessError, match=r"1 of 4 images .* missing .*ILSVRC2012_val_99999999.JPEG"):
-        imagenet.preprocess(spec, imagenet.read_map(str(m)), VAL_1300, str(tmp_path / "p"), progress=False)
-    npy = imagenet.preprocess(spec, imagenet.read_map(str(m)), VAL_1300, str(tmp_path / "p"), allow_missing=True,
+        preprocessing.preprocess(spec, imagenet.read_map(str(m)), VAL_1300, str(tmp_path / "p"), progress=False)
+    npy = preprocessing.preprocess(spec, imagenet.read_map(str(m)), VAL_1300, str(tmp_path / "p"), allow_missing=True,
                               progress=False).paths["fp32_nchw"]
-    data = imagenet.load_preprocessed(spec, imagenet.read_map(str(m)), str(tmp_path / "p"))
+    data = preprocessing.load_preprocessed(spec, imagenet.read_map(str(m)), str(tmp_path / "p"))
     assert data.array.shape == (3, 3, 224, 224) and data.path == npy
     assert data.manifest["skipped"] == {"ILSVRC2012_val_99999999.JPEG": "missing"}

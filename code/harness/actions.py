@@ -4,17 +4,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from typing import Any, Optional
 
 from . import REPO_ROOT, BENCHMARK, config as configs
 from .backends import get_backend
 from .backends.base import BuildRequest
-from .calibration import quantized_model_path
-from .engines import build_record, engine_dir, engine_name, is_up_to_date, write_record
+from .artifacts import folder_lock
+from .calibration import check_calibration_current
+from .engines import (build_record, check_engine_current, engine_dir, engine_inputs, engine_name, is_up_to_date,
+                      model_identity, remove_record, write_record)
 from .errors import HarnessError
+from .exit_codes import ACCURACY_BELOW_TARGET, raise_if_accuracy_failed
 from .flags import overrides
+from .interrupt import run_child
+from .run_limits import target_warning
 from .systems import detect_system_id
 
 RUN_ROOT_ENV = "MLPERF_HARNESS_RUN_ROOT"   # set by a multi-scenario parent for its per-scenario children
@@ -52,9 +56,10 @@ def model_path(args: argparse.Namespace, spec) -> str:
     return os.path.abspath(args.model_path) if args.model_path else spec.default_path
 
 
-def engine_path(cfg: dict[str, Any], spec, backend) -> str:
+def engine_path(cfg: dict[str, Any], spec, backend, model_file: Optional[str] = None) -> str:
+    """The engine of this config; `model_file` (--model_path) other than the registry's adds its short digest."""
     return os.path.join(engine_dir(cfg["system_id"], cfg["scenario"]),
-                        engine_name(spec.key, cfg["scenario"], backend.device_kind, int(cfg.get("batch_size") or 1),
+                        engine_name(model_identity(spec, model_file), cfg["scenario"], backend.device_kind, int(cfg.get("batch_size") or 1),
                                     cfg["precision"], cfg["config_ver"], backend.engine_suffix))
 
 
@@ -79,7 +84,9 @@ def download_model(args: argparse.Namespace, argv: Optional[list[str]] = None) -
 def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
     """The validation map in the formats asked for (or the ones the config needs) and the calibration list in
     fp32_nchw, in one array per format each; --val_only / --cal_only do one of the two."""
-    from resnet50.imagenet import default_data_dir, default_preprocessed_dir, parse_formats, preprocess, read_map
+    from resnet50.imagenet import default_data_dir, read_map
+    from resnet50.preprocessing import default_preprocessed_dir, preprocess
+    from harness.formats import parse_formats
     if args.val_only and args.cal_only:
         raise HarnessError("--val_only and --cal_only exclude each other; give neither to preprocess both.")
     system = system_id(args)
@@ -95,7 +102,8 @@ def preprocess_data(args: argparse.Namespace, argv: Optional[list[str]] = None) 
     summary = {}
     if not args.cal_only:
         result = preprocess(spec, read_map(map_path(cfg)), data_dir, base, formats=formats,
-                            allow_missing=bool(args.allow_missing), overwrite=bool(args.overwrite))
+                            allow_missing=bool(args.allow_missing), overwrite=bool(args.overwrite),
+                            verify=bool(args.verify))
         summary["val"] = result
     if not args.val_only:
         cal = map_path(cfg, "cal")
@@ -116,10 +124,12 @@ def _backend_format(cfg: dict[str, Any]) -> str:
 
 
 def _preprocess_calibration(spec, cal_map_path: str, data_dir: str, base: str, args: argparse.Namespace):
-    from resnet50.imagenet import preprocess, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import preprocess
     cal_map = read_map(cal_map_path, need_labels=False)
     try:
-        return preprocess(spec, cal_map, data_dir, base, formats=["fp32_nchw"], overwrite=bool(args.overwrite))
+        return preprocess(spec, cal_map, data_dir, base, formats=["fp32_nchw"], overwrite=bool(args.overwrite),
+                          verify=bool(args.verify))
     except HarnessError as e:
         raise HarnessError(f"Calibration list {cal_map_path}: {e} The calibration list must be complete (pass "
                            "--calib_data_map for another list, --data_dir for its images, or --val_only to skip "
@@ -129,7 +139,8 @@ def _preprocess_calibration(spec, cal_map_path: str, data_dir: str, base: str, a
 def calibrate(args: argparse.Namespace, argv: Optional[list[str]] = None) -> None:
     """Preprocess the calibration list if needed (fp32_nchw), then calibration.calibrate: ranges, the TensorRT
     cache and one Q/DQ model per backend."""
-    from resnet50.imagenet import default_data_dir, default_preprocessed_dir, load_preprocessed, read_map
+    from resnet50.imagenet import default_data_dir, read_map
+    from resnet50.preprocessing import default_preprocessed_dir, load_preprocessed
     from .calibration import CalibrationInputs, calibrate as run_calibration, load_checked_model
     cfg = scenario_config(args, args.scenarios[0])
     spec = model_spec(cfg)
@@ -138,7 +149,7 @@ def calibrate(args: argparse.Namespace, argv: Optional[list[str]] = None) -> Non
     cal_path = map_path(cfg, "cal")
     _preprocess_calibration(spec, cal_path, args.data_dir or default_data_dir(), base, args)
     cal_map = read_map(cal_path, need_labels=False)
-    data = load_preprocessed(spec, cal_map, base, "fp32_nchw")
+    data = load_preprocessed(spec, cal_map, base, "fp32_nchw")   # verified in full by preprocess with --verify
     run_calibration(spec, CalibrationInputs(model_path=model_path(args, spec), array=data.array, array_path=data.path,
                                             array_checksum=data.manifest["checksum"], map_path=cal_map.path,
                                             map_md5=cal_map.md5, files=data.files),
@@ -153,19 +164,23 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
         backend = get_backend(cfg["backend"])
         backend.require()
         fp32_path = model_path(args, spec)
-        inputs = backend.build_inputs(cfg, spec.key, fp32_path, quantized_model_path(fp32_path, backend.name))
+        path = engine_path(cfg, spec, backend, args.model_path)    # an error when --model_path does not exist
+        inputs = engine_inputs(backend, cfg, spec, fp32_path)
         source = inputs["model"]
         if backend.name != "null" or cfg["precision"] == "int8":   # the null backend reads no FP32 model
-            check_build_inputs(inputs, cfg, spec)
-        path = engine_path(cfg, spec, backend)
-        record = build_record(inputs, cfg, backend.versions())
-        if not args.overwrite and is_up_to_date(path, record):
-            print(f"[generate_engines] {scenario}: {path} is up to date.")
-            continue
-        batch = int(cfg.get("batch_size") or 1)
-        backend.build(BuildRequest(onnx_path=source, engine_path=path, precision=cfg["precision"],
-                                   batch_sizes=[batch], input_shape=spec.input_shape, settings=cfg))
-        write_record(path, record)
+            check_build_inputs({k: v for k, v in inputs.items() if k != "calibration_record"}, cfg, spec)
+            if cfg["precision"] == "int8":     # never from a stale Q/DQ model or cache
+                check_calibration_current(fp32_path, backend.name, inputs, spec.key, bool(cfg.get("calib_cache")))
+        with folder_lock(os.path.dirname(path), f"generate_engines {scenario}"):
+            record = build_record(inputs, cfg, backend.versions())
+            if not args.overwrite and is_up_to_date(path, record):
+                print(f"[generate_engines] {scenario}: {path} is up to date.")
+                continue
+            batch = int(cfg.get("batch_size") or 1)
+            remove_record(path)
+            backend.build(BuildRequest(onnx_path=source, engine_path=path, precision=cfg["precision"],
+                                       batch_sizes=[batch], input_shape=spec.input_shape, settings=cfg))
+            write_record(path, record)
         print(f"[generate_engines] {scenario}: built {path}")
 
 
@@ -188,7 +203,16 @@ def check_build_inputs(inputs: dict[str, str], cfg: dict[str, Any], spec) -> Non
 
 def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
     from .loadgen_run import new_run_root
+    from .run_limits import remove_if_empty
     run_root = os.environ.get(RUN_ROOT_ENV) or new_run_root(args.log_dir)
+    try:
+        return _run_harness(args, argv, run_root)
+    finally:
+        if not os.environ.get(RUN_ROOT_ENV):
+            remove_if_empty(run_root)   # a run refused before it wrote anything leaves no empty folder
+
+
+def _run_harness(args: argparse.Namespace, argv: list[str], run_root: str) -> int:
     system = system_id(args)
     results: dict[str, Any] = {}
     failed = []
@@ -199,18 +223,21 @@ def run_harness(args: argparse.Namespace, argv: list[str]) -> int:
         # One process per scenario: LoadGen reads mlperf.conf once per process, and a second FromConfig in the
         # same process marks the log as not valid for submission.
         child = [sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + _replace_scenarios(argv, scenario)
-        rc = subprocess.call(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
+        rc = run_child(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))
         path = os.path.join(run_root, system, BENCHMARK, scenario, "summary.json")
-        if rc != 0 or not os.path.exists(path):
+        if rc not in (0, ACCURACY_BELOW_TARGET) or not os.path.exists(path):
             failed.append(scenario)
             continue
         with open(path) as f:
             results[scenario] = json.load(f)
     if not os.environ.get(RUN_ROOT_ENV):
         _write_harness_summary(run_root, system, results)
+        from .report import render_after_run
+        render_after_run(run_root)
     if failed:
         raise HarnessError(f"Scenario(s) {', '.join(failed)} failed (see the messages above); the others' logs are "
                            f"under {run_root}.")
+    raise_if_accuracy_failed(results, run_root)
     return 0
 
 
@@ -240,6 +267,8 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
         else:
             metric = r.get("metric")
             line = f"{scenario:<13} {str(r.get('result_validity')):<8} {metric}={r.get(metric)}"
+        if r.get("ended_at_max_duration"):
+            line += f"  (ended at max_duration {r['ended_at_max_duration']} ms)"
         skipped = (r.get("dataset") or {}).get("skipped")
         if skipped:
             line += f"  ({len(skipped)} image(s) skipped: --allow_missing)"
@@ -252,7 +281,8 @@ def _write_harness_summary(run_root: str, system: str, results: dict[str, Any]) 
 
 def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root: str,
                  audit=None) -> dict[str, Any]:
-    from resnet50.imagenet import default_preprocessed_dir, load_preprocessed, read_map
+    from resnet50.imagenet import read_map
+    from resnet50.preprocessing import default_preprocessed_dir, load_preprocessed
     from .loadgen_run import evaluate_accuracy, run_loadgen, scenario_dir
     from .sut import QSL, make_sut
 
@@ -260,13 +290,14 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     spec = model_spec(cfg)
     backend = get_backend(cfg["backend"])
     backend.require()
+    engine = engine_path(cfg, spec, backend, args.model_path)
+    check_engine_current(engine, backend, cfg, spec, args.model_path)   # built from this model, calibration, config
     image_map = read_map(map_path(cfg))
     data = load_preprocessed(spec, image_map, args.preprocessed_data_dir or default_preprocessed_dir(),
-                             backend.preprocessed_format(cfg))
+                             backend.preprocessed_format(cfg), verify=bool(getattr(args, "verify", False)))
     if data.skipped:
         print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
               f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
-    engine = engine_path(cfg, spec, backend)
     if backend.name == "null" and not os.path.exists(engine):
         backend.build(BuildRequest("", engine, cfg["precision"], [1], spec.input_shape, cfg))
     if backend.device_kind == "gpu":   # one runner per GPU (a runner may run several streams: its concurrency)
@@ -280,6 +311,9 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     out_dir = scenario_dir(run_root, system, scenario)
     if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
         out_dir = os.path.join(out_dir, audit.name)
+    warning = target_warning(cfg, scenario, os.path.dirname(run_root), exclude=run_root)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"[run_harness] {scenario} {args.test_mode}: {spec.key} on {backend.name} ({cfg['precision']}, "
           f"batch {sut.batch_size}, {len(runners)} worker(s), {sut.kind} SUT), {qsl.total} samples, logs in {out_dir}")
     summary = run_loadgen(scenario, args.test_mode, cfg, qsl, sut, out_dir, bool(args.verbose), audit)
@@ -308,6 +342,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return run_harness(args, argv)
 
 
+def _module_action(module: str, function: str):
+    """Reports and auditor's tools live in harness/report.py and harness/tools.py; imported only when used."""
+    def action(args: argparse.Namespace, argv: list[str]) -> int:
+        import importlib
+        return getattr(importlib.import_module(f"harness.{module}"), function)(args, argv)
+    action.__name__ = function
+    return action
+
+
 def _submission_action(module: str, function: str):
     """Submission and audit actions live in harness/submission/; imported only when used."""
     def action(args: argparse.Namespace, argv: list[str]) -> int:
@@ -315,6 +358,12 @@ def _submission_action(module: str, function: str):
         return getattr(importlib.import_module(f"harness.submission.{module}"), function)(args, argv)
     action.__name__ = function
     return action
+
+
+def _tune(args: argparse.Namespace, argv: list[str]) -> int:
+    """`make tune`: the search lives in harness/tune.py (each probe is a run_harness child process)."""
+    from .tune import tune
+    return tune(args, argv)
 
 
 ACTIONS = {
@@ -330,6 +379,11 @@ ACTIONS = {
     "truncate_results": _submission_action("truncate", "truncate_results"),
     "summarize_results": _submission_action("summarize", "summarize_results"),
     "check_submission": _submission_action("check", "check_submission"),
+    "tune": _tune,
+    # Reports and auditor's tools.
+    "report": _module_action("report", "report"),
+    "generate_conf_files": _module_action("tools", "generate_conf_files"),
+    "info": _module_action("tools", "info"),
 }
 
 

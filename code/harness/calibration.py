@@ -9,7 +9,9 @@ Everything goes beside the FP32 model it was made from (by default build/models/
                                         `<tensor>: <big-endian float32 scale in hex>`, scale = amax / 127; for the
                                         registry's model this is engines.calibration_cache_path(), where the
                                         TensorRT builder reads it (--implicit_int8)
-    calibration/calibration.json        what the current Q/DQ models were made from (the record: idempotence)
+    calibration/calibration.json        what the current Q/DQ models were made from (the FP32 model's md5, the
+                                        calibration array's checksum, ...) and the md5 of every output: the record
+                                        (idempotence, and the check of generate_engines)
     <stem>.int8-qdq.<backend>.onnx      the Q/DQ model of each backend, in the form that backend runs best
 
 Steps: (1) quant_pre_process (shape inference and the graph optimisations the quantiser expects: constant folding,
@@ -18,6 +20,11 @@ percentile, with the library's default settings) collects the ranges of every fl
 images, in chunks of CHUNK_IMAGES images; (3) quantize_static writes each backend's Q/DQ model from those ranges
 (its calibration_cache_path: no second calibration pass), with the model input's scale pinned to the registry's
 input_scale so the int8 preprocessed formats feed the engines unchanged.
+
+The calibration folder is locked while calibrating (harness/artifacts.py). The record is removed first and written
+last: after an interrupted calibration there is none, and `check_calibration_current` (generate_engines, before an
+int8 build) refuses the Q/DQ models left over; it also refuses them when the FP32 model file changed since (its md5
+differs from the record's) or when a Q/DQ model is not the file the record lists.
 """
 from __future__ import annotations
 
@@ -33,14 +40,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .engines import file_md5
+from .artifacts import cached_md5 as file_md5, folder_lock, read_json, write_bytes_atomic, write_json_atomic
 from .errors import HarnessError
 
 METHODS = ("entropy", "minmax", "percentile")
 CHUNK_IMAGES = 32           # images per collect_data call (bounds memory: every activation of a chunk is held)
 BATCH_IMAGES = 8            # images per inference of the calibration session
 DEFAULT_TRT_VERSION = "8601"  # TensorRT 8.6.1, when TensorRT is not installed here to ask
-RECORD_VERSION = 1
+RECORD_VERSION = 2            # 2: the outputs' md5s
 
 # Ops through which TensorRT sees the same values as their input (a Pad's zeros are inside any range): the cache
 # gives their outputs the input's scale, so tensors that quant_pre_process folded away are still covered.
@@ -298,7 +305,19 @@ def _record(spec, inputs: CalibrationInputs, method: str, backends: list[str]) -
 
 def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: bool = False,
               backends: Optional[list[str]] = None, progress: bool = True) -> dict[str, Any]:
-    """Calibrate `spec` on `inputs`; idempotent (nothing is redone when the record matches, unless `force`)."""
+    """Calibrate `spec` on `inputs`; idempotent (nothing is redone when the record matches, unless `force`);
+    exclusive (the calibration folder is locked)."""
+    with folder_lock(calibration_dir(inputs.model_path), f"calibrate {spec.key}"):
+        return _calibrate_locked(spec, inputs, method, force, backends, progress)
+
+
+def _outputs_md5(outputs: dict[str, str]) -> dict[str, Optional[str]]:
+    return {name: (file_md5(path) if os.path.exists(path) else None) for name, path in sorted(outputs.items())
+            if name != "record"}
+
+
+def _calibrate_locked(spec, inputs: CalibrationInputs, method: str, force: bool, backends: Optional[list[str]],
+                      progress: bool) -> dict[str, Any]:
     from . import onnx_graph
     backends = list(backends or BACKEND_FORMS)
     _method_enum(method)
@@ -312,13 +331,10 @@ def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: b
         raise HarnessError(f"{inputs.map_path}: no calibration images.")
     input_name = onnx_graph.graph_inputs(original)[0].name
     record = _record(spec, inputs, method, backends)
-    old = None
-    try:
-        with open(p["record"]) as f:
-            old = json.load(f)
-    except (OSError, ValueError):
-        pass
-    if not force and old == record and all(os.path.exists(v) for v in outputs.values()):
+    old = read_json(p["record"])
+    old_core = {k: v for k, v in old.items() if k != "outputs"} if isinstance(old, dict) else None
+    if (not force and old_core == record and all(os.path.exists(v) for v in outputs.values())
+            and old.get("outputs") == _outputs_md5(outputs)):
         if progress:
             print(f"[calibrate] {spec.key}: up to date ({method}, {len(inputs.files)} images of "
                   f"{inputs.map_path}); --force_calibration redoes it.")
@@ -333,7 +349,7 @@ def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: b
     with _quiet():
         quant_pre_process(inputs.model_path, tmp)
     os.replace(tmp, p["prepared"])
-    reuse = (not force and old is not None and old.get("ranges") == record["ranges"]
+    reuse = (not force and old_core is not None and old_core.get("ranges") == record["ranges"]
              and os.path.exists(p["ranges"]))
     if reuse:
         ranges = calibrate_module.load_tensors_data(p["ranges"])
@@ -342,21 +358,61 @@ def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: b
     else:
         ranges = collect_ranges(p["prepared"], inputs.array, method, progress)
         calibrate_module.save_tensors_data(ranges, p["ranges"])     # written then renamed by the library
-    from .tensorrt_plan import format_calibration_cache
+    from .backends.tensorrt.plan import format_calibration_cache
     cache = format_calibration_cache(f"TRT-{record['trt_version']}-EntropyCalibration2",
                                      trt_scales(ranges, original, input_name, spec.input_scale))
-    with open(p["trt_cache"] + ".partial", "w") as f:
-        f.write(cache)
-    os.replace(p["trt_cache"] + ".partial", p["trt_cache"])
+    write_bytes_atomic(p["trt_cache"], cache.encode())
     for backend in backends:
         write_qdq(p["prepared"], p["ranges"], method, FORMS[BACKEND_FORMS[backend]], outputs[f"qdq_{backend}"],
                   input_name, spec.input_scale)
-    with open(p["record"] + ".partial", "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(p["record"] + ".partial", p["record"])
+    write_json_atomic(p["record"], dict(record, outputs=_outputs_md5(outputs)), indent=1)
     if progress:
         print(f"[calibrate] {spec.key}: {method} on {len(inputs.files)} images of {inputs.map_path} "
               f"({time.monotonic() - start:.0f} s)")
         for name, path in outputs.items():
             print(f"[calibrate]   {name:<16} {path}")
     return {"up_to_date": False, **outputs}
+
+
+def check_calibration_current(fp32_path: str, backend: str, inputs: dict[str, str], model_key: str,
+                              explicit_cache: bool = False) -> None:
+    """Before an int8 build from calibration outputs (the Q/DQ model, or the calibration cache unless --calib_cache
+    names one): the calibration record exists (no interrupted calibration), was made from the current FP32 model
+    (its md5), and lists the md5 of the outputs the build reads; else a HarnessError saying to run `make calibrate`."""
+    fp32_path = os.path.abspath(fp32_path)
+    record_file = paths(fp32_path, "entropy")["record"]
+    qdq = quantized_model_path(fp32_path, backend)
+    calibrated = {name: os.path.abspath(path) for name, path in inputs.items()
+                  if path and (os.path.abspath(path) == qdq or (name == "calibration_cache" and not explicit_cache))}
+    if not calibrated:
+        return
+    again = (f"Run `make calibrate RUN_ARGS=\"--model={model_key} --model_path={fp32_path}\"` first.")
+    cache = calibrated.get("calibration_cache")
+    if cache and os.path.dirname(cache) != calibration_dir(fp32_path):
+        raise HarnessError(f"The calibration cache {cache} belongs to another model file than {fp32_path}; pass "
+                           f"--calib_cache=<its cache> or calibrate this model. {again}")
+    record = read_json(record_file)
+    if not isinstance(record, dict):
+        raise HarnessError(f"No calibration record at {record_file}: calibration was never completed for "
+                           f"{fp32_path} (or was interrupted), so {', '.join(sorted(calibrated.values()))} cannot be "
+                           f"trusted. {again}")
+    model_md5 = file_md5(fp32_path)
+    if (record.get("ranges") or {}).get("model_md5") != model_md5:
+        raise HarnessError(f"{record_file} was made from another FP32 model (md5 "
+                           f"{(record.get('ranges') or {}).get('model_md5')}) than {fp32_path} (md5 {model_md5}): "
+                           f"the model changed since calibration. {again}")
+    listed = {os.path.abspath(path): digest for path, digest in
+              ((_output_path(fp32_path, record, name), digest) for name, digest in (record.get("outputs") or {}).items())
+              if path}
+    for name, path in calibrated.items():
+        want = listed.get(os.path.abspath(path))
+        if want is None or not os.path.exists(path) or file_md5(path) != want:
+            raise HarnessError(f"{path} is not the file that calibration ({record_file}) wrote: it was replaced "
+                               f"or left over from an earlier calibration. {again}")
+
+
+def _output_path(fp32_path: str, record: dict, name: str) -> Optional[str]:
+    method = (record.get("ranges") or {}).get("method") or "entropy"
+    if name.startswith("qdq_"):
+        return quantized_model_path(fp32_path, name[4:])
+    return paths(fp32_path, method).get(name)

@@ -7,6 +7,17 @@ each engine (`<engine>.build.json`) holds what it was built from; an engine is r
 (the contents of the model, the calibration cache and plugin libraries, the build-relevant config keys, the backend
 library version, e.g. TensorRT's).
 
+With `--model_path` naming another file than the registry's, the model key carries a short digest of that file
+(`resnet50-md5_1a2b3c4d-Offline-...`): an experiment never overwrites the default engine, nor runs as it.
+
+The record holds the md5s of every input file (the source model: the FP32 file or the calibrated Q/DQ model; the
+FP32 model it came from; the calibration record and cache; plugins), the build keys and the backend versions. It is
+removed before a build starts and written (atomically) after it ends, so an interrupted build never looks current.
+`check_engine_current` (run before a run loads an engine) recomputes the record from the current model, calibration
+and config and refuses an engine whose record differs, naming what changed and the command that rebuilds it; an
+int8 build from a Q/DQ model first checks that the calibration record matches the current FP32 model
+(calibration.check_calibration_current).
+
 The INT8 calibration cache that `make calibrate` writes for TensorRT's implicit INT8 builds has one home,
 `calibration_cache_path()`: calibration writes it there and the TensorRT builder reads it from there.
 """
@@ -16,7 +27,9 @@ import json
 import os
 from typing import Any, Optional
 
-from . import REPO_ROOT, BENCHMARK, file_digest
+from . import REPO_ROOT, BENCHMARK
+from .artifacts import cached_md5, file_md5, read_json, write_json_atomic
+from .errors import HarnessError
 
 # Config keys that change what gets built (the rest only change how it is run).
 BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size", "use_graphs",
@@ -41,16 +54,78 @@ def engine_name(model_key: str, scenario: str, device_kind: str, batch_size: int
     return f"{model_key}-{scenario}-{device_kind}-b{batch_size}-{precision}.{config_ver}{suffix}"
 
 
-def file_md5(path: str) -> str:
-    return file_digest(path, "md5")
+def model_identity(spec, model_file: Optional[str]) -> str:
+    """The model part of an engine name: the registry key, plus `-md5_<8 hex>` of the file when --model_path names
+    another file than the registry's default (an error when that file does not exist)."""
+    if not model_file or os.path.abspath(model_file) == os.path.abspath(spec.default_path):
+        return spec.key
+    if not os.path.isfile(model_file):
+        raise HarnessError(f"Model file {model_file} does not exist (--model_path). Pass an existing ONNX file, or "
+                           f"leave --model_path out to use the registry's {spec.default_path} (`make download_model "
+                           f"RUN_ARGS=\"--model={spec.key}\"`).")
+    return f"{spec.key}-md5_{cached_md5(model_file)[:8]}"
+
+
+def engine_inputs(backend, settings: dict[str, Any], spec, fp32_path: str) -> dict[str, str]:
+    """The files an engine of `backend` is built from: the backend's own list (source model first), plus the FP32
+    model and, for calibrated int8, the calibration record."""
+    from .calibration import paths as calibration_paths, quantized_model_path
+    from resnet50.model_files import check_model_file
+    if os.path.exists(fp32_path):
+        check_model_file(spec, fp32_path)     # the registry's file still has the registry's md5
+    inputs = dict(backend.build_inputs(settings, spec.key, fp32_path, quantized_model_path(fp32_path, backend.name)))
+    if inputs.get("model") != fp32_path:
+        inputs["fp32_model"] = fp32_path
+    if settings.get("precision") == "int8":
+        inputs["calibration_record"] = calibration_paths(fp32_path, "entropy")["record"]
+    return inputs
 
 
 def build_record(inputs: dict[str, Optional[str]], settings: dict[str, Any], versions: dict[str, str]) -> dict:
     return {
-        "inputs": {name: (file_md5(path) if path and os.path.exists(path) else None) for name, path in inputs.items()},
+        "inputs": {name: (cached_md5(path) if path and os.path.exists(path) else None)
+                   for name, path in inputs.items()},
         "config": {k: settings.get(k) for k in BUILD_KEYS if settings.get(k) is not None},
         "versions": versions,
     }
+
+
+def check_engine_current(engine_path: str, backend, settings: dict[str, Any], spec, model_file: Optional[str],
+                         command: str = "make generate_engines") -> None:
+    """Before a run loads `engine_path`: the model exists, the engine and its build record exist, and the record
+    equals the one the current model, calibration and config give; else a HarnessError naming what differs and
+    the command that rebuilds it. The null backend reads no model: only the --model_path check applies."""
+    if model_file and not os.path.isfile(model_file):
+        raise HarnessError(f"Model file {model_file} does not exist (--model_path). Pass an existing ONNX file, or "
+                           f"leave --model_path out to use the registry's {spec.default_path} (`make download_model "
+                           f"RUN_ARGS=\"--model={spec.key}\"`).")
+    if backend.name == "null":
+        return
+    fp32_path = os.path.abspath(model_file) if model_file else spec.default_path
+    rebuild = (f"Run `{command} RUN_ARGS=\"--scenarios={settings.get('scenario')} ...\"` with the same flags "
+               "(add --overwrite to force it)")
+    if not os.path.isfile(fp32_path):
+        raise HarnessError(f"Model file {fp32_path} does not exist; run `make download_model "
+                           f"RUN_ARGS=\"--model={spec.key}\"` or pass --model_path.")
+    if not os.path.exists(engine_path):
+        raise HarnessError(f"No engine at {engine_path}. {rebuild}.")
+    recorded = read_json(record_path(engine_path))
+    if not isinstance(recorded, dict):
+        raise HarnessError(f"{engine_path} has no readable build record ({record_path(engine_path)}): it was not "
+                           f"built by this harness or its build was interrupted. {rebuild}.")
+    inputs = engine_inputs(backend, settings, spec, fp32_path)
+    expected = build_record(inputs, settings, backend.versions())
+    if recorded != expected:
+        changed = [f"{k} ({inputs.get(k) or ''})".replace(" ()", "") for k in sorted(
+            set(recorded.get("inputs", {})) | set(expected["inputs"]))
+            if recorded.get("inputs", {}).get(k) != expected["inputs"].get(k)]
+        changed += [f"config {k}: built {recorded.get('config', {}).get(k)!r}, now {expected['config'].get(k)!r}"
+                    for k in sorted(set(recorded.get("config", {})) | set(expected["config"]))
+                    if recorded.get("config", {}).get(k) != expected["config"].get(k)]
+        if recorded.get("versions") != expected["versions"]:
+            changed.append(f"versions: built with {recorded.get('versions')}, now {expected['versions']}")
+        raise HarnessError(f"{engine_path} is stale: it was built from other inputs than this run's "
+                           f"({'; '.join(changed)}). {rebuild}.")
 
 
 def record_path(engine_path: str) -> str:
@@ -58,16 +133,19 @@ def record_path(engine_path: str) -> str:
 
 
 def is_up_to_date(engine_path: str, record: dict) -> bool:
-    try:
-        with open(record_path(engine_path)) as f:
-            return os.path.exists(engine_path) and json.load(f) == record
-    except (OSError, json.JSONDecodeError):
-        return False
+    return os.path.exists(engine_path) and read_json(record_path(engine_path)) == record
 
 
 def write_record(engine_path: str, record: dict) -> None:
-    with open(record_path(engine_path), "w") as f:
-        json.dump(record, f, indent=1, sort_keys=True)
+    write_json_atomic(record_path(engine_path), record, indent=1)
+
+
+def remove_record(engine_path: str) -> None:
+    """Before a build: an interrupted build must not leave the old record describing a new, partial engine."""
+    try:
+        os.remove(record_path(engine_path))
+    except FileNotFoundError:
+        pass
 
 
 def meta_path(engine_path: str) -> str:
@@ -76,10 +154,7 @@ def meta_path(engine_path: str) -> str:
 
 
 def write_meta(engine_path: str, meta: dict) -> None:
-    tmp = meta_path(engine_path) + ".partial"
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1, sort_keys=True)
-    os.replace(tmp, meta_path(engine_path))
+    write_json_atomic(meta_path(engine_path), meta, indent=1)
 
 
 def read_meta(engine_path: str) -> dict:
@@ -87,7 +162,6 @@ def read_meta(engine_path: str) -> dict:
         with open(meta_path(engine_path)) as f:
             return json.load(f)
     except FileNotFoundError:
-        from .errors import HarnessError
         raise HarnessError(f"{meta_path(engine_path)} is missing: the engine {engine_path} was not built by this "
                            "harness (or not completely). Rebuild it with `make generate_engines ... --overwrite`."
                            ) from None

@@ -12,16 +12,20 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from resnet50.imagenet import FORMATS
+from harness.formats import FORMATS
 from .calibration import METHODS
 from .errors import HarnessError
 
 SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
-TEST_MODES = ("PerformanceOnly", "AccuracyOnly", "SubmissionRun")
+# FindPeakPerformance: LoadGen's own search for the Server target (code/harness/tune.py, command_flags.md).
+TEST_MODES = ("PerformanceOnly", "AccuracyOnly", "SubmissionRun", "FindPeakPerformance")
 ACTIONS = (
     "download_model", "preprocess_data", "calibrate", "generate_engines", "run_harness", "run",
     # Submission and audit actions go here.
     "run_audit_harness", "update_results", "truncate_results", "summarize_results", "check_submission",
+    "tune",
+    # Reports and auditor's tools (harness/report.py, harness/tools.py).
+    "report", "generate_conf_files", "info",
 )
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -71,11 +75,14 @@ FLAGS: tuple[Flag, ...] = (
     Flag("calib_data_map", str, None, "Calibration list (default data_maps/imagenet/cal_map.txt, official option 1).",
          config_key="calib_data_map"),
     Flag("preprocessed_data_dir", str, None, "Base of preprocessed arrays (default build/preprocessed_data)."),
-    Flag("log_dir", str, None, "Base folder of run logs (default build/logs)."),
+    Flag("log_dir", str, None, "Base folder of run logs (default build/logs); report: run folder(s), a comma list "
+         "compares them (default: the newest run folder)."),
     Flag("fast", _bool, False, "Short run: min_duration 60 s and Offline min_query_count 1.", switch=True),
     Flag("min_duration", int, None, "LoadGen min_duration in ms.", config_key="min_duration"),
     Flag("min_query_count", int, None, "LoadGen min_query_count.", config_key="min_query_count"),
     Flag("max_query_count", int, None, "LoadGen max_query_count (0: no limit).", config_key="max_query_count"),
+    Flag("max_duration", int, None, "LoadGen max_duration in ms: past it the run ends INVALID (0: no limit; default "
+         "max(4 x min_duration, min_duration + 600000)).", config_key="max_duration"),
     Flag("performance_sample_count", int, None, "Override the QSL performance sample count (mlperf.conf: 1024).",
          config_key="performance_sample_count"),
     Flag("batch_size", int, None, "Inference batch size.", config_key="batch_size"),
@@ -91,6 +98,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("server_coalesce_queries", _bool, None, "Server: LoadGen's server_coalesce_queries (issue every query "
          "that is due in one IssueQuery call; on by default).", switch=True,
          config_key="server_coalesce_queries"),
+    Flag("server_max_async_queries", int, None, "Server: LoadGen stops issuing when more queries than this are "
+         "outstanding (the run is then INVALID); tune sets it on its short probes. 0: no limit.",
+         config_key="server_max_async_queries"),
     Flag("single_stream_expected_latency_ns", int, None, "SingleStream expected latency (ns).",
          config_key="single_stream_expected_latency_ns"),
     Flag("multi_stream_expected_latency_ns", int, None, "MultiStream expected latency per query (ns).",
@@ -99,6 +109,8 @@ FLAGS: tuple[Flag, ...] = (
          config_key="multi_stream_samples_per_query"),
     Flag("verbose", _bool, False, "More logging, and LoadGen's summary on stdout.", switch=True),
     Flag("overwrite", _bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
+    Flag("verify", _bool, False, "Check every row of the preprocessed arrays against the CRC-32s recorded when they "
+         "were written (preprocess_data, calibrate, run_harness; otherwise a sample of rows is checked).", switch=True),
     # --- Preprocessing and calibration ---
     Flag("allow_missing", _bool, False, "preprocess_data: skip missing/unreadable images, recording them.", switch=True),
     Flag("formats", str, None, "preprocess_data: comma list of formats for the validation map: "
@@ -132,6 +144,8 @@ FLAGS: tuple[Flag, ...] = (
          config_key="workspace_size"),
     Flag("timing_cache", str, None, "TensorRT timing cache file, or `none` (default "
          "build/engines/<system>/timing.cache).", config_key="timing_cache"),
+    Flag("null_latency_us", int, None, "null backend: sleep this long per batch, a device of known capacity "
+         "(batch size / latency per worker) for soak and runaway tests.", config_key="null_latency_us"),
     Flag("torch_compile", _bool, None, "torch backend: torch.compile in its default mode.", switch=True,
          config_key="torch_compile"),
     # --- Submission and audit ---
@@ -153,6 +167,24 @@ FLAGS: tuple[Flag, ...] = (
          "hashes, verdicts); report rule and dry-run problems as notes.", switch=True),
     Flag("inference_repo", str, None, "Checkout of mlcommons/inference for the official checker (default "
          "build/inference; `make clone_inference`)."),
+    # --- tune (code/harness/tune.py) ---
+    Flag("tune_probe_ms", int, 10000, "tune: min_duration of each short probe (ms)."),
+    Flag("tune_probe_queries", int, 1024, "tune: min_query_count of each Server probe (LoadGen's early stopping "
+         "needs about 460 queries with none over the bound, 660 with one)."),
+    Flag("tune_confirm_runs", int, 1, "tune: confirming runs of the value found; all must be VALID."),
+    Flag("tune_confirm_ms", int, None, "tune: min_duration of the confirming runs (ms); default the config's, else "
+         "LoadGen's (600 s: full length)."),
+    Flag("tune_tolerance", float, 0.05, "tune: bisection stops when the bracket is narrower than this fraction; a "
+         "failed confirmation lowers the value by it."),
+    Flag("tune_max_probes", int, 12, "tune: most short probes per grid point."),
+    Flag("tune_growth", float, 2.0, "tune: Server bracketing factor: each probe x this (up) or / this (down) until "
+         "the ceiling is bracketed (e.g. 1.1 when the start is close, as from Offline)."),
+    Flag("tune_grid", str, None, "tune: settings to try, each searched in turn, e.g. "
+         "\"batch_size=1,2,4;server_batch_timeout_us=0,2000\" (any flag with a config key)."),
+    Flag("tune_write", _bool, False, "tune: write the values found into configs/resnet50/<Scenario>/config.json "
+         "(else only the overlay file under the run folder).", switch=True),
+    Flag("tune_config_ver", str, None, "tune: config_ver under which to write the values (default --config_ver; "
+         "`default`: the system block itself)."),
 )
 
 FLAG_BY_NAME = {flag.name: flag for flag in FLAGS}

@@ -4,16 +4,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from typing import Any, Optional
 
 import numpy as np
 
-from . import REPO_ROOT, BENCHMARK
+from . import REPO_ROOT, BENCHMARK, interrupt, run_limits
 from .errors import HarnessError
 
 TEST_MODE_NAMES = {"PerformanceOnly": "PerformanceOnly", "AccuracyOnly": "AccuracyOnly",
-                   "SubmissionRun": "SubmissionRun"}
+                   "SubmissionRun": "SubmissionRun", "FindPeakPerformance": "FindPeakPerformance"}
 AUDIT_CONFIG = "audit.config"
 
 
@@ -41,6 +42,7 @@ def user_conf_lines(scenario: str, cfg: dict[str, Any], total_samples: int) -> l
         put("target_qps", cfg.get("offline_expected_qps"))
     elif scenario == "Server":
         put("target_qps", cfg.get("server_target_qps"))
+        put("max_async_queries", cfg.get("server_max_async_queries"))   # tune's early stop of a failing probe
     elif scenario == "SingleStream":
         ns = cfg.get("single_stream_expected_latency_ns")
         put("target_latency", None if ns is None else max(1, math.ceil(ns / 1e6)))  # LoadGen reads whole ms
@@ -51,6 +53,7 @@ def user_conf_lines(scenario: str, cfg: dict[str, Any], total_samples: int) -> l
     put("min_duration", cfg.get("min_duration"))
     put("min_query_count", cfg.get("min_query_count"))
     put("max_query_count", cfg.get("max_query_count"))
+    put("max_duration", run_limits.max_duration_ms(cfg))   # harness/run_limits.py: bounded by default
     perf_count = cfg.get("performance_sample_count")
     if perf_count is None and total_samples < 1024:  # mlperf.conf asks for 1024; a smaller set cannot give that
         perf_count = total_samples
@@ -59,6 +62,9 @@ def user_conf_lines(scenario: str, cfg: dict[str, Any], total_samples: int) -> l
 
 
 def test_settings(lg, scenario: str, cfg: dict[str, Any], user_conf: str, test_mode: str):
+    if test_mode == "FindPeakPerformance" and scenario != "Server":
+        raise HarnessError(f"--test_mode=FindPeakPerformance: LoadGen searches only the Server target; {scenario} "
+                           "has no such mode. Use `make tune RUN_ARGS=\"--scenarios=" + scenario + "\"` instead.")
     settings = lg.TestSettings()
     rc = settings.FromConfig(user_conf, BENCHMARK, scenario)
     if rc != 0:
@@ -231,25 +237,76 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
             f.write(audit.config)
         if audit.sets_test05:  # LoadGen 6 reads `test05` only from its built-in mlperf.conf, never an audit.config
             settings.test05 = True
+    # --- interruption (harness/interrupt.py): the test runs on a worker thread so that Ctrl-C / SIGTERM reach
+    # Python; the first ends the run within seconds and marks it, a second exits at once.
+    def remove_audit_config():
+        if audit is not None and os.path.exists(audit_path):
+            os.remove(audit_path)
+
+    def mark_interrupted(finished: bool = False):
+        remove_audit_config()
+        interrupt.write_marker(out_dir, guard.signum, _interrupted_info(scenario, test_mode, out_dir, finished,
+                                                                      time.time() - start))
+        if not finished:
+            print(f"ERROR: {scenario}: interrupted by {interrupt.signal_name(guard.signum)} after "
+                  f"{time.time() - start:.1f} s; LoadGen was stopped mid-test: the logs in {out_dir} are partial and "
+                  "marked INTERRUPTED (not a result).", file=sys.stderr, flush=True)
+    # --- end interruption
     try:
         sut_handle = sut.start()
         qsl_handle = qsl.construct(lg)
         start = time.time()
+        from .progress import ProgressLine   # the status line while LoadGen runs (off when stdout is no terminal)
+        progress = ProgressLine.for_run(scenario, settings, sut)
         try:
-            lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path)
+            with interrupt.SignalGuard(on_second=mark_interrupted) as guard:
+                ended = interrupt.run_interruptibly(
+                    lambda: lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path),
+                    guard, sut.abort, mark_interrupted,
+                    time_limit_s=run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
         finally:
+            progress.stop()
             sut.stop()
             lg.DestroyQSL(qsl_handle)
             sut.destroy()
     finally:
-        if audit is not None and os.path.exists(audit_path):
-            os.remove(audit_path)
+        remove_audit_config()
     wall = time.time() - start
+    if ended == "interrupted":
+        mark_interrupted(finished=True)
+        raise interrupt.RunInterrupted(guard.signum, f"{scenario}: interrupted by {interrupt.signal_name(guard.signum)}"
+                                       f" after {wall:.1f} s; the logs in {out_dir} are marked INTERRUPTED (not a "
+                                       "result).")
     if sut.errors:
         raise HarnessError(f"{scenario}: the backend failed during the run: {sut.errors[0]!r}")
     summary = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
+    if test_mode == "FindPeakPerformance":
+        from .tune import find_peak_result
+        summary["find_peak"] = find_peak_result(os.path.join(out_dir, "mlperf_log_detail.txt"))
     summary["wall_seconds"] = round(wall, 2)
+    if ended == "time_limit":
+        run_limits.mark_ended_at_max_duration(out_dir, summary, run_limits.max_duration_ms(cfg))
+        print(f"WARNING: {scenario}: LoadGen had not finished {run_limits.max_duration_ms(cfg)} ms (max_duration) "
+              "after it started; the remaining queries were answered at once and the run is INVALID. Lower the "
+              "target, or raise --max_duration.", file=sys.stderr)
     summary["sut"] = getattr(sut, "kind", "python")
     summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
                               for st in sut.stats]
+    if getattr(sut, "timing", None):   # per-sample latency histogram and completion timeline (harness/report.py)
+        from . import sut_timing
+        sut_timing.write(out_dir, sut.timing)
     return summary
+
+
+def _interrupted_info(scenario: str, test_mode: str, out_dir: str, finished: bool, wall: float) -> dict[str, Any]:
+    """What an interrupted run's summary.json holds: LoadGen's own verdict when it got to write one."""
+    info: dict[str, Any] = {"scenario": scenario, "test_mode": test_mode, "wall_seconds": round(wall, 2),
+                            "loadgen_finished": finished}
+    if finished:
+        try:
+            detail = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
+            info["loadgen_result_validity"] = detail.pop("result_validity", None)
+            info.update(detail)
+        except HarnessError:
+            pass
+    return info

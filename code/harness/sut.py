@@ -9,13 +9,17 @@
   after the first sample they wait at most `batch_timeout_s` for the batch to fill.
 - Responses carry the top-1 label (after the model's output offset) as int32; the label array of a batch stays
   alive until QuerySamplesComplete returns, which is when LoadGen has copied what it logs.
+- Each worker records, per batch, the IssueQuery-to-completion latency of its pieces and the completion time
+  (harness/sut_timing.py: a fixed histogram and a timeline, O(1) per IssueQuery piece and per batch).
+- abort() (an interrupted run, harness/interrupt.py): every batch from then on is answered at once (label -1).
 
 Two SUTs with the same interface (`make_sut` picks one; the config key `sut` / flag --sut: auto, native, python):
-- `NativeSUT`: the queue, batching, responses and completion in C++ (native/loadgen_native.cc, built by `make venv`
-  into the `loadgen_native` module together with LoadGen itself); Python runs once per batch (the runner's `infer`).
-  Its LoadGen is the module's own copy, so the whole run (settings, QSL, StartTest) goes through `sut.lg`.
-- `SUT`: pure Python on the PyPI `mlperf_loadgen`, the fallback when the module is not built. IssueQuery appends
-  LoadGen's two lists to a queue (O(1)); the worker converts a batch's indices with numpy once and builds its
+- `NativeSUT`: the queue, batching, responses, completion and timing in C++ (native/loadgen_native.cc, built by
+  `make venv` into the `loadgen_native` module together with LoadGen itself); Python runs once per batch (the
+  runner's `infer`, with the GIL taken once). Its LoadGen is the module's own copy, so the whole run (settings, QSL,
+  StartTest) goes through `sut.lg`.
+- `SUT`: pure Python on the PyPI `mlperf_loadgen`, the fallback when the module is not built. IssueQuery puts
+  LoadGen's two lists on a queue (O(1)); the worker converts a batch's indices with numpy once and builds its
   QuerySampleResponse objects (about 1-2 us each: the Python path's per-sample floor, see docs/performance.md).
 """
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from . import sut_timing
 from .backends.base import Runner
 from .errors import HarnessError
 
@@ -65,9 +70,10 @@ class WorkQueue:
     `take` returns up to n samples (slices of those lists), splitting chunks as needed.
 
     A C-implemented queue.SimpleQueue underneath: `put` is one C call on LoadGen's issue thread and wakes a blocked
-    worker without a Python-level Condition (whose notify/wait pair, with the GIL handoffs around it, was a quarter
-    of the Python SUT's time in Server; docs/performance.md). A chunk larger than a batch goes back to the queue as
-    (ids, indices, offset), so Offline's one query of millions of samples is never copied and every worker shares it.
+    worker without a Python-level Condition (whose notify/wait pair, with the GIL handoffs around it, took a
+    quarter of the Python SUT's samples in Server; docs/performance.md). A chunk larger than a batch goes back to
+    the queue as (ids, indices, offset, issue time), so Offline's one query of millions of samples is never copied
+    and every worker shares it.
     """
     _CLOSED = None
 
@@ -75,33 +81,39 @@ class WorkQueue:
         self._q = queue.SimpleQueue()
 
     def put(self, ids: list, indices) -> None:
-        self._q.put((ids, indices, 0))
+        self._q.put((ids, indices, 0, time.perf_counter()))   # the issue time: harness/sut_timing.py
 
     def close(self) -> None:
         self._q.put(self._CLOSED)
 
-    def _split(self, item, n: int):
+    def _split(self, item, n: int, issued: Optional[list]):
         """Up to n samples of a queued item; the rest goes back to the queue (an offset, not a copy)."""
-        ids, idx, start = item
+        ids, idx, start, t_issue = item
         end = start + n
         if end < len(ids):
-            self._q.put((ids, idx, end))
+            self._q.put((ids, idx, end, t_issue))
+            if issued is not None:
+                issued.append((t_issue, n))
             return ids[start:end], idx[start:end]
+        if issued is not None:
+            issued.append((t_issue, len(ids) - start))
         return (ids[start:] if start else ids), (idx[start:] if start else idx)
 
-    def take(self, n: int, timeout_s: float = 0.0):
+    def take(self, n: int, timeout_s: float = 0.0, issued: Optional[list] = None):
+        """Up to n samples; what is already queued joins the batch, and with a timeout the batch waits at most that
+        long for more. issued, when given, gets (IssueQuery time, samples) of each piece taken."""
         item = self._q.get()
         if item is self._CLOSED:
             self._q.put(item)   # for the other workers
             return None
-        ids, idx = self._split(item, n)
+        ids, idx = self._split(item, n, issued)
         if len(ids) >= n:
             return ids, idx
         parts = [(ids, idx)]
         count = len(ids)
         deadline = time.monotonic() + timeout_s
         while count < n:
-            try:   # what is already queued joins the batch; with a timeout, wait for more until the deadline
+            try:
                 item = self._q.get_nowait() if timeout_s <= 0 else self._q.get(
                     timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
@@ -109,13 +121,17 @@ class WorkQueue:
             if item is self._CLOSED:
                 self._q.put(item)
                 break
-            more_ids, more_idx = self._split(item, n - count)
+            more_ids, more_idx = self._split(item, n - count, issued)
             parts.append((more_ids, more_idx))
             count += len(more_ids)
         if len(parts) == 1:
             return ids, idx
         chain = itertools.chain.from_iterable
         return list(chain(p[0] for p in parts)), list(chain(p[1] for p in parts))
+
+
+class _Aborted(Exception):
+    pass
 
 
 class SUT:
@@ -129,11 +145,16 @@ class SUT:
         self.output_offset = np.int32(output_offset)
         self.queue = WorkQueue()
         self.errors: list[BaseException] = []
+        self.aborted = False   # abort(): answer everything at once, without inference (harness/interrupt.py)
         # One worker per runner, or `runner.concurrency` workers for a runner with several CUDA streams.
         slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
         self.stats = [{"batches": 0, "samples": 0, "infer_s": 0.0, "complete_s": 0.0} for _ in slots]
-        self._threads = [threading.Thread(target=self._work, args=(r, self.stats[i]), name=f"sut-worker-{i}",
-                                          daemon=True)
+        t0 = time.perf_counter()
+        # Latency histogram and timeline per worker; MLPERF_SUT_TIMING=0 turns the record off.
+        self.timing = [sut_timing.WorkerTiming(t0) for _ in slots] if sut_timing.enabled() else []
+        self._threads = [threading.Thread(target=self._work,
+                                          args=(r, self.stats[i], self.timing[i] if self.timing else None),
+                                          name=f"sut-worker-{i}", daemon=True)
                          for i, r in enumerate(slots)]
         self.handle = None
 
@@ -147,23 +168,34 @@ class SUT:
     def flush_queries(self) -> None:
         pass
 
+    def abort(self) -> None:
+        """The run is being interrupted: from now on every batch is answered at once (label -1), no inference."""
+        self.aborted = True
+
     # Workers ----------------------------------------------------------------------------------------------
-    def _work(self, runner: Runner, stats: dict) -> None:
+    def _work(self, runner: Runner, stats: dict, timing: Optional[sut_timing.WorkerTiming]) -> None:
         lg, qsl, offset = self.lg, self.qsl, self.output_offset
         response = lg.QuerySampleResponse
         clock = time.perf_counter
+        issued: Optional[list] = [] if timing is not None else None
         while True:
-            item = self.queue.take(self.batch_size, self.batch_timeout_s)
+            if issued:
+                issued.clear()
+            item = self.queue.take(self.batch_size if not self.aborted else 1 << 16, self.batch_timeout_s, issued)
             if item is None:
                 return
             ids, indices = item
             t0 = clock()
             try:
+                if self.aborted:
+                    raise _Aborted
                 rows = qsl.row_of[np.asarray(indices, dtype=np.int64)]
                 top1 = runner.infer(rows) if runner.takes_rows else runner.infer(qsl.loaded[rows])
                 labels = np.array(top1, dtype=np.int32)   # our own copy: a runner may reuse its output buffer
                 if offset:
                     labels += offset
+            except _Aborted:
+                labels = np.full(len(ids), -1, dtype=np.int32)
             except BaseException as e:  # keep LoadGen from hanging: answer, then report after the run
                 self.errors.append(e)
                 labels = np.full(len(ids), -1, dtype=np.int32)
@@ -171,10 +203,17 @@ class SUT:
             base = labels.ctypes.data
             responses = list(map(response, ids, range(base, base + 4 * len(ids), 4), itertools.repeat(4)))
             lg.QuerySamplesComplete(responses)
+            t2 = clock()
             stats["batches"] += 1
             stats["samples"] += len(ids)
             stats["infer_s"] += t1 - t0
-            stats["complete_s"] += clock() - t1
+            stats["complete_s"] += t2 - t1
+            if timing is not None:
+                timing.record(t2, len(ids), issued)
+
+    def completed(self) -> int:
+        """Samples completed so far (read by the progress line from another thread; no lock needed)."""
+        return sum(st["samples"] for st in self.stats)
 
     def start(self) -> int:
         for t in self._threads:
@@ -215,8 +254,13 @@ class NativeSUT:
         self.batch_size = max(1, int(batch_size))
         self.batch_timeout_s = batch_timeout_s
         slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
+        self._timing_on = sut_timing.enabled()
+        self._t0 = time.perf_counter()
+        bins = dict(timing_bins_per_decade=sut_timing.BINS_PER_DECADE, timing_low_exp10=sut_timing.LOW_EXP,
+                    timing_bins=sut_timing.N_BINS, timing_step_s=sut_timing.TIMELINE_STEP_S) if self._timing_on else {}
         self._core = lg.NativeSUT([batch_callback(qsl, r) for r in slots], self.batch_size, float(batch_timeout_s),
-                                  int(output_offset))
+                                  int(output_offset), **bins)
+        self._slots = len(slots)
         self.handle = None
         self._stopped = False
 
@@ -227,6 +271,26 @@ class NativeSUT:
     @property
     def stats(self) -> list:
         return self._core.stats()
+
+    @property
+    def timing(self) -> list:
+        """The workers' records as harness/sut_timing.py WorkerTiming objects (after stop())."""
+        if not self._timing_on:
+            return []
+        out = []
+        for i in range(self._slots):
+            hist, timeline = self._core.timing(i)
+            t = sut_timing.WorkerTiming(self._t0)
+            t.hist[:len(hist)] = list(hist)
+            t.timeline = list(timeline)
+            out.append(t)
+        return out
+
+    def completed(self) -> int:
+        return self._core.completed()
+
+    def abort(self) -> None:
+        self._core.abort()
 
     def start(self) -> int:
         self._core.start()

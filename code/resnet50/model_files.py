@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from harness import file_digest
+from harness.artifacts import cached_md5
 from harness.errors import HarnessError
 from .models import ModelSpec
 
@@ -23,8 +24,11 @@ OUTPUT_NAME = "softmax_tensor:0"
 
 
 def ensure_model(spec: ModelSpec, path: Optional[str] = None, force: bool = False) -> str:
+    """The model file at `path` (default: the registry's), made when missing. An existing registry file with a known
+    md5 is checked again every time (a full read only when its size, mtime or inode changed since the last check)."""
     path = path or spec.default_path
     if os.path.exists(path) and not force:
+        check_model_file(spec, path)
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if spec.source == "download":
@@ -42,6 +46,17 @@ def ensure_model(spec: ModelSpec, path: Optional[str] = None, force: bool = Fals
     return path
 
 
+
+
+def check_model_file(spec: ModelSpec, path: str) -> None:
+    """A registry model file with a known md5 must still have it (a replaced or damaged file is an error)."""
+    if not spec.md5 or os.path.abspath(path) != os.path.abspath(spec.default_path):
+        return
+    got = cached_md5(path)
+    if got != spec.md5:
+        raise HarnessError(f"{path}: md5 {got} does not match the registry's {spec.md5} for {spec.key}: the file was "
+                           f"replaced or damaged. Run `make download_model RUN_ARGS=\"--model={spec.key} "
+                           "--overwrite\"` to fetch it again, or pass --model_path for another file.")
 
 
 def _download(spec: ModelSpec, path: str) -> None:

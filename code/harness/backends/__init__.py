@@ -7,10 +7,10 @@ from ..errors import HarnessError
 from .base import Backend, Runner
 
 _BACKENDS = {
-    "onnxruntime": "harness.backends.onnxruntime_backend",
-    "null": "harness.backends.null_backend",
-    "torch": "harness.backends.torch_backend",
-    "tensorrt": "harness.backends.tensorrt_backend",
+    "onnxruntime": "harness.backends.onnxruntime",
+    "null": "harness.backends.null",
+    "torch": "harness.backends.torch",
+    "tensorrt": "harness.backends.tensorrt",
 }
 
 

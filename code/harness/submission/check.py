@@ -11,21 +11,22 @@ One line per problem, in three kinds:
 The check fails on any line; with --structure_only only ERROR lines fail it (RULE and NOT READY become notes).
 The official checker (tools/submission/submission_checker of a mlcommons/inference checkout at --inference_repo,
 default build/inference) runs after a full check; it is skipped with --structure_only, since short runs fail it.
+Its verdict is printed beside the project's, its errors sorted into short-run / not-ready / other
+(harness/submission/official.py).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
-import sys
 from typing import Optional
 
 from .. import REPO_ROOT
 from ..errors import HarnessError
-from . import rules, system_desc
+from . import official, rules, system_desc
 from .audit import compare_performance, compare_responses, audit_applied
 from .logs import load_json, read_accuracy_entries, read_accuracy_txt, read_detail, sha256_file
+from .integrity import (LEGACY_ROOT_FILES, accuracy_problems, backup_path, record_path, records_dir, root_extras,
+                        summary_detail_problems)
 from .stage import DRY_RUN_MARKER, RECORD, default_results_dir, system_paths
 
 ERROR, RULE, NOT_READY = "ERROR", "RULE", "NOT READY"
@@ -103,6 +104,7 @@ def _check_perf_log(report: Report, path: str, scenario: str, division: str, r: 
         report.add(ERROR, path, f"LoadGen judged the run {log.get('result_validity')}")
     for e in log.errors:
         report.add(ERROR, path, f"LoadGen error: {e}")
+    _cross_check_summary(report, path, log)
     for problem in rules.performance_rule_problems(log, scenario, division, r, audit=audit):
         report.add(RULE, path, problem)
     return log
@@ -133,6 +135,55 @@ def _check_accuracy_folder(report: Report, folder: str, files: tuple[str, ...], 
         except ValueError as e:
             report.add(ERROR, log, str(e))
     return top1, None
+
+
+def _cross_check_summary(report: Report, detail_path: str, log) -> None:
+    """mlperf_log_summary.txt must say what the detail log of the same run says (integrity.py)."""
+    summary = os.path.join(os.path.dirname(detail_path), "mlperf_log_summary.txt")
+    if os.path.exists(summary):
+        for problem in summary_detail_problems(summary, log):
+            report.add(ERROR, summary, problem)
+
+
+def _cross_check_accuracy(report: Report, folder: str, entry: dict, labels) -> None:
+    """accuracy.txt against the full accuracy log (the backup in <results_dir>.records/ once truncated)."""
+    txt, log = os.path.join(folder, "accuracy.txt"), os.path.join(folder, "mlperf_log_accuracy.json")
+    if not (os.path.exists(txt) and os.path.exists(log)):
+        return
+    rel_log = os.path.relpath(log, report.results_dir)
+    full, backup = log, backup_path(report.results_dir, rel_log)
+    if os.path.getsize(log) <= rules.MAX_ACCURACY_LOG_BYTES and os.path.exists(backup):
+        full = backup
+        recorded = (entry.get("full_accuracy_logs") or {}).get(rel_log)
+        if recorded and sha256_file(backup) != recorded:
+            report.add(ERROR, backup, f"sha256 differs from the full log's {recorded} recorded at truncation")
+            return
+    elif os.path.getsize(log) <= rules.MAX_ACCURACY_LOG_BYTES and (entry.get("full_accuracy_logs") or {}).get(rel_log):
+        report.add(ERROR, txt, f"cannot be checked: the full accuracy log {backup} is gone (truncate_results keeps "
+                               "it; restore it or stage again)")
+        return
+    for problem in accuracy_problems(txt, full, labels):
+        report.add(ERROR, txt, problem)
+
+
+def _map_labels(report: Report, scenario_entry: dict, where: str):
+    """The labels of the val map the accuracy run used (recorded at staging), checked against its md5."""
+    path = scenario_entry.get("accuracy_map")
+    want = (scenario_entry.get("fingerprint") or {}).get("dataset_map_md5")
+    if not path:
+        return None
+    try:
+        from resnet50.imagenet import read_map
+        image_map = read_map(path)
+    except (HarnessError, OSError) as e:
+        report.add(ERROR, where, f"cannot recompute the top-1: the val map {path} recorded at staging cannot be "
+                                 f"read ({e}); check on a machine that has it")
+        return None
+    if want and image_map.md5 != want:
+        report.add(ERROR, where, f"cannot recompute the top-1: the val map {path} changed since the run (md5 "
+                                 f"{image_map.md5}, the run's {want})")
+        return None
+    return image_map.labels
 
 
 def _verdict(path: str) -> Optional[bool]:
@@ -167,9 +218,12 @@ def check_scenario(report: Report, base: str, r: rules.Round, system: str, scena
 
     adir = os.path.join(sdir, "accuracy")
     top1, acc_entries = _check_accuracy_folder(report, adir, rules.ACCURACY_FILES, entry)
+    labels = _map_labels(report, (entry.get("scenarios") or {}).get(scenario) or {}, os.path.join(adir, "accuracy.txt"))
+    _cross_check_accuracy(report, adir, entry, labels)
     acc_path = os.path.join(adir, "mlperf_log_detail.txt")
     acc = read_detail(acc_path) if os.path.exists(acc_path) else None
     if acc is not None:
+        _cross_check_summary(report, acc_path, acc)
         if not acc.ok:
             report.add(ERROR, acc_path, acc.problem)
         if acc.get("effective_test_mode") != "AccuracyOnly":
@@ -218,6 +272,7 @@ def check_scenario(report: Report, base: str, r: rules.Round, system: str, scena
                     report.add(ERROR, apath, "the logged responses do not match the accuracy run (no TEST PASS)")
             _, test_entries = _check_accuracy_folder(report, os.path.join(tdir, "accuracy"),
                                                      rules.TEST01_ACCURACY_FILES, entry)
+            _cross_check_accuracy(report, os.path.join(tdir, "accuracy"), entry, labels)
             if test_entries is not None and acc_entries is not None:
                 cmp = compare_responses(acc_entries, test_entries)
                 if not cmp["passed"]:
@@ -229,10 +284,16 @@ def check_tree(results_dir: str, round_name: Optional[str] = None) -> Report:
     report = Report(results_dir)
     if not os.path.isdir(results_dir):
         raise HarnessError(f"No staged tree at {results_dir}; run `make update_results` first.")
-    record = load_json(os.path.join(results_dir, RECORD))
+    record = load_json(record_path(results_dir))
     if record is None:
-        report.add(ERROR, RECORD, "missing: this tree was not staged by this harness (make update_results)")
+        report.add(ERROR, record_path(results_dir), "missing: this tree was not staged by this harness (make "
+                                                    "update_results)")
         record = {}
+    for name in root_extras(results_dir):
+        why = (f"belongs in {records_dir(results_dir)} (staged by an older harness: make update_results moves it)"
+               if name in LEGACY_ROOT_FILES else "not part of a submission")
+        report.add(ERROR, name, f"at the submission root, where MLCommons' checker expects only closed/, open/ "
+                                f"(and network/): {why}")
     r = rules.get_round(round_name or record.get("round"), for_staging=True)
     if round_name and record.get("round") and record["round"] != round_name:
         report.add(ERROR, RECORD, f"the tree was staged for {record['round']}, checked as {round_name}")
@@ -284,7 +345,7 @@ def check_tree(results_dir: str, round_name: Optional[str] = None) -> Report:
     for key in entries:
         if key not in seen:
             report.add(ERROR, key, "in staging_record.json but not in the tree (removed or renamed?)")
-    if os.path.exists(os.path.join(results_dir, DRY_RUN_MARKER)) and not any(e.get("dry_run") for e in
+    if os.path.exists(os.path.join(records_dir(results_dir), DRY_RUN_MARKER)) and not any(e.get("dry_run") for e in
                                                                              entries.values()):
         report.add(NOT_READY, DRY_RUN_MARKER, "dry-run marker present")
     return report
@@ -335,29 +396,6 @@ def check_system(report: Report, base: str, r: rules.Round, system: str, divisio
                         report.add(ERROR, rel, "not staged by this harness (added afterwards)")
 
 
-def run_official(results_dir: str, repo: str, r: rules.Round) -> tuple[Optional[int], str]:
-    """(exit status or None when it could not run, what to say)."""
-    tools = os.path.join(repo, "tools", "submission")
-    if os.path.isdir(os.path.join(tools, "submission_checker")):
-        command = [sys.executable, "-m", "submission_checker.main"]
-    elif os.path.isfile(os.path.join(tools, "submission_checker.py")):
-        command = [sys.executable, "submission_checker.py"]
-    else:
-        return None, (f"not run: no checkout of mlcommons/inference at {repo} (`make clone_inference` fetches the "
-                      "matching release on a machine with internet, or pass --inference_repo)")
-    if importlib.util.find_spec("yaml") is None:
-        return 2, "could not run: it needs PyYAML, which is not installed here (pip install pyyaml)"
-    csv = os.path.join(results_dir, "official_summary.csv")
-    command += ["--input", results_dir, "--version", r.name, "--csv", csv]
-    print(f"official checker: cd {tools} && {' '.join(command)}")
-    proc = subprocess.run(command, cwd=tools, capture_output=True, text=True)
-    log = os.path.join(results_dir, "official_checker.log")
-    with open(log, "w") as f:
-        f.write(proc.stdout + proc.stderr)
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-    return proc.returncode, f"exit status {proc.returncode}; full output in {log}\n{tail}"
-
-
 def check_submission(args: argparse.Namespace, argv: list[str]) -> int:
     results_dir = default_results_dir(args)
     report = check_tree(results_dir, args.round)
@@ -375,7 +413,10 @@ def check_submission(args: argparse.Namespace, argv: list[str]) -> int:
         print("official checker: skipped (--structure_only; short runs fail the official rules by design)")
         return 1 if failed else 0
     repo = os.path.abspath(args.inference_repo or os.path.join(REPO_ROOT, "build", "inference"))
-    record = load_json(os.path.join(results_dir, RECORD)) or {}
-    rc, text = run_official(results_dir, repo, rules.get_round(args.round or record.get("round")))
-    print(f"official checker: {text}")
-    return 1 if failed or (rc not in (None, 0)) else 0
+    record = load_json(record_path(results_dir)) or {}
+    verdict = official.run_official(results_dir, repo, rules.get_round(args.round or record.get("round")).name)
+    print("\n".join(official.describe(verdict, repo)))   # harness/submission/official.py
+    print(f"Verdicts: project {'FAIL' if failed else 'PASS'}, official "
+          + ("not run" if verdict.returncode is None else "PASS" if verdict.passed else
+             "FAIL (short-run errors only)" if verdict.only_short_run else "FAIL"))
+    return 1 if failed or (verdict.returncode not in (None, 0)) else 0

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import BENCHMARK
+from ..interrupt import MARKER as INTERRUPTED, is_interrupted
+from ..run_limits import MARKER as ENDED_AT_MAX_DURATION
 from . import rules
 from .logs import DetailLog, load_json, read_accuracy_entries, read_detail
 
@@ -91,6 +93,15 @@ def vet(run: Run) -> None:
     """Fill run.problems: why this run cannot be staged or used as an audit reference."""
     p = run.problems
     s = run.summary
+    if is_interrupted(run.dir, s):
+        p.append(f"interrupted: it was stopped by {(s or {}).get('signal') or 'a signal'} (its {INTERRUPTED} marker); "
+                 "its logs are cut short and it is not a result; run it again")
+        return
+    if os.path.exists(run.path(ENDED_AT_MAX_DURATION)) or (s or {}).get("ended_at_max_duration"):
+        p.append(f"the harness ended it at max_duration ({(s or {}).get('ended_at_max_duration')} ms) by answering "
+                 f"the remaining queries at once (its {ENDED_AT_MAX_DURATION} marker): INVALID; lower the target and "
+                 "run it again")
+        return
     if s is None:
         p.append("half-finished: it has no summary.json (the run crashed, was stopped, or is still running)")
     if not run.detail.ok:

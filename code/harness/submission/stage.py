@@ -8,8 +8,9 @@
         accuracy/mlperf_log_{detail,summary}.txt, mlperf_log_accuracy.json, accuracy.txt
         TEST01/verify_{accuracy,performance}.txt, accuracy/..., performance/run_1/...   (v5.x: compliance/...)
         TEST04/verify_performance.txt, performance/run_1/...
-    <results_dir>/staging_record.json     which runs were staged, their fingerprints, the sha256 of every file
-    <results_dir>/DRY_RUN.txt             only for --dry_run trees (also in <division>/<submitter>/)
+    <results_dir>.records/staging_record.json   which runs were staged, their fingerprints, the sha256 of every
+                                                file (outside the submission root: submission/integrity.py)
+    <results_dir>.records/DRY_RUN.txt           only for --dry_run trees (also in <division>/<submitter>/)
 
 Refused, with the reason: no run or a half-finished run of a kind that is needed; INVALID runs; LoadGen errors;
 a run filed under another system than its own; performance, accuracy and audit runs of a scenario that come from
@@ -30,11 +31,13 @@ from typing import Any, Optional
 from .. import REPO_ROOT, BENCHMARK
 from ..errors import HarnessError
 from . import rules, system_desc
+from .integrity import RECORD  # noqa: F401  (check.py imports it from here)
+from .integrity import check_safe_name, move_legacy_files, record_path as staging_record_path, records_dir
 from .audit import default_log_dir
 from .logs import load_json, read_accuracy_txt, sha256_file, write_json
+from .reproduce import reproduce_lines
 from .runs import Run, discover, fingerprint_differences, newest, systems_with_runs
 
-RECORD = "staging_record.json"
 DRY_RUN_MARKER = "DRY_RUN.txt"
 HARNESS_FILES = ("code", "configs", "Makefile", "README.md", "FAQ.md", "command_flags.md", "calibration.md",
                  "requirements.txt")
@@ -182,12 +185,8 @@ def _readme(r: rules.Round, system: str, plan: Plan) -> str:
         lines.append(f"| {kind} | `{run.label}` | `{_make_command((run.summary or {}).get('command'))}` |")
     lines += ["", f"Model `{fp.get('model')}`, backend `{fp.get('backend')}`, precision `{fp.get('precision')}`, "
                   f"batch size {fp.get('batch_size')}, engine `{fp.get('engine')}`.",
-              f"Result: {rules.RESULT_KEY[plan.scenario]} = {shown} ({perf.detail.get('result_validity')}).", "",
-              "## Reproduce", "", f"From the harness (`{r.code_dir}/` of this submission):", "", "```",
-              _make_command((perf.summary or {}).get("command"), "generate_engines")]
-    for kind, run in plan.runs.items():
-        lines.append(_make_command((run.summary or {}).get("command")))
-    lines += ["```", ""]
+              f"Result: {rules.RESULT_KEY[plan.scenario]} = {shown} ({perf.detail.get('result_validity')}).", ""]
+    lines += reproduce_lines(plan.runs, r.code_dir)   # every make target in order (reproduce.py)
     return "\n".join(lines)
 
 
@@ -264,7 +263,7 @@ def write_markers(results_dir: str, record: dict) -> None:
     header = ("DRY RUN: staged with --dry_run. This tree is NOT a valid MLPerf submission; check_submission fails it.\n"
               "Rules these runs do not meet:\n")
     for base, lines in list(by_base.items()) + [("", everything)]:
-        path = os.path.join(results_dir, base, DRY_RUN_MARKER)
+        path = os.path.join(results_dir if base else records_dir(results_dir), base, DRY_RUN_MARKER)
         if lines:
             with open(path, "w") as f:
                 f.write(header + "".join(f"- {line}\n" for line in lines))
@@ -273,7 +272,17 @@ def write_markers(results_dir: str, record: dict) -> None:
 
 
 def update_results(args: argparse.Namespace, argv: list[str]) -> int:
+    """Staging holds `<results_dir>.lock` (a sibling: the tree itself holds only what the checker expects)."""
+    from ..artifacts import folder_lock
+    results_dir = os.path.abspath(default_results_dir(args)).rstrip(os.sep)
+    with folder_lock(results_dir, "update_results", lock_file=results_dir + ".lock"):
+        return _update_results(args, argv)
+
+
+def _update_results(args: argparse.Namespace, argv: list[str]) -> int:
     from ..actions import system_id
+    if args.submitter is not None:
+        check_safe_name(args.submitter)
     r = rules.get_round(args.round, for_staging=True)
     system = system_id(args)
     log_dir = default_log_dir(args)
@@ -292,7 +301,11 @@ def update_results(args: argparse.Namespace, argv: list[str]) -> int:
         raise HarnessError(f"No runs of system {system!r} under {log_dir}" +
                            (f"; runs there are of: {', '.join(others)} (mismatched system name? pass "
                             f"--system_name)." if others else "; run `make run_harness` first."))
-    record_path = os.path.join(results_dir, RECORD)
+    record_path = staging_record_path(results_dir)
+    if os.path.isdir(results_dir):
+        moved = move_legacy_files(results_dir)
+        if moved:
+            print(f"Moved {', '.join(moved)} out of the submission root into {records_dir(results_dir)}.")
     record = load_json(record_path) or {}
     if record.get("round") not in (None, r.name):
         raise HarnessError(f"{results_dir} holds a {record['round']} tree; stage {r.name} results into another "
@@ -328,14 +341,17 @@ def update_results(args: argparse.Namespace, argv: list[str]) -> int:
         "log_dir": log_dir, "category": category, "dry_run": bool(args.dry_run),
         "dry_run_exceptions": rule_problems if args.dry_run else [],
         "scenarios": {p.scenario: {"fingerprint": p.runs["performance"].fingerprint,
-                                   "runs": {k: run.label for k, run in p.runs.items()}} for p in plans},
+                                   "runs": {k: run.label for k, run in p.runs.items()},
+                                   # check_submission recomputes accuracy.txt's top-1 from this map
+                                   "accuracy_map": ((p.runs["accuracy"].summary or {}).get("dataset") or {}).get("map")}
+                      for p in plans},
         "files": hash_tree(results_dir, system_paths(base, r, system)),
         "full_accuracy_logs": {},
     }
     write_json(record_path, record)
     write_markers(results_dir, record)
 
-    print(f"Staged {system} ({r.name}, {division}, {category}) into {base}:")
+    print(f"Staged {system} ({r.name}, {division}, {category}) into {base} (record: {record_path}):")
     for p in plans:
         print(f"  {p.scenario:<13} " + ", ".join(f"{k} {run.label}" for k, run in p.runs.items()))
         for note in p.notes:
@@ -345,7 +361,7 @@ def update_results(args: argparse.Namespace, argv: list[str]) -> int:
               "it is staged.")
     if args.dry_run:
         print(f"DRY RUN: {len(rule_problems)} rule problem(s) staged anyway, listed in "
-              f"{os.path.join(results_dir, DRY_RUN_MARKER)}; this tree is not a submission.")
+              f"{os.path.join(records_dir(results_dir), DRY_RUN_MARKER)}; this tree is not a submission.")
     print("Next: make truncate_results, make summarize_results, make check_submission "
           f"(with RUN_ARGS=\"--results_dir={results_dir}\" if not the default).")
     return 0

@@ -9,14 +9,15 @@ from ..errors import HarnessError
 from . import rules
 from .check import _verdict
 from .logs import load_json, read_accuracy_txt, read_detail
-from .stage import RECORD, default_results_dir
+from .integrity import RECORD, record_path, records_dir
+from .stage import default_results_dir
 
 COLUMNS = ("Organization", "Division", "SystemType", "SystemName", "Platform", "Model", "Scenario", "Result",
            "Units", "Validity", "Accuracy", "Compliance", "DryRun", "Framework", "Processor", "Accelerator")
 
 
 def rows(results_dir: str) -> list[dict[str, str]]:
-    record = load_json(os.path.join(results_dir, RECORD))
+    record = load_json(record_path(results_dir))
     if not record:
         raise HarnessError(f"No staged tree at {results_dir} ({RECORD} is missing); run `make update_results` first.")
     r = rules.get_round(record.get("round"))
@@ -66,7 +67,7 @@ def markdown(table: list[dict[str, str]], columns=("Platform", "Model", "Scenari
 def summarize_results(args: argparse.Namespace, argv: list[str]) -> int:
     results_dir = default_results_dir(args)
     table = rows(results_dir)
-    path = os.path.join(results_dir, "results_summary.csv")
+    path = os.path.join(records_dir(results_dir), "results_summary.csv")   # outside the submission root
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 from importlib import metadata
 from typing import Any, Optional
 
@@ -169,9 +168,8 @@ def build(system: str, submitter: Optional[str], division: str, category: str, b
     if not desc["submitter"] or is_placeholder(desc["submitter"]):
         raise HarnessError(f"No submitter: pass --submitter=<organisation> or set \"submitter\" in "
                            f"{os.path.relpath(user_file(system), REPO_ROOT)}.")
-    if re.search(r"[^A-Za-z0-9_.-]", desc["submitter"]):
-        raise HarnessError(f"--submitter={desc['submitter']!r}: use letters, digits, '.', '_' and '-' only (it "
-                           "becomes a folder name).")
+    from .integrity import check_safe_name
+    check_safe_name(desc["submitter"], "--submitter" if submitter else f"submitter of {user_file(system)}")
     desc["division"] = division
     desc["system_type"] = category
     return desc

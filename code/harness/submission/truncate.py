@@ -2,7 +2,8 @@
 
 For every accuracy/ folder of the staged tree (the accuracy run of each scenario and TEST01's):
 - the sha256 of the full mlperf_log_accuracy.json is appended to the accuracy.txt beside it as `hash=<hex>`;
-- a copy of the full log goes to <results_dir>/accuracy_log_backup/<same path> (keep it: MLCommons may ask);
+- a copy of the full log goes to <results_dir>.records/accuracy_log_backup/<same path>, outside the submission
+  root (keep it: MLCommons may ask);
 - the log is cut to its first 4 KiB and last 4 KiB joined by "\\n\\n...\\n\\n" (at most 10 KiB, the checker's limit).
 Already truncated logs (hash present, small file) are left alone, so it can run twice. staging_record.json is
 updated with the new file hashes and each full log's hash, so check_submission can tell truncation from tampering.
@@ -16,9 +17,8 @@ import shutil
 from ..errors import HarnessError
 from . import rules
 from .logs import load_json, read_accuracy_txt, sha256_file, write_json
-from .stage import RECORD, default_results_dir
-
-BACKUP_DIR = "accuracy_log_backup"
+from .integrity import backup_path, record_path as staging_record_path
+from .stage import default_results_dir
 
 
 def accuracy_folders(results_dir: str, record: dict) -> list[tuple[str, str]]:
@@ -59,7 +59,7 @@ def truncate_folder(results_dir: str, folder: str) -> tuple[str, str]:
     if recorded and recorded != digest:
         raise HarnessError(f"{rel}/accuracy.txt records hash {recorded} but the log's is {digest}; stage the runs "
                            "again (make update_results).")
-    backup = os.path.join(results_dir, BACKUP_DIR, rel, "mlperf_log_accuracy.json")
+    backup = backup_path(results_dir, os.path.join(rel, "mlperf_log_accuracy.json"))
     os.makedirs(os.path.dirname(backup), exist_ok=True)
     shutil.copyfile(log, backup)
     if not recorded:
@@ -72,15 +72,16 @@ def truncate_folder(results_dir: str, folder: str) -> tuple[str, str]:
         return f"hash recorded; {size} bytes fit in the first and last 4 KiB, so the log stays whole", digest
     with open(log, "wb") as f:
         f.write(cut)
-    return f"truncated {size} -> {len(cut)} bytes, full log in {os.path.relpath(backup, results_dir)}", digest
+    return f"truncated {size} -> {len(cut)} bytes, full log in {backup}", digest
 
 
 def truncate_results(args: argparse.Namespace, argv: list[str]) -> int:
     results_dir = default_results_dir(args)
-    record_path = os.path.join(results_dir, RECORD)
+    record_path = staging_record_path(results_dir)
     record = load_json(record_path)
     if not record:
-        raise HarnessError(f"No staged tree at {results_dir} ({RECORD} is missing); run `make update_results` first.")
+        raise HarnessError(f"No staged tree at {results_dir} ({record_path} is missing); run `make update_results` "
+                           "first.")
     for key, folder in accuracy_folders(results_dir, record):
         what, digest = truncate_folder(results_dir, folder)
         entry = record["systems"][key]

@@ -1,6 +1,6 @@
 """Every decision of the TensorRT path that can be made without TensorRT, in plain code the CPU tests cover.
 
-The TensorRT backend (backends/tensorrt_backend.py) only carries these decisions out with TensorRT and CUDA calls.
+The TensorRT backend (backends/tensorrt/backend.py) only carries these decisions out with TensorRT and CUDA calls.
 
 Build (`make generate_engines`):
 - Source model: for int8, the calibrated Q/DQ ONNX (`calibration.quantized_model_path(model, "tensorrt")`, explicit
@@ -34,16 +34,16 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from . import REPO_ROOT
-from .errors import HarnessError
+from ... import REPO_ROOT
+from ...errors import HarnessError
+from ...formats import (DTYPE_BYTES, NUMPY_DTYPES, convert_samples, from_chw4, quantize_int8,  # noqa: F401
+                       sample_nbytes, to_chw4)
 
 INPUT_DTYPES = ("int8", "fp16", "fp32")
 INPUT_FORMATS = ("linear", "chw4")
 DEFAULT_WORKSPACE_SIZE = 1 << 30
 TIMING_CACHE_OFF = ("", "none", "off", "false", "0")
 GRAPH_FINE_STEP = 16          # CUDA graphs for every batch size up to this, then for multiples of it
-DTYPE_BYTES = {"int8": 1, "fp16": 2, "fp32": 4}
-NUMPY_DTYPES = {"int8": np.int8, "fp16": np.float16, "fp32": np.float32}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ class EnginePlan:
 
 
 def calibration_cache_for(settings: dict[str, Any], model_key: str) -> str:
-    from .engines import calibration_cache_path
+    from ...engines import calibration_cache_path
     explicit = settings.get("calib_cache")
     if explicit:
         return os.path.abspath(str(explicit))
@@ -314,48 +314,3 @@ def contiguous_runs(rows: np.ndarray) -> list[tuple[int, int, int]]:
     starts = np.concatenate(([0], breaks))
     ends = np.concatenate((breaks, [len(rows)]))
     return [(int(rows[s]), int(s), int(e - s)) for s, e in zip(starts, ends)]
-
-
-def quantize_int8(x: np.ndarray, scale: float) -> np.ndarray:
-    """clip(round_half_even(x / scale), -128, 127) as int8: what a QuantizeLinear with this scale computes."""
-    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale))
-    return np.clip(q, -128, 127).astype(np.int8)
-
-
-def to_chw4(x: np.ndarray) -> np.ndarray:
-    """NCHW -> TensorRT's CHW4: (N, ceil(C/4), H, W, 4), channels padded with zeros to a multiple of 4."""
-    n, c, h, w = x.shape
-    groups = -(-c // 4)
-    padded = np.zeros((n, groups * 4, h, w), dtype=x.dtype)
-    padded[:, :c] = x
-    return np.ascontiguousarray(padded.reshape(n, groups, 4, h, w).transpose(0, 1, 3, 4, 2))
-
-
-def from_chw4(x: np.ndarray, channels: int) -> np.ndarray:
-    n, groups, h, w, four = x.shape
-    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3).reshape(n, groups * four, h, w)[:, :channels])
-
-
-def convert_samples(array: np.ndarray, dtype: str, fmt: str, scale: Optional[float]) -> np.ndarray:
-    """Preprocessed fp32 NCHW samples -> what the engine input takes (dtype and layout), contiguous.
-    Samples already in the target dtype and layout pass through unchanged."""
-    target = NUMPY_DTYPES[dtype]
-    expected_ndim = 5 if fmt == "chw4" else 4
-    if array.dtype == target and array.ndim == expected_ndim:
-        return np.ascontiguousarray(array)
-    if array.ndim != 4:
-        raise HarnessError(f"Samples have shape {array.shape}; expected fp32 NCHW (N, C, H, W).")
-    if dtype == "int8":
-        if scale is None:
-            raise HarnessError("An int8 engine input needs the input scale; the engine's metadata has none.")
-        out = quantize_int8(array, scale)
-    else:
-        out = np.asarray(array, dtype=target)
-    return to_chw4(out) if fmt == "chw4" else np.ascontiguousarray(out)
-
-
-def sample_nbytes(chw: Sequence[int], dtype: str, fmt: str) -> int:
-    c, h, w = (int(d) for d in chw)
-    if fmt == "chw4":
-        c = -(-c // 4) * 4
-    return c * h * w * DTYPE_BYTES[dtype]

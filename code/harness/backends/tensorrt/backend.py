@@ -1,6 +1,6 @@
 """TensorRT on NVIDIA GPUs (TensorRT 10 Python API, cuda-python for memory, streams and CUDA graphs).
 
-Every decision is made in plain code (harness/tensorrt_plan.py, harness/onnx_graph.py) that the CPU tests cover; this
+Every decision is made in plain code (harness/backends/tensorrt/plan.py, harness/onnx_graph.py) that the CPU tests cover; this
 module only carries them out. TensorRT and cuda-python are imported lazily, when an engine is built or loaded, so
 CPU users never need them; when they (or a driver, or a GPU) are missing the error says which and what to do.
 
@@ -9,7 +9,7 @@ can run exactly what TensorRT was given) is parsed, the input's format (and, for
 range) is set, one optimisation profile per copy stream is added, and the serialised engine is written with
 `<engine>.meta.json` (input name, dtype, layout and scale; profiles; plugins) beside it.
 
-Run: see the module docstring of harness/tensorrt_plan.py.
+Run: see the module docstring of harness/backends/tensorrt/plan.py.
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from typing import Any, Optional
 import numpy as np
 import onnx
 
-from .. import onnx_graph
-from .. import tensorrt_plan as tp
-from ..engines import read_meta, write_meta
-from ..errors import HarnessError
-from .base import Backend, BuildRequest, Runner
+from ... import onnx_graph
+from . import plan as tp
+from ...engines import read_meta, write_meta
+from ...errors import HarnessError
+from ..base import Backend, BuildRequest, Runner
 
 CONTAINER_HINT = ("Run inside the NVIDIA container (`make prebuild`, FAQ.md 'The TensorRT backend'), which has "
                   "TensorRT 10 and cuda-python; CPU-only machines use --backend=onnxruntime.")

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any, Optional
 
 import numpy as np
 
-from .base import Backend, BuildRequest, Runner
+from ..base import Backend, BuildRequest, Runner
 
 
 class NullRunner(Runner):
     takes_rows = True
 
-    def __init__(self, label: int = 0):
+    def __init__(self, label: int = 0, latency_us: int = 0):
         self.label = label
+        self.latency_s = max(0, int(latency_us)) / 1e6
 
     def infer(self, rows: np.ndarray) -> np.ndarray:
+        if self.latency_s:   # --null_latency_us: a device of known capacity (batch size / latency) for soak tests
+            time.sleep(self.latency_s)
         return np.full(len(rows), self.label, dtype=np.int64)
 
 
@@ -36,7 +40,7 @@ class NullBackend(Backend):
         return request.engine_path
 
     def load(self, engine_path: str, device: Optional[str], settings: dict[str, Any]) -> Runner:
-        return NullRunner(int(settings.get("null_label", 0)))
+        return NullRunner(int(settings.get("null_label", 0)), int(settings.get("null_latency_us") or 0))
 
 
 BACKEND = NullBackend()

@@ -11,9 +11,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import onnx_graph
-from ..errors import HarnessError
-from .base import Backend, BuildRequest, Runner
+from ... import onnx_graph
+from ...errors import HarnessError
+from ..base import Backend, BuildRequest, Runner
 
 
 def _ort():

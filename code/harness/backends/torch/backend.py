@@ -2,7 +2,7 @@
 TensorRT run.
 
 - The engine artifact is the registry's ONNX after graph surgery (top-1 output, dynamic batch), checked at build time
-  by importing it (code/harness/onnx_torch.py), plus a JSON of the build settings beside it.
+  by importing it (code/harness/backends/torch/onnx_torch.py), plus a JSON of the build settings beside it.
 - At load: weights in `precision` (fp16 / bf16 / fp32), channels-last, optionally `torch.compile` (default mode;
   config `torch_compile`), and with `use_graphs` one CUDA graph per batch size (partial batches are padded up).
 - `start_from_device`: the QSL's loaded samples are uploaded once to the GPU in the run's dtype and batches are
@@ -21,9 +21,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import onnx_graph
-from ..errors import HarnessError
-from .base import Backend, BuildRequest, Runner
+from ... import onnx_graph
+from ...errors import HarnessError
+from ..base import Backend, BuildRequest, Runner
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -198,7 +198,7 @@ class TorchBackend(Backend):
         model = onnx_graph.load(request.onnx_path)
         onnx_graph.check_input(model, request.onnx_path, request.input_shape)
         top1 = onnx_graph.top1_graph(model)
-        from ..onnx_torch import OnnxModule
+        from .onnx_torch import OnnxModule
         OnnxModule(top1)  # fails here, at build time, on an op the importer does not know
         os.makedirs(os.path.dirname(request.engine_path), exist_ok=True)
         import onnx
@@ -216,7 +216,7 @@ class TorchBackend(Backend):
         with self._lock:
             if key not in self._modules:
                 import onnx
-                from ..onnx_torch import OnnxModule
+                from .onnx_torch import OnnxModule
                 dtype = getattr(torch, _DTYPES[settings.get("precision", "fp16")])
                 module = OnnxModule(onnx.load(engine_path), dtype=dtype).eval().to(device)
                 if _flag(settings, "channels_last", True):

@@ -1,0 +1,2 @@
+"""The tensorrt backend (backend.py)."""
+from .backend import BACKEND  # noqa: F401

@@ -1,0 +1,2 @@
+"""The torch backend (backend.py)."""
+from .backend import BACKEND  # noqa: F401
