@@ -8,7 +8,7 @@
    alternated raw / LoadGen native SUT / LoadGen Python SUT / raw so that drift on a shared machine shows.
 
 Needs the EfficientNet-Lite0 model and val-1300 preprocessed (`make demo` does both) for part 2.
-Usage: .venv/bin/python scripts/bench_harness.py [--seconds 10] [--rounds 2] [--skip_server] [--skip_ort]
+Usage: .venv/bin/python scripts/bench_harness.py [--seconds 10] [--rounds 2] [--skip_server] [--skip_ort] [--skip_null]
 """
 import argparse
 import json
@@ -63,6 +63,7 @@ def main():
     parser.add_argument("--suts", default="native,python")
     parser.add_argument("--skip_server", action="store_true")
     parser.add_argument("--skip_ort", action="store_true")
+    parser.add_argument("--skip_null", action="store_true")
     opts = parser.parse_args()
     import statistics
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -72,15 +73,15 @@ def main():
 
     print(f"== null backend: the harness and LoadGen alone ({', '.join(suts)} SUT alternated) ==", flush=True)
     offline, single = {s: [] for s in suts}, {s: [] for s in suts}
-    for _ in range(opts.rounds):
+    for _ in range(0 if opts.skip_null else opts.rounds):
         for sut in suts:
             offline[sut].append(bench_sut.offline(sut, null_opts))
             single[sut].append(bench_sut.single_stream(sut, null_opts))
     server = {}
-    if not opts.skip_server:
+    if not opts.skip_server and not opts.skip_null:
         for sut in suts:
             server[sut] = bench_sut.server_search(sut, null_opts)
-    for sut in suts:
+    for sut in ([] if opts.skip_null else suts):
         print(f"  {sut:<7} Offline median {statistics.median(offline[sut]):>12,.0f} samples/s   SingleStream p90 "
               f"median {statistics.median(single[sut]):.0f} us" +
               (f"   Server highest VALID {server[sut]:,.0f} q/s" if sut in server else ""), flush=True)
@@ -102,7 +103,8 @@ def main():
         raws.append(raw_loop(engine, batch, threads, opts.seconds))
         print(f"  raw loop       {raws[-1]:8.1f} samples/s", flush=True)
         for sut in suts:
-            r = harness("--scenarios=Offline", f"--min_duration={ms}", f"--offline_expected_qps={raws[-1] * 1.3:.0f}",
+            r = harness("--scenarios=Offline", f"--min_duration={ms}", "--min_query_count=1",
+                        f"--offline_expected_qps={raws[-1] * 1.3:.0f}",
                         f"--sut={sut}")
             lgs[sut].append(r["samples_per_second"])
             print(f"  LoadGen {sut:<7}{lgs[sut][-1]:8.1f} samples/s ({r['result_validity']})", flush=True)

@@ -76,7 +76,10 @@ def test_native_every_scenario_runs(prep_dir, tmp_path):
         # LoadGen's query-count estimates, whatever the SUT.
         assert summary["result_validity"] == "VALID" or scenario != "Offline", (scenario, summary, errors)
         assert sum(w["samples"] for w in summary["sut_workers"]) > 0
-        assert os.path.exists(os.path.join(root, SYSTEM, "resnet50", scenario, "sut_timing.json"))
+        with open(os.path.join(root, SYSTEM, "resnet50", scenario, "sut_timing.json")) as f:
+            timing = json.load(f)   # binned in C++ as harness/sut_timing.py bins: every sample counted once
+        assert timing["samples"] == sum(w["samples"] for w in summary["sut_workers"])
+        assert sum(timing["timeline"]["samples"]) == timing["samples"]
 
 
 @pytest.mark.slow
