@@ -349,6 +349,10 @@ PYBIND11_MODULE(loadgen_native, m) {
   using harness_native::NativeSUT;
   mlperf::py::pybind11_init_mlperf_loadgen(m);  // every mlperf_loadgen name, bound to the LoadGen compiled into this module
   m.doc() = "LoadGen (mlcommons-loadgen, compiled from its PyPI sdist) and the harness's native SUT core.";
+#ifndef HARNESS_NATIVE_SOURCE_SHA256
+#define HARNESS_NATIVE_SOURCE_SHA256 "unknown"
+#endif
+  m.attr("__source_sha256__") = HARNESS_NATIVE_SOURCE_SHA256;  // native/setup.py: sha256 of this file
   py::class_<NativeSUT>(m, "NativeSUT")
       .def(py::init([](std::vector<py::object> callbacks, size_t batch_size, double batch_timeout_s,
                        int32_t output_offset, int timing_bins_per_decade, int timing_low_exp10, int timing_bins,

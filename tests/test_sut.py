@@ -135,10 +135,22 @@ def test_native_backend_errors_end_the_run_with_the_message(tmp_path, body, need
 
 
 def test_native_sut_asked_for_but_not_built(monkeypatch):
-    monkeypatch.setattr(sut_module, "native_module", lambda: None)
+    monkeypatch.setattr(sut_module, "native_status", lambda: (None, "the loadgen_native module is not built"))
     qsl = sut_module.QSL(np.zeros((4, 1), np.float32), 4)
     with pytest.raises(HarnessError, match="loadgen_native module is not built.*make venv"):
         sut_module.make_sut("native", qsl, [], 1, 0)
     with pytest.raises(HarnessError, match="expected one of auto, native, python"):
         sut_module.make_sut("fast", qsl, [], 1, 0)
+    assert sut_module.make_sut("auto", qsl, [sut_module.Runner()], 1, 0).kind == "python"
+
+
+@needs_native
+def test_a_stale_native_build_is_refused(monkeypatch, tmp_path):
+    changed = tmp_path / "loadgen_native.cc"
+    changed.write_text("// another version of the source\n")
+    monkeypatch.setattr(sut_module, "NATIVE_SOURCE", str(changed))
+    assert sut_module.native_module() is None
+    qsl = sut_module.QSL(np.zeros((4, 1), np.float32), 4)
+    with pytest.raises(HarnessError, match="stale build.*make venv"):
+        sut_module.make_sut("native", qsl, [], 1, 0)
     assert sut_module.make_sut("auto", qsl, [sut_module.Runner()], 1, 0).kind == "python"

@@ -25,14 +25,16 @@ Two SUTs with the same interface (`make_sut` picks one; the config key `sut` / f
 from __future__ import annotations
 
 import itertools
+import os
 import queue
+import sys
 import threading
 import time
 from typing import Optional, Sequence
 
 import numpy as np
 
-from . import sut_timing
+from . import REPO_ROOT, file_digest, sut_timing
 from .backends.base import Runner
 from .errors import HarnessError
 
@@ -311,13 +313,26 @@ class NativeSUT:
 SUT_KINDS = ("auto", "native", "python")
 
 
-def native_module():
-    """`loadgen_native` when it is built (`make venv`), else None."""
+NATIVE_SOURCE = os.path.join(REPO_ROOT, "native", "loadgen_native.cc")
+
+
+def native_status() -> tuple[Optional[object], str]:
+    """(`loadgen_native`, "") when it is built from this checkout's native/loadgen_native.cc, else (None, why)."""
     try:
         import loadgen_native
     except ImportError:
-        return None
-    return loadgen_native
+        return None, "the loadgen_native module is not built"
+    if os.path.exists(NATIVE_SOURCE):
+        built = getattr(loadgen_native, "__source_sha256__", "unknown")
+        if built != file_digest(NATIVE_SOURCE, "sha256"):
+            return None, (f"the installed loadgen_native ({loadgen_native.__file__}) was built from another "
+                          f"version of {NATIVE_SOURCE} (stale build)")
+    return loadgen_native, ""
+
+
+def native_module():
+    """`loadgen_native` when it is built from this checkout's source (`make venv`), else None."""
+    return native_status()[0]
 
 
 def make_sut(kind: str, qsl: QSL, runners: Sequence[Runner], batch_size: int, output_offset: int,
@@ -327,10 +342,12 @@ def make_sut(kind: str, qsl: QSL, runners: Sequence[Runner], batch_size: int, ou
     kind = kind or "auto"
     if kind not in SUT_KINDS:
         raise HarnessError(f"sut={kind!r}: expected one of {', '.join(SUT_KINDS)} (flag --sut, config key `sut`).")
-    native = native_module() if kind in ("auto", "native") else None
+    native, why = native_status() if kind in ("auto", "native") else (None, "")
     if kind == "native" and native is None:
-        raise HarnessError("--sut=native: the loadgen_native module is not built. Run `make venv` (it builds it "
-                           "from the LoadGen sdist; needs a C++17 compiler), or use --sut=python.")
+        raise HarnessError(f"--sut=native: {why}. Run `make venv` (it builds it from the LoadGen sdist; needs a "
+                           "C++17 compiler), or use --sut=python.")
+    if kind == "auto" and native is None and "stale" in why:
+        print(f"WARNING: {why}; using the Python SUT. Run `make venv` to rebuild it.", file=sys.stderr)
     if native is not None:
         return NativeSUT(native, qsl, runners, batch_size, output_offset, batch_timeout_s)
     from .loadgen_run import _lg
