@@ -157,6 +157,10 @@ def test_summary_and_detail_must_agree(tmp_path):
         assert needle in problems, problems
     summary.write_text("")
     assert "no `Result is :` line" in summary_detail_problems(str(summary), log)[0]
+    # The summary rounds: "QPS w/ loadgen overhead : 21.24" for 21.2354 agrees; 21.25 does not.
+    from harness.submission.integrity import _same
+    assert _same("21.24", 21.2354) and _same("819.08", 819.078) and not _same("21.25", 21.2354)
+    assert not _same("1234568", 1234567)
     # SingleStream's lines: "90.0th percentile latency (ns)" and "* Early stopping 90.0th percentile estimate: N"
     entry = json.dumps({"key": "early_stopping_latency_ss", "value": 19910})
     detail.write_text(detail.read_text() + f":::MLLOG {entry}\n")

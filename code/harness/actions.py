@@ -11,7 +11,7 @@ from . import REPO_ROOT, BENCHMARK, config as configs
 from .backends import get_backend
 from .backends.base import BuildRequest
 from .artifacts import folder_lock
-from .calibration import check_calibration_current
+from .calibration import check_calibration_current, quantized_model_path  # noqa: F401 (imported from here too)
 from .engines import (build_record, check_engine_current, engine_dir, engine_inputs, engine_name, is_up_to_date,
                       model_identity, remove_record, write_record)
 from .errors import HarnessError
@@ -59,8 +59,9 @@ def model_path(args: argparse.Namespace, spec) -> str:
 def engine_path(cfg: dict[str, Any], spec, backend, model_file: Optional[str] = None) -> str:
     """The engine of this config; `model_file` (--model_path) other than the registry's adds its short digest."""
     return os.path.join(engine_dir(cfg["system_id"], cfg["scenario"]),
-                        engine_name(model_identity(spec, model_file), cfg["scenario"], backend.device_kind, int(cfg.get("batch_size") or 1),
-                                    cfg["precision"], cfg["config_ver"], backend.engine_suffix))
+                        engine_name(model_identity(spec, model_file), cfg["scenario"], backend.device_kind,
+                                    int(cfg.get("batch_size") or 1), cfg["precision"], cfg["config_ver"],
+                                    backend.engine_suffix))
 
 
 def map_path(cfg: dict[str, Any], kind: str = "val") -> str:
@@ -311,7 +312,8 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     out_dir = scenario_dir(run_root, system, scenario)
     if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
         out_dir = os.path.join(out_dir, audit.name)
-    warning = target_warning(cfg, scenario, os.path.dirname(run_root), exclude=run_root)
+    warning = args.test_mode != "AccuracyOnly" and target_warning(cfg, scenario, os.path.dirname(run_root),
+                                                                  exclude=run_root)
     if warning:
         print(warning, file=sys.stderr)
     print(f"[run_harness] {scenario} {args.test_mode}: {spec.key} on {backend.name} ({cfg['precision']}, "

@@ -28,7 +28,7 @@ import os
 from typing import Any, Optional
 
 from . import REPO_ROOT, BENCHMARK
-from .artifacts import cached_md5, file_md5, read_json, write_json_atomic
+from .artifacts import cached_md5, file_md5, read_json, write_json_atomic  # noqa: F401 (file_md5: runs.py)
 from .errors import HarnessError
 
 # Config keys that change what gets built (the rest only change how it is run).

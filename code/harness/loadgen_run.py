@@ -263,7 +263,9 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
                 ended = interrupt.run_interruptibly(
                     lambda: lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path),
                     guard, sut.abort, mark_interrupted,
-                    time_limit_s=run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
+                    # FindPeakPerformance runs many tests of min_duration in one StartTest: no watchdog there
+                    time_limit_s=None if test_mode == "FindPeakPerformance" else
+                    run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
         finally:
             progress.stop()
             sut.stop()

@@ -115,7 +115,8 @@ def info(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
         print("  " + ", ".join(f"{k}={v}" for k, v in shown.items()))
         try:
             backend = get_backend(cfg["backend"])
-            print(f"  engine: {os.path.relpath(engine_path(cfg, model_spec(cfg), backend), REPO_ROOT)}")
+            engine = engine_path(cfg, model_spec(cfg), backend, getattr(args, "model_path", None))
+            print(f"  engine: {os.path.relpath(engine, REPO_ROOT)}")
         except HarnessError as e:
             print(f"  engine: (backend {cfg.get('backend')} not usable here: {e})")
     print("\n== installed versions")
