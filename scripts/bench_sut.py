@@ -41,7 +41,7 @@ def child(opts) -> None:
            "min_duration": int(opts.seconds * 1000), "min_query_count": 100, "performance_sample_count": 1024,
            "offline_expected_qps": opts.qps, "server_target_qps": opts.qps,
            "server_coalesce_queries": bool(opts.coalesce),
-           "single_stream_expected_latency_ns": 20000}
+           "single_stream_expected_latency_ns": 4000}
     if scenario == "Offline":
         cfg["min_query_count"] = 1
     summary = run_loadgen(scenario, "PerformanceOnly", cfg, qsl, sut, opts.out)

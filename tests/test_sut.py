@@ -67,8 +67,8 @@ def test_native_every_scenario_runs(prep_dir, tmp_path):
     scenarios = ("Offline", "Server", "SingleStream", "MultiStream")
     root = _run(prep_dir, tmp_path / "logs", "--sut=native", "--scenarios=" + ",".join(scenarios),
                 "--min_duration=1000", "--min_query_count=100", "--offline_expected_qps=3000000",
-                "--server_target_qps=2000", "--single_stream_expected_latency_ns=20000",
-                "--multi_stream_expected_latency_ns=40000")
+                "--server_target_qps=2000", "--single_stream_expected_latency_ns=4000",
+                "--multi_stream_expected_latency_ns=8000")
     for scenario in scenarios:
         summary, _, errors = _scenario(root, scenario)
         assert summary["sut"] == "native"
