@@ -1,6 +1,7 @@
 # MLPerf Inference ResNet50 harness. Every target installs what it needs into .venv first.
 #   make demo                      the main job on the embedded default (ONNX Runtime on this CPU)
 #   make test                      the whole test suite
+#   make venv NATIVE=0             the venv without the native SUT core (no C++ compiler needed)
 #   make run_harness RUN_ARGS="--benchmarks=resnet50 --scenarios=Offline --test_mode=PerformanceOnly"
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -20,7 +21,14 @@ $(VENV)/.installed: requirements.txt docker/requirements-gpu.txt docker/requirem
 	$(PY) -m pip install --disable-pip-version-check -q -r $(VENV)/requirements.harness.txt
 	@touch $@
 
-venv: $(VENV)/.installed
+# The native SUT core (native/): LoadGen compiled from its pinned PyPI sdist with the harness's C++ SUT, one module
+# (loadgen_native). NATIVE=0 skips it; runs then use the pure-Python SUT (--sut=auto falls back to it).
+NATIVE ?= 1
+$(VENV)/.native: $(VENV)/.installed native/loadgen_native.cc native/setup.py native/build.py
+	$(PY) native/build.py
+	@touch $@
+
+venv: $(VENV)/.installed $(if $(filter 1,$(NATIVE)),$(VENV)/.native)
 
 demo: venv
 	$(PY) scripts/demo.py $(RUN_ARGS)

@@ -16,7 +16,7 @@ from conftest import VAL_1300, VAL_MAP_1300, run_main
 
 SYSTEM = "CPU"
 NULL = ("--backend=null", "--scenarios=Offline,Server", "--min_duration=300", "--min_query_count=50",
-        "--offline_expected_qps=1500000", "--server_target_qps=500")
+        "--offline_expected_qps=6000000", "--server_target_qps=500")
 
 # As harness/tune.py writes it (start, probe ..., result), plus a line the reader must skip.
 TUNE_LOG = """{"event": "start", "scenario": "Server", "key": "server_target_qps", "start": 100, "server_latency_bound_ns": 15000000}

@@ -296,8 +296,8 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
                  audit=None) -> dict[str, Any]:
     from resnet50.imagenet import read_map
     from resnet50.preprocessing import default_preprocessed_dir, load_preprocessed
-    from .loadgen_run import _lg, evaluate_accuracy, run_loadgen, scenario_dir
-    from .sut import QSL, SUT
+    from .loadgen_run import evaluate_accuracy, run_loadgen, scenario_dir
+    from .sut import QSL, make_sut
 
     cfg = scenario_config(args, scenario, system)
     spec = model_spec(cfg)
@@ -317,10 +317,10 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
         runners = [backend.load(engine, d, cfg) for d in backend.device_ids(cfg)]
     else:
         runners = [backend.load(engine, None, cfg) for _ in range(int(cfg.get("workers") or 1))]
-    lg = _lg()
     qsl = QSL(data.array, int(cfg.get("performance_sample_count") or 1024), runners)
     timeout = float(cfg.get("server_batch_timeout_us") or 0) / 1e6 if scenario == "Server" else 0.0
-    sut = SUT(lg, qsl, runners, int(cfg.get("batch_size") or 1), spec.output_offset, timeout)
+    sut = make_sut(cfg.get("sut") or "auto", qsl, runners, int(cfg.get("batch_size") or 1), spec.output_offset,
+                   timeout)
     out_dir = scenario_dir(run_root, system, scenario)
     if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
         out_dir = os.path.join(out_dir, audit.name)
@@ -329,7 +329,7 @@ def run_scenario(args: argparse.Namespace, scenario: str, system: str, run_root:
     if warning:
         print(warning, file=sys.stderr)
     print(f"[run_harness] {scenario} {args.test_mode}: {spec.key} on {backend.name} ({cfg['precision']}, "
-          f"batch {sut.batch_size}, {len(runners)} worker(s)), {qsl.total} samples, logs in {out_dir}")
+          f"batch {sut.batch_size}, {len(runners)} worker(s), {sut.kind} SUT), {qsl.total} samples, logs in {out_dir}")
     summary = run_loadgen(scenario, args.test_mode, cfg, qsl, sut, out_dir, bool(args.verbose), audit)
     summary["test_mode"] = args.test_mode
     summary["settings"] = {k: v for k, v in cfg.items() if not isinstance(v, dict)}

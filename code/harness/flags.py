@@ -87,12 +87,17 @@ FLAGS: tuple[Flag, ...] = (
          config_key="performance_sample_count"),
     Flag("batch_size", int, None, "Inference batch size.", config_key="batch_size"),
     Flag("devices", str, None, "Comma list of device ids for GPU backends (default: all).", config_key="devices"),
+    Flag("sut", str, None, "SUT: native (C++ queue, batching and completion, built by `make venv`), python, or "
+         "auto (native when built; the default).", choices=("auto", "native", "python"), config_key="sut"),
     Flag("workers", int, None, "SUT worker threads (CPU backends).", config_key="workers"),
     Flag("threads", int, None, "Intra-op threads per worker (CPU backends).", config_key="threads"),
     Flag("offline_expected_qps", float, None, "Offline expected samples/s.", config_key="offline_expected_qps"),
     Flag("server_target_qps", float, None, "Server target queries/s.", config_key="server_target_qps"),
     Flag("server_batch_timeout_us", int, None, "Server dynamic batching: longest wait for a fuller batch (µs).",
          config_key="server_batch_timeout_us"),
+    Flag("server_coalesce_queries", _bool, None, "Server: LoadGen's server_coalesce_queries (issue every query "
+         "that is due in one IssueQuery call; on by default).", switch=True,
+         config_key="server_coalesce_queries"),
     Flag("server_max_async_queries", int, None, "Server: LoadGen stops issuing when more queries than this are "
          "outstanding (the run is then INVALID); tune sets it on its short probes. 0: no limit.",
          config_key="server_max_async_queries"),

@@ -76,6 +76,8 @@ def test_settings(lg, scenario: str, cfg: dict[str, Any], user_conf: str, test_m
         settings.single_stream_expected_latency_ns = int(cfg["single_stream_expected_latency_ns"])
     if scenario == "MultiStream" and cfg.get("multi_stream_expected_latency_ns"):
         settings.multi_stream_expected_latency_ns = int(cfg["multi_stream_expected_latency_ns"])
+    if scenario == "Server":   # LoadGen issues every query that is due in one IssueQuery call (the SUT's rate limit)
+        settings.server_coalesce_queries = bool(cfg.get("server_coalesce_queries", False))
     return settings
 
 
@@ -154,6 +156,7 @@ def summarize(scenario: str, detail: dict[str, Any]) -> dict[str, Any]:
         out["scheduled_queries_per_second"] = detail.get("result_scheduled_samples_per_sec")
         out["completed_samples_per_second"] = detail.get("result_completed_samples_per_sec")
         out["p99_latency_ms"] = ms("result_99.00_percentile_latency_ns")
+        out["server_coalesce_queries"] = detail.get("requested_server_coalesce_queries")   # as LoadGen read it
     elif scenario == "SingleStream":
         out["metric"] = "p90_latency_ms"
         out["p90_latency_ms"] = ms("result_90.00_percentile_latency_ns")
@@ -207,7 +210,7 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
 
     `audit` (a harness.submission.rules.AuditTest) makes it a compliance run: its audit.config is written into
     out_dir, handed to LoadGen by path, and removed when the run ends, whatever happens."""
-    lg = _lg()
+    lg = getattr(sut, "lg", None) or _lg()   # the native SUT brings its own LoadGen (harness/sut.py)
     refuse_stray_audit_config()
     conf_dir = measurements_dir(cfg["system_id"], scenario)
     os.makedirs(conf_dir, exist_ok=True)
@@ -267,7 +270,7 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
             progress.stop()
             sut.stop()
             lg.DestroyQSL(qsl_handle)
-            lg.DestroySUT(sut_handle)
+            sut.destroy()
     finally:
         remove_audit_config()
     wall = time.time() - start
@@ -288,6 +291,7 @@ def run_loadgen(scenario: str, test_mode: str, cfg: dict[str, Any], qsl, sut, ou
         print(f"WARNING: {scenario}: LoadGen had not finished {run_limits.max_duration_ms(cfg)} ms (max_duration) "
               "after it started; the remaining queries were answered at once and the run is INVALID. Lower the "
               "target, or raise --max_duration.", file=sys.stderr)
+    summary["sut"] = getattr(sut, "kind", "python")
     summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
                               for st in sut.stats]
     if getattr(sut, "timing", None):   # per-sample latency histogram and completion timeline (harness/report.py)
