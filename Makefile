@@ -1,6 +1,7 @@
 # MLPerf Inference ResNet50 harness. Every target installs what it needs into .venv first.
 #   make demo                      the main job on the embedded default (ONNX Runtime on this CPU)
 #   make test                      the whole test suite
+#   make venv NATIVE=0             the venv without the native SUT core (no C++ compiler needed)
 #   make run_harness RUN_ARGS="--benchmarks=resnet50 --scenarios=Offline --test_mode=PerformanceOnly"
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,21 +11,38 @@ MAIN := $(PY) code/main.py
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test download_model preprocess_data calibrate generate_engines run_harness run info \
-	generate_conf_files clean_logs
+.PHONY: venv demo test download_model preprocess_data calibrate generate_engines run_harness run clean_logs browser
 
-$(VENV)/.installed: requirements.txt
+# docker/requirements.py chooses the pins: requirements.txt here; inside the NVIDIA container also its GPU pins, and
+# torch only when the image was built with INSTALL_TORCH=1. pip runs as `python -m pip` of the venv.
+$(VENV)/.installed: requirements.txt docker/requirements-gpu.txt docker/requirements-gpu-torch.txt docker/requirements.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) docker/requirements.py > $(VENV)/requirements.harness.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r $(VENV)/requirements.harness.txt
 	@touch $@
 
-venv: $(VENV)/.installed
+# The native SUT core (native/): LoadGen compiled from its pinned PyPI sdist with the harness's C++ SUT, one module
+# (loadgen_native). NATIVE=0 skips it; runs then use the pure-Python SUT (--sut=auto falls back to it).
+NATIVE ?= 1
+$(VENV)/.native: $(VENV)/.installed native/loadgen_native.cc native/setup.py native/build.py
+	$(PY) native/build.py
+	@touch $@
+
+venv: $(VENV)/.installed $(if $(filter 1,$(NATIVE)),$(VENV)/.native)
 
 demo: venv
 	$(PY) scripts/demo.py $(RUN_ARGS)
 
-test: venv
+test: venv browser
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# Headless Chromium (Debian's package) renders the report page in tests/test_report.py; installed once, as root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing chromium (Debian) for tests/test_report.py"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null; \
+	else echo "chromium is missing and this is not root: sudo apt-get install chromium (tests/test_report.py needs it)"; fi
 
 download_model: venv
 	$(MAIN) --action=download_model $(RUN_ARGS)
@@ -44,12 +62,6 @@ run_harness: venv
 run: venv
 	$(MAIN) --action=run $(RUN_ARGS)
 
-info: venv
-	$(MAIN) --action=info $(RUN_ARGS)
-
-generate_conf_files: venv
-	$(MAIN) --action=generate_conf_files $(RUN_ARGS)
-
 # make tune RUN_ARGS="--scenarios=Server [--tune_grid=batch_size=1,2] [--tune_confirm_runs=3] [--tune_write]"
 # searches the value the config should hold (code/harness/tune.py); logs and overlay under build/logs/<stamp>/tune/
 .PHONY: tune
@@ -58,6 +70,26 @@ tune: venv
 
 clean_logs:
 	rm -rf build/logs
+
+# --- Reports and auditor's tools (code/README.md) ---
+#   make report RUN_ARGS="--log_dir=build/logs/<timestamp>[,<another>]"   HTML + PNG report of run folder(s)
+#   make generate_conf_files [RUN_ARGS="--system_name=... --scenarios=..."]  every user.conf, without running
+#   make info                      detected system, the config resolved for it, installed versions
+#   make clean                     remove what runs made: build/{logs,engines,submission}, measurements/
+#                                  and __pycache__; keeps the venv, build/{models,data,preprocessed_data,inference}
+.PHONY: report generate_conf_files info clean
+report: venv
+	$(MAIN) --action=report $(RUN_ARGS)
+
+generate_conf_files: venv
+	$(MAIN) --action=generate_conf_files $(RUN_ARGS)
+
+info: venv
+	$(MAIN) --action=info $(RUN_ARGS)
+
+clean:
+	rm -rf build/logs build/engines build/submission measurements/*/
+	find code tests scripts -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # --- Container and TensorRT targets (prebuild, launch_docker, attach_docker) ---
 # The NVIDIA container (docker/Dockerfile; FAQ.md "The TensorRT backend"). They run on the host's python3 (standard
@@ -95,6 +127,7 @@ link_dirs:
 # make run_audit_harness RUN_ARGS="--system_name=... --scenarios=..."   TEST01 + TEST04, verified against the runs
 # make update_results RUN_ARGS="--submitter=MyOrg"   stage the newest valid runs into build/submission (--dry_run)
 # make truncate_results / summarize_results / check_submission        then the official checker if build/inference
+#   (or RUN_ARGS="--inference_repo=<any local checkout of mlcommons/inference>"; code/README.md, offline use)
 .PHONY: run_audit_harness run_audit_test01 run_audit_test04 run_audit_test05 update_results truncate_results \
 	summarize_results check_submission clone_inference
 

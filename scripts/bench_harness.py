@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Harness speed, measured side by side in one run (figures go to docs/performance.md).
 
-1. The harness alone, with the `null` backend (no inference, no data copies): Offline samples/s, Server at rising
-   targets (VALID and p99), SingleStream p50/p90 (all of it is harness + LoadGen overhead).
+1. The harness alone, with the `null` backend (no inference, no data copies), native SUT and Python SUT alternated:
+   Offline samples/s, SingleStream p90 (scripts/bench_sut.py runs them), then the highest VALID Server rate each
+   SUT holds (a short-run search).
 2. ONNX Runtime through LoadGen Offline vs the same engine's raw loop (same batch size, same threads, same data),
-   alternated raw / LoadGen / raw so that drift on a shared machine shows.
+   alternated raw / LoadGen native SUT / LoadGen Python SUT / raw so that drift on a shared machine shows.
 
-Needs the EfficientNet-Lite0 model and val-1300 preprocessed (`make demo` does both).
-Usage: .venv/bin/python scripts/bench_harness.py [--seconds 15]
+Needs the EfficientNet-Lite0 model and val-1300 preprocessed (`make demo` does both) for part 2.
+Usage: .venv/bin/python scripts/bench_harness.py [--seconds 10] [--rounds 2] [--skip_server] [--skip_ort] [--skip_null]
 """
 import argparse
 import json
@@ -57,49 +58,63 @@ def raw_loop(engine: str, batch: int, threads: int, seconds: float) -> float:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--suts", default="native,python")
+    parser.add_argument("--skip_server", action="store_true")
+    parser.add_argument("--skip_ort", action="store_true")
+    parser.add_argument("--skip_null", action="store_true")
     opts = parser.parse_args()
-    ms = str(int(opts.seconds * 1000))
-    rows = []
+    import statistics
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import bench_sut
+    suts = opts.suts.split(",")
+    null_opts = bench_sut.build_parser().parse_args(["--seconds", str(opts.seconds), "--suts", opts.suts])
 
-    print("== null backend: the harness and LoadGen alone ==", flush=True)
-    r = harness("--backend=null", "--scenarios=Offline", f"--min_duration={ms}", "--offline_expected_qps=1500000",
-                "--batch_size=256")
-    rows.append(("null Offline samples/s (batch 256)", f"{r['samples_per_second']:.0f}", r["result_validity"]))
-    for qps in (20000, 30000, 40000):
-        r = harness("--backend=null", "--scenarios=Server", f"--min_duration={ms}", f"--server_target_qps={qps}",
-                    "--batch_size=64", "--server_batch_timeout_us=1000")
-        rows.append((f"null Server at {qps} q/s: p99 ms", f"{r['p99_latency_ms']:.2f}", r["result_validity"]))
-    r = harness("--backend=null", "--scenarios=SingleStream", f"--min_duration={ms}",
-                "--single_stream_expected_latency_ns=20000")
-    rows.append(("null SingleStream p50 / p90 us", f"{r['p50_latency_ms'] * 1000:.0f} / {r['p90_latency_ms'] * 1000:.0f}",
-                 r["result_validity"]))
-    for row in rows:
-        print(f"  {row[0]:<40} {row[1]:>12}  {row[2]}", flush=True)
+    print(f"== null backend: the harness and LoadGen alone ({', '.join(suts)} SUT alternated) ==", flush=True)
+    offline, single = {s: [] for s in suts}, {s: [] for s in suts}
+    for _ in range(0 if opts.skip_null else opts.rounds):
+        for sut in suts:
+            offline[sut].append(bench_sut.offline(sut, null_opts))
+            single[sut].append(bench_sut.single_stream(sut, null_opts))
+    server = {}
+    if not opts.skip_server and not opts.skip_null:
+        for sut in suts:
+            server[sut] = bench_sut.server_search(sut, null_opts)
+    for sut in ([] if opts.skip_null else suts):
+        print(f"  {sut:<7} Offline median {statistics.median(offline[sut]):>12,.0f} samples/s   SingleStream p90 "
+              f"median {statistics.median(single[sut]):.0f} us" +
+              (f"   Server highest VALID {server[sut]:,.0f} q/s" if sut in server else ""), flush=True)
+    if opts.skip_ort:
+        return
 
     print("== onnxruntime: LoadGen Offline vs the raw loop (same engine, batch, threads) ==", flush=True)
     from harness.run import engine_path, run_config
     from harness.backends import get_backend
     from harness.flags import parse_args
     from resnet50.models import get_model
+    ms = str(int(opts.seconds * 1000))
     subprocess.run(MAIN + ["--action=generate_engines", *COMMON], check=True, capture_output=True)
     rc = run_config(parse_args(COMMON), "Offline", "CPU")
     cfg = rc.settings()
     engine = engine_path(rc, get_model("efficientnet-lite0"), get_backend("onnxruntime"))
     batch, threads = int(cfg["batch_size"]), int(cfg["threads"])
-    raws, lgs = [], []
-    for _ in range(opts.rounds):   # alternated, so that drift on a shared machine shows in both columns
+    raws, lgs = [], {s: [] for s in suts}
+    for _ in range(opts.rounds):   # alternated, so that drift on a shared machine shows in every column
         raws.append(raw_loop(engine, batch, threads, opts.seconds))
         print(f"  raw loop       {raws[-1]:8.1f} samples/s", flush=True)
-        r = harness("--scenarios=Offline", f"--min_duration={ms}", f"--offline_expected_qps={raws[-1] * 1.3:.0f}")
-        lgs.append(r["samples_per_second"])
-        print(f"  LoadGen        {lgs[-1]:8.1f} samples/s ({r['result_validity']})", flush=True)
+        for sut in suts:
+            r = harness("--scenarios=Offline", f"--min_duration={ms}", "--min_query_count=1",
+                        f"--offline_expected_qps={raws[-1] * 1.3:.0f}",
+                        f"--sut={sut}")
+            lgs[sut].append(r["samples_per_second"])
+            print(f"  LoadGen {sut:<7}{lgs[sut][-1]:8.1f} samples/s ({r['result_validity']})", flush=True)
     raws.append(raw_loop(engine, batch, threads, opts.seconds))
     print(f"  raw loop       {raws[-1]:8.1f} samples/s", flush=True)
-    import statistics
-    print(f"  median LoadGen / median raw = {statistics.median(lgs) / statistics.median(raws):.3f} "
-          f"(batch {batch}, {threads} threads, {opts.rounds} LoadGen runs between {len(raws)} raw loops)")
+    for sut in suts:
+        print(f"  median LoadGen ({sut} SUT) / median raw = {statistics.median(lgs[sut]) / statistics.median(raws):.3f} "
+              f"(batch {batch}, {threads} threads, {opts.rounds} LoadGen runs between {len(raws)} raw loops)")
+
 
 if __name__ == "__main__":
     main()

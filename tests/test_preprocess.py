@@ -494,6 +494,38 @@ def test_a_changed_file_is_verified_in_full(tmp_path, capsys):
     assert "checking the CRC-32 of all 3 rows (the file changed since it was written)" in capsys.readouterr().out
 
 
+def test_preprocess_data_restamps_a_copied_array_after_verifying_it(tmp_path, capsys):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(3))
+    base = str(tmp_path / "p")
+    preprocessing.preprocess(spec, m, SAMPLES_250, base, progress=False)
+    npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", m)
+    shutil.copy(npy, npy + ".copy")
+    os.replace(npy + ".copy", npy)
+    assert preprocessing.preprocess(spec, m, SAMPLES_250, base, progress=True).done_now == 0
+    assert "stamp updated" in capsys.readouterr().out
+    preprocessing.load_preprocessed(spec, m, base)
+    assert "checking the CRC-32 of all" not in capsys.readouterr().out          # sampled again
+
+
+@pytest.mark.parametrize("code,cause", [(13, "permission denied"), (30, "the file system is read-only"),
+                                        (28, "the disk is full")])
+def test_storage_errors_name_the_cause_and_path(tmp_path, monkeypatch, code, cause):
+    spec = get_model("efficientnet-lite0")
+    m = _map(tmp_path, _first(2))
+    real = os.makedirs
+
+    def fail(path, *a, **k):
+        if str(path).startswith(str(tmp_path / "p")):
+            raise OSError(code, os.strerror(code), path)
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "makedirs", fail)
+    with pytest.raises(preprocessing.StorageError) as e:
+        preprocessing.preprocess(spec, m, SAMPLES_250, str(tmp_path / "p"), progress=False)
+    assert cause in str(e.value) and str(tmp_path / "p") in str(e.value) and "decoded" not in str(e.value)
+
+
 def test_preprocess_refuses_missing_images_unless_allowed(tmp_path):
     from resnet50.models import get_model
     names = sorted(os.listdir(VAL_1300))[:3]

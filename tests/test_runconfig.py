@@ -148,17 +148,14 @@ def test_new_keys_of_other_issues_are_in_the_schema():
         parse_args(["--tune_confirm_runs=0"])
 
 
-def test_info_shows_each_value_and_where_it_came_from():
-    result = run_main("--action=info", "--system_name=CPU", "--scenarios=Offline", "--batch_size=3")
-    assert result.returncode == 0, result.stderr
-    assert "== Offline on CPU (block CPU, config_ver default" in result.stdout
-    assert any(line.split()[:3] == ["batch_size", "3", "--batch_size"] for line in result.stdout.splitlines())
-
-
-def test_config_ver_list_runs_each_apart(tmp_path):
+def test_config_ver_list_builds_one_run_config_each(tmp_path):
+    from harness.run import run_configs
     folder, _ = _configs_with(tmp_path, "Offline", "CPU", {"config_ver": {"small": {"batch_size": 2}}})
-    result = run_main("--action=info", "--system_name=CPU", f"--config_dir={folder}", "--config_ver=default,small")
-    assert result.returncode == 0, result.stderr
-    assert "config_ver default" in result.stdout and "config_ver small" in result.stdout
-    result = run_main("--action=info", "--system_name=CPU", f"--config_dir={folder}", "--config_ver=all")
-    assert result.stdout.count("== Offline") == 2
+    args = parse_args(["--action=run", "--system_name=CPU", f"--config_dir={folder}", "--config_ver=default,small",
+                       "--scenarios=Offline,SingleStream"])
+    with pytest.raises(HarnessError, match="--config_ver=small: block 'CPU' .*SingleStream"):
+        run_configs(args)          # SingleStream has no `small`: named before anything runs
+    args = parse_args(["--action=run", "--system_name=CPU", f"--config_dir={folder}", "--config_ver=all"])
+    rcs = run_configs(args)
+    assert [(rc.config_ver, rc.batch_size) for rc in rcs] == [("default", 8), ("small", 2)]
+    assert rcs[1].source("batch_size").endswith("block 'CPU.config_ver.small', key 'batch_size'")

@@ -26,7 +26,7 @@ def staged(val16, tmp_path_factory):
     logs, sub = str(base / "logs"), str(base / "sub")
     run = ("--action=run_harness", f"--system_name={SYSTEM}", "--model=efficientnet-lite0", "--backend=null",
            f"--map_path={map_path}", f"--preprocessed_data_dir={prep}", f"--log_dir={logs}", "--scenarios=Offline",
-           "--min_duration=300", "--offline_expected_qps=1500000")
+           "--min_duration=300", "--offline_expected_qps=6000000")
     _ok(run_main(*run))
     assert run_main(*run, "--test_mode=AccuracyOnly").returncode == 3     # the null backend's answers are wrong
     _ok(run_main("--action=update_results", f"--system_name={SYSTEM}", f"--log_dir={logs}", f"--results_dir={sub}",

@@ -122,16 +122,16 @@ def test_rule_problems_of_a_short_run():
 
 
 def test_official_checker_wiring(tmp_path, monkeypatch):
-    from harness.submission import check
+    from harness.submission import official
     repo = tmp_path / "inference"
-    assert check.run_official(str(tmp_path), str(repo), rules.get_round("v6.1"))[0] is None   # no checkout
+    assert official.run_official(str(tmp_path), str(repo), "v6.1").returncode is None   # no checkout
     pkg = repo / "tools" / "submission" / "submission_checker"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "main.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\nsys.exit(3)\n")
-    monkeypatch.setattr(check.importlib.util, "find_spec", lambda name: object())   # pretend PyYAML is there
-    rc, text = check.run_official(str(tmp_path), str(repo), rules.get_round("v6.1"))
-    assert rc == 3
+    monkeypatch.setattr(official.importlib.util, "find_spec", lambda name: object())   # pretend PyYAML is there
+    verdict = official.run_official(str(tmp_path), str(repo), "v6.1")
+    assert verdict.returncode == 3 and verdict.errors[official.OTHER]   # a crash is never "short run"
     args = json.loads(open(str(tmp_path) + ".records/official_checker.log").read())   # outside the root
     assert args[:2] == ["--input", str(tmp_path)] and args[args.index("--version") + 1] == "v6.1"
 
@@ -157,6 +157,10 @@ def test_summary_and_detail_must_agree(tmp_path):
         assert needle in problems, problems
     summary.write_text("")
     assert "no `Result is :` line" in summary_detail_problems(str(summary), log)[0]
+    # The summary rounds: "QPS w/ loadgen overhead : 21.24" for 21.2354 agrees; 21.25 does not.
+    from harness.submission.integrity import _same
+    assert _same("21.24", 21.2354) and _same("819.08", 819.078) and not _same("21.25", 21.2354)
+    assert not _same("1234568", 1234567)
     # SingleStream's lines: "90.0th percentile latency (ns)" and "* Early stopping 90.0th percentile estimate: N"
     entry = json.dumps({"key": "early_stopping_latency_ss", "value": 19910})
     detail.write_text(detail.read_text() + f":::MLLOG {entry}\n")

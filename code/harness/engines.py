@@ -28,11 +28,13 @@ import os
 from typing import Any, Optional
 
 from . import REPO_ROOT, BENCHMARK
-from .artifacts import cached_md5, file_md5, read_json, write_json_atomic
+from .artifacts import cached_md5, file_md5, read_json, write_json_atomic  # noqa: F401 (file_md5: runs.py)
 from .errors import HarnessError
 
 # Config keys that change what gets built (the rest only change how it is run): these, plus the backend's own
-# (backends/<name>/options.py INFO.build_keys).
+# (backends/<name>/options.py INFO.build_keys). Run-only keys stay out: use_graphs (CUDA graphs are captured when a
+# runner loads the engine) and gpu_inference_streams (streams are created at load) would only force needless
+# rebuilds; gpu_copy_streams is the number of optimisation profiles built into a TensorRT engine.
 COMMON_BUILD_KEYS = ("precision", "batch_size")
 
 

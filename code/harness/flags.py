@@ -47,7 +47,8 @@ CORE_FLAGS: tuple[Flag, ...] = (
     Flag("calib_data_map", str, None, "Calibration list (default data_maps/imagenet/cal_map.txt, official option 1).",
          config_key="calib_data_map"),
     Flag("preprocessed_data_dir", str, None, "Base of preprocessed arrays (default build/preprocessed_data)."),
-    Flag("log_dir", str, None, "Base folder of run logs (default build/logs)."),
+    Flag("log_dir", str, None, "Base folder of run logs (default build/logs); report: run folder(s), a comma list "
+         "compares them (default: the newest run folder)."),
     Flag("fast", parse_bool, False, "Short run: min_duration 60 s and Offline min_query_count 1.", switch=True),
     # --- LoadGen settings (user.conf) ---
     Flag("min_duration", int, None, "LoadGen min_duration in ms.", config_key="min_duration", min=0),
@@ -68,14 +69,16 @@ CORE_FLAGS: tuple[Flag, ...] = (
     # --- The SUT ---
     Flag("batch_size", int, None, "Inference batch size (SingleStream: always 1; MultiStream: at least "
          "multi_stream_samples_per_query).", config_key="batch_size", min=1),
+    Flag("sut", str, None, "SUT: native (C++ queue, batching and completion, built by `make venv`), python, or "
+         "auto (native when built; the default).", choices=("auto", "native", "python"), config_key="sut"),
     Flag("workers", int, None, "SUT worker threads (CPU backends).", config_key="workers", min=1),
     Flag("server_batch_timeout_us", int, None, "Server dynamic batching: longest wait for a fuller batch (µs).",
          config_key="server_batch_timeout_us", min=0),
     Flag("server_max_async_queries", int, None, "Server: LoadGen stops issuing when more queries than this are "
          "outstanding (the run is then INVALID); tune sets it on its short probes. 0: no limit.",
          config_key="server_max_async_queries", min=0),
-    Flag("server_coalesce_queries", parse_bool, None, "Server: let LoadGen coalesce the queries that are due into one "
-         "IssueQuery call.", switch=True, config_key="server_coalesce_queries"),
+    Flag("server_coalesce_queries", parse_bool, None, "Server: LoadGen's server_coalesce_queries (issue every query "
+         "that is due in one IssueQuery call; on by default).", switch=True, config_key="server_coalesce_queries"),
     Flag("verbose", parse_bool, False, "More logging, and LoadGen's summary on stdout.", switch=True),
     Flag("overwrite", parse_bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
     Flag("verify", parse_bool, False, "Check every row of the preprocessed arrays against the CRC-32s recorded when "
@@ -94,8 +97,8 @@ CORE_FLAGS: tuple[Flag, ...] = (
          config_key="calib_method"),
     Flag("force_calibration", parse_bool, False, "calibrate: redo the calibration even if it is up to date.",
          switch=True),
-    Flag("onnx_only", parse_bool, False, "generate_engines: write the ONNX model the engine is built from and stop.",
-         switch=True),
+    Flag("onnx_only", parse_bool, False, "generate_engines (tensorrt): write the exact ONNX TensorRT's parser would "
+         "get beside where the engine goes, print its path, and stop (no TensorRT needed).", switch=True),
     # --- tune (code/harness/tune.py) and reports ---
     Flag("tune_probe_ms", int, 10000, "tune: min_duration of each short probe (ms).", min=100),
     Flag("tune_probe_queries", int, 1024, "tune: min_query_count of each Server probe (LoadGen's early stopping "

@@ -82,7 +82,7 @@ class SignalGuard:
             except Exception:
                 pass
         if self.signum is not None:
-            print(f"\n[interrupt] second {signal_name(signum)}: exiting now.", file=sys.stderr, flush=True)
+            _say(f"\n[interrupt] second {signal_name(signum)}: exiting now.")
             if self.on_second is not None:
                 try:
                     self.on_second()
@@ -90,8 +90,7 @@ class SignalGuard:
                     pass
             _exit_now(exit_code(self.signum))
         self.signum = signum
-        print(f"\n[interrupt] {signal_name(signum)}: {self.what} (press Ctrl-C again to exit at once).",
-              file=sys.stderr, flush=True)
+        _say(f"\n[interrupt] {signal_name(signum)}: {self.what} (press Ctrl-C again to exit at once).")
 
     def __enter__(self) -> "SignalGuard":
         if threading.current_thread() is threading.main_thread():
@@ -103,6 +102,13 @@ class SignalGuard:
         for s, old in self._old.items():
             signal.signal(s, old)
         self._old.clear()
+
+
+def _say(text: str) -> None:
+    try:   # a handler may interrupt the main thread's own write to stderr (a reentrant call): never fail for a message
+        print(text, file=sys.stderr, flush=True)
+    except RuntimeError:
+        pass
 
 
 def _exit_now(code: int) -> None:

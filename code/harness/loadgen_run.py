@@ -65,6 +65,8 @@ def test_settings(lg, scenario, cfg: dict[str, Any], user_conf: str, test_mode: 
     # user.conf holds latencies in whole milliseconds; the exact hints go on the settings directly.
     if sc.expected_latency_key and cfg.get(sc.expected_latency_key):
         setattr(settings, sc.expected_latency_key, int(cfg[sc.expected_latency_key]))
+    if sc.coalesces:   # LoadGen issues every query that is due in one IssueQuery call (the SUT's rate limit)
+        settings.server_coalesce_queries = bool(cfg.get("server_coalesce_queries", False))
     return settings
 
 
@@ -151,6 +153,7 @@ def summarize(scenario, detail: dict[str, Any]) -> dict[str, Any]:
     if sc.name == "Server":
         out["completed_samples_per_second"] = detail.get("result_completed_samples_per_sec")
         out["p99_latency_ms"] = ms("result_99.00_percentile_latency_ns")
+        out["server_coalesce_queries"] = detail.get("requested_server_coalesce_queries")   # as LoadGen read it
     elif sc.name == "SingleStream":
         out["early_stopping_p90_latency_ms"] = ms("early_stopping_latency_ss")
     elif sc.name == "MultiStream":
@@ -202,7 +205,7 @@ def run_loadgen(scenario, test_mode: str, cfg: dict[str, Any], qsl, sut, out_dir
 
     `audit` (a harness.submission.rules.AuditTest) makes it a compliance run: its audit.config is written into
     out_dir, handed to LoadGen by path, and removed when the run ends, whatever happens."""
-    lg = _lg()
+    lg = getattr(sut, "lg", None) or _lg()   # the native SUT brings its own LoadGen (harness/sut.py)
     scenario = get_scenario(scenario)
     refuse_stray_audit_config()
     conf_dir = measurements_dir(cfg["system_id"], scenario.name)
@@ -256,12 +259,14 @@ def run_loadgen(scenario, test_mode: str, cfg: dict[str, Any], qsl, sut, out_dir
                 ended = interrupt.run_interruptibly(
                     lambda: lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path),
                     guard, sut.abort, mark_interrupted,
-                    time_limit_s=run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
+                    # FindPeakPerformance runs many tests of min_duration in one StartTest: no watchdog there
+                    time_limit_s=None if test_mode == "FindPeakPerformance" else
+                    run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
         finally:
             progress.stop()
             sut.stop()
             lg.DestroyQSL(qsl_handle)
-            lg.DestroySUT(sut_handle)
+            sut.destroy()
     finally:
         remove_audit_config()
     wall = time.time() - start
@@ -282,8 +287,12 @@ def run_loadgen(scenario, test_mode: str, cfg: dict[str, Any], qsl, sut, out_dir
         print(f"WARNING: {scenario}: LoadGen had not finished {run_limits.max_duration_ms(cfg)} ms (max_duration) "
               "after it started; the remaining queries were answered at once and the run is INVALID. Lower the "
               "target, or raise --max_duration.", file=sys.stderr)
+    summary["sut"] = getattr(sut, "kind", "python")
     summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
                               for st in sut.stats]
+    if getattr(sut, "timing", None):   # per-sample latency histogram and completion timeline (harness/report.py)
+        from . import sut_timing
+        sut_timing.write(out_dir, sut.timing)
     return summary
 
 

@@ -104,7 +104,12 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
         scenario = rc.scenario.name
         spec = model_spec(rc)
         backend = get_backend(rc.backend_name)
-        backend.require()
+        onnx_only = bool(getattr(args, "onnx_only", False))
+        if onnx_only and not hasattr(backend, "export_onnx"):
+            raise HarnessError(f"--onnx_only writes the ONNX handed to TensorRT's parser; backend {backend.name} "
+                               "has none (use --backend=tensorrt).")
+        if not onnx_only:
+            backend.require()
         fp32_path = model_path(rc, spec)
         path = engine_path(rc, spec, backend)    # an error when --model_path does not exist
         inputs = engine_inputs(backend, settings, spec, fp32_path)
@@ -115,6 +120,13 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
                 check_calibration_current(fp32_path, backend.name, inputs, spec.key,
                                           bool(rc.backend.get("calib_cache")))
         with folder_lock(os.path.dirname(path), f"generate_engines {scenario}"):
+            if onnx_only:        # the exact graph TensorRT would parse, without TensorRT (issue 12)
+                onnx_path, _, _ = backend.export_onnx(BuildRequest(
+                    onnx_path=source, engine_path=path, precision=rc.precision, batch_sizes=[rc.batch_size],
+                    input_shape=spec.input_shape, settings=settings))
+                print(f"[generate_engines] {scenario}: ONNX for TensorRT's parser written (no engine built): "
+                      f"{onnx_path}")
+                continue
             record = build_record(inputs, settings, backend.versions())
             if not args.overwrite and is_up_to_date(path, record):
                 print(f"[generate_engines] {scenario} ({rc.config_ver}): {path} is up to date.")

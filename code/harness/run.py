@@ -88,10 +88,10 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     returns that summary."""
     from resnet50.imagenet import read_map
     from resnet50.preprocessing import load_preprocessed
-    from .loadgen_run import _lg, evaluate_accuracy, run_loadgen, scenario_dir
+    from .loadgen_run import evaluate_accuracy, run_loadgen, scenario_dir
     from .run_limits import target_warning
     from .submission.runs import run_fingerprint
-    from .sut import QSL, SUT
+    from .sut import QSL, make_sut
 
     rc, audit = job.rc, job.audit
     settings = rc.settings()
@@ -114,17 +114,18 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
         runners = [backend.load(engine, d, settings) for d in backend.device_ids(settings)]
     else:
         runners = [backend.load(engine, None, settings) for _ in range(rc.workers)]
-    lg = _lg()
     qsl = QSL(data.array, rc.loadgen.performance_sample_count or runconfig.DEFAULT_PERFORMANCE_SAMPLE_COUNT, runners)
-    sut = SUT(lg, qsl, runners, rc.batch_size, spec.output_offset, rc.batch_timeout_s)
+    sut = make_sut(settings.get("sut") or "auto", qsl, runners, rc.batch_size, spec.output_offset,
+                   rc.batch_timeout_s)
     out_dir = scenario_dir(job.run_root, rc.system_id, scenario)
     if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
         out_dir = os.path.join(out_dir, audit.name)
-    warning = target_warning(settings, scenario, os.path.dirname(job.run_root), exclude=job.run_root)
+    warning = test_mode != "AccuracyOnly" and target_warning(settings, scenario, os.path.dirname(job.run_root),
+                                                             exclude=job.run_root)
     if warning:
         print(warning, file=sys.stderr)
     print(f"[run_harness] {scenario} {test_mode}: {spec.key} on {backend.name} ({rc.precision}, "
-          f"batch {sut.batch_size}, {len(runners)} worker(s)), config_ver {rc.config_ver}, {qsl.total} samples, "
+          f"batch {sut.batch_size}, {len(runners)} worker(s), {sut.kind} SUT), config_ver {rc.config_ver}, {qsl.total} samples, "
           f"logs in {out_dir}")
     summary = run_loadgen(rc.scenario, test_mode, settings, qsl, sut, out_dir, rc.verbose, audit)
     summary["test_mode"] = test_mode
@@ -228,6 +229,8 @@ def run_harness(args: argparse.Namespace, argv: Optional[list[str]] = None) -> i
                 except HarnessError:
                     failed.append(f"{rc.scenario.name} ({ver})" if several_vers else rc.scenario.name)
             write_harness_summary(run_root, rcs[0].system_id, results)
+            from .report import render_after_run
+            render_after_run(run_root)
         finally:
             remove_if_empty(run_root)   # a run refused before it wrote anything leaves no empty folder
         everything.update({(f"{s} ({ver})" if several_vers else s): r for s, r in results.items()})

@@ -81,10 +81,12 @@ def _valid_summaries(log_base: str, system: str, scenario: str, exclude: Optiona
             yield folder, s
 
 
-def _same_setup(cfg: dict[str, Any], s: dict[str, Any]) -> bool:
+SETUP_KEYS = ("backend", "model", "precision", "config_ver", "batch_size", "null_latency_us")
+
+
+def _same_setup(cfg: dict[str, Any], s: dict[str, Any], keys=SETUP_KEYS) -> bool:
     settings = s.get("settings") or {}
-    return all(settings.get(k) == cfg.get(k) for k in ("backend", "model", "precision", "config_ver", "batch_size",
-                                                         "null_latency_us"))
+    return all(settings.get(k) == cfg.get(k) for k in keys)
 
 
 def measured_capacity(cfg: dict[str, Any], scenario: str, log_base: str,
@@ -94,12 +96,13 @@ def measured_capacity(cfg: dict[str, Any], scenario: str, log_base: str,
     from .scenarios import get as get_scenario
     sc = get_scenario(scenario)
     system = cfg["system_id"]
-    sources = [(sc.name, sc.summary_metric)]
-    if sc.capacity_fallback:
-        sources.append((sc.capacity_fallback, get_scenario(sc.capacity_fallback).summary_metric))
-    for source, key in sources:
+    sources = [(sc.name, sc.summary_metric, SETUP_KEYS)]
+    if sc.capacity_fallback:   # Offline batches differ from Server's: any batch size bounds what Server can hold
+        sources.append((sc.capacity_fallback, get_scenario(sc.capacity_fallback).summary_metric,
+                        tuple(k for k in SETUP_KEYS if k != "batch_size")))
+    for source, key, keys in sources:
         for folder, s in _valid_summaries(log_base, system, source, exclude):
-            if _same_setup(cfg, s) and s.get(key):
+            if _same_setup(cfg, s, keys) and s.get(key):
                 return float(s[key]), folder
     return None
 

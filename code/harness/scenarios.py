@@ -43,6 +43,7 @@ class Scenario:
     # The config key of the expected rate or latency a run needs (its hint to LoadGen)
     target_key: Optional[str] = None
     dynamic_batching: bool = False        # the SUT waits up to server_batch_timeout_us for a fuller batch
+    coalesces: bool = False               # LoadGen's server_coalesce_queries applies
     latency_constrained: bool = False     # throughput under a latency bound (Server): the bound must match
     find_peak: bool = False               # LoadGen's FindPeakPerformance mode searches this scenario's target
     one_query: bool = False               # LoadGen issues the whole run as one query (Offline)
@@ -87,7 +88,7 @@ SERVER = Scenario("Server", latency_bound=False, summary_metric="scheduled_queri
                   summary_source="result_scheduled_samples_per_sec", checker_key="result_completed_samples_per_sec",
                   unit="Queries/s", user_conf=(("target_qps", "server_target_qps", None),
                                                ("max_async_queries", "server_max_async_queries", None)),
-                  target_key="server_target_qps", dynamic_batching=True, latency_constrained=True, find_peak=True,
+                  target_key="server_target_qps", dynamic_batching=True, coalesces=True, latency_constrained=True, find_peak=True,
                   early_stopping=True, rule_max_target_latency_ns=15000000,
                   capacity_fallback="Offline")
 SINGLE_STREAM = Scenario("SingleStream", latency_bound=True, summary_metric="p90_latency_ms",

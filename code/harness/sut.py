@@ -9,18 +9,34 @@
   after the first sample they wait at most `batch_timeout_s` for the batch to fill.
 - Responses carry the top-1 label (after the model's output offset) as int32; the label array of a batch stays
   alive until QuerySamplesComplete returns, which is when LoadGen has copied what it logs.
+- Each worker records, per batch, the IssueQuery-to-completion latency of its pieces and the completion time
+  (harness/sut_timing.py: a fixed histogram and a timeline, O(1) per IssueQuery piece and per batch).
+- abort() (an interrupted run, harness/interrupt.py): every batch from then on is answered at once (label -1).
+
+Two SUTs with the same interface (`make_sut` picks one; the config key `sut` / flag --sut: auto, native, python):
+- `NativeSUT`: the queue, batching, responses, completion and timing in C++ (native/loadgen_native.cc, built by
+  `make venv` into the `loadgen_native` module together with LoadGen itself); Python runs once per batch (the
+  runner's `infer`, with the GIL taken once). Its LoadGen is the module's own copy, so the whole run (settings, QSL,
+  StartTest) goes through `sut.lg`.
+- `SUT`: pure Python on the PyPI `mlperf_loadgen`, the fallback when the module is not built. IssueQuery puts
+  LoadGen's two lists on a queue (O(1)); the worker converts a batch's indices with numpy once and builds its
+  QuerySampleResponse objects (about 1-2 us each: the Python path's per-sample floor, see docs/performance.md).
 """
 from __future__ import annotations
 
 import itertools
+import os
+import queue
+import sys
 import threading
 import time
-from collections import deque
 from typing import Optional, Sequence
 
 import numpy as np
 
+from . import REPO_ROOT, file_digest, sut_timing
 from .backends.base import Runner
+from .errors import HarnessError
 
 
 class QSL:
@@ -52,57 +68,68 @@ class QSL:
 
 
 class WorkQueue:
-    """Chunks of (query ids, sample indices); `take` returns up to n samples, splitting chunks as needed."""
+    """Chunks of (query ids, sample indices), as LoadGen passed them (lists; no per-sample work on its thread);
+    `take` returns up to n samples (slices of those lists), splitting chunks as needed.
+
+    A C-implemented queue.SimpleQueue underneath: `put` is one C call on LoadGen's issue thread and wakes a blocked
+    worker without a Python-level Condition (whose notify/wait pair, with the GIL handoffs around it, took a
+    quarter of the Python SUT's samples in Server; docs/performance.md). A chunk larger than a batch goes back to
+    the queue as (ids, indices, offset, issue time), so Offline's one query of millions of samples is never copied
+    and every worker shares it.
+    """
+    _CLOSED = None
 
     def __init__(self):
-        self._cond = threading.Condition()
-        self._chunks: deque = deque()
-        self._closed = False
+        self._q = queue.SimpleQueue()
 
-    def put(self, ids: list, indices: np.ndarray) -> None:
-        with self._cond:
-            self._chunks.append([ids, indices, 0])   # the third item: how many of this chunk were taken
-            self._cond.notify()
+    def put(self, ids: list, indices) -> None:
+        self._q.put((ids, indices, 0, time.perf_counter()))   # the issue time: harness/sut_timing.py
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self._q.put(self._CLOSED)
 
-    def _pop(self, n: int):
-        chunk = self._chunks[0]
-        ids, idx, start = chunk
+    def _split(self, item, n: int, issued: Optional[list]):
+        """Up to n samples of a queued item; the rest goes back to the queue (an offset, not a copy)."""
+        ids, idx, start, t_issue = item
         end = start + n
-        if end >= len(ids):
-            self._chunks.popleft()
-            return (ids[start:] if start else ids), (idx[start:] if start else idx)
-        chunk[2] = end   # an offset, not a copy of the rest: Offline's one query can hold millions of samples
-        return ids[start:end], idx[start:end]
+        if end < len(ids):
+            self._q.put((ids, idx, end, t_issue))
+            if issued is not None:
+                issued.append((t_issue, n))
+            return ids[start:end], idx[start:end]
+        if issued is not None:
+            issued.append((t_issue, len(ids) - start))
+        return (ids[start:] if start else ids), (idx[start:] if start else idx)
 
-    def take(self, n: int, timeout_s: float = 0.0):
-        with self._cond:
-            while not self._chunks:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            ids, idx = self._pop(n)
-            if self._chunks:
-                self._cond.notify()   # more work is left: wake another worker (Offline puts one huge chunk)
-            if len(ids) >= n or timeout_s <= 0:
-                return ids, idx
-            ids, parts = list(ids), [idx]
-            deadline = time.monotonic() + timeout_s
-            while len(ids) < n:
-                if self._chunks:
-                    more_ids, more_idx = self._pop(n - len(ids))
-                    ids.extend(more_ids)
-                    parts.append(more_idx)
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed:
-                    break
-                self._cond.wait(remaining)
-            return ids, (parts[0] if len(parts) == 1 else np.concatenate(parts))
+    def take(self, n: int, timeout_s: float = 0.0, issued: Optional[list] = None):
+        """Up to n samples; what is already queued joins the batch, and with a timeout the batch waits at most that
+        long for more. issued, when given, gets (IssueQuery time, samples) of each piece taken."""
+        item = self._q.get()
+        if item is self._CLOSED:
+            self._q.put(item)   # for the other workers
+            return None
+        ids, idx = self._split(item, n, issued)
+        if len(ids) >= n:
+            return ids, idx
+        parts = [(ids, idx)]
+        count = len(ids)
+        deadline = time.monotonic() + timeout_s
+        while count < n:
+            try:
+                item = self._q.get_nowait() if timeout_s <= 0 else self._q.get(
+                    timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is self._CLOSED:
+                self._q.put(item)
+                break
+            more_ids, more_idx = self._split(item, n - count, issued)
+            parts.append((more_ids, more_idx))
+            count += len(more_ids)
+        if len(parts) == 1:
+            return ids, idx
+        chain = itertools.chain.from_iterable
+        return list(chain(p[0] for p in parts)), list(chain(p[1] for p in parts))
 
 
 class _Aborted(Exception):
@@ -124,15 +151,21 @@ class SUT:
         # One worker per runner, or `runner.concurrency` workers for a runner with several CUDA streams.
         slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
         self.stats = [{"batches": 0, "samples": 0, "infer_s": 0.0, "complete_s": 0.0} for _ in slots]
-        self._threads = [threading.Thread(target=self._work, args=(r, self.stats[i]), name=f"sut-worker-{i}",
-                                          daemon=True)
+        t0 = time.perf_counter()
+        # Latency histogram and timeline per worker; MLPERF_SUT_TIMING=0 turns the record off.
+        self.timing = [sut_timing.WorkerTiming(t0) for _ in slots] if sut_timing.enabled() else []
+        self._threads = [threading.Thread(target=self._work,
+                                          args=(r, self.stats[i], self.timing[i] if self.timing else None),
+                                          name=f"sut-worker-{i}", daemon=True)
                          for i, r in enumerate(slots)]
         self.handle = None
 
+    kind = "python"
+
     # LoadGen callbacks ------------------------------------------------------------------------------------
     def issue_query(self, ids: list, indices: list) -> None:
-        """FastSUT IssueQuery: only enqueue."""
-        self.queue.put(ids, np.asarray(indices, dtype=np.int64))
+        """FastSUT IssueQuery: only enqueue LoadGen's lists (O(1) Python work; numpy conversion is per batch)."""
+        self.queue.put(ids, indices)
 
     def flush_queries(self) -> None:
         pass
@@ -142,12 +175,15 @@ class SUT:
         self.aborted = True
 
     # Workers ----------------------------------------------------------------------------------------------
-    def _work(self, runner: Runner, stats: dict) -> None:
+    def _work(self, runner: Runner, stats: dict, timing: Optional[sut_timing.WorkerTiming]) -> None:
         lg, qsl, offset = self.lg, self.qsl, self.output_offset
         response = lg.QuerySampleResponse
         clock = time.perf_counter
+        issued: Optional[list] = [] if timing is not None else None
         while True:
-            item = self.queue.take(self.batch_size if not self.aborted else 1 << 16, self.batch_timeout_s)
+            if issued:
+                issued.clear()
+            item = self.queue.take(self.batch_size if not self.aborted else 1 << 16, self.batch_timeout_s, issued)
             if item is None:
                 return
             ids, indices = item
@@ -155,7 +191,7 @@ class SUT:
             try:
                 if self.aborted:
                     raise _Aborted
-                rows = qsl.row_of[indices]
+                rows = qsl.row_of[np.asarray(indices, dtype=np.int64)]
                 top1 = runner.infer(rows) if runner.takes_rows else runner.infer(qsl.loaded[rows])
                 labels = np.array(top1, dtype=np.int32)   # our own copy: a runner may reuse its output buffer
                 if offset:
@@ -169,10 +205,13 @@ class SUT:
             base = labels.ctypes.data
             responses = list(map(response, ids, range(base, base + 4 * len(ids), 4), itertools.repeat(4)))
             lg.QuerySamplesComplete(responses)
+            t2 = clock()
             stats["batches"] += 1
             stats["samples"] += len(ids)
             stats["infer_s"] += t1 - t0
-            stats["complete_s"] += clock() - t1
+            stats["complete_s"] += t2 - t1
+            if timing is not None:
+                timing.record(t2, len(ids), issued)
 
     def completed(self) -> int:
         """Samples completed so far (read by the progress line from another thread; no lock needed)."""
@@ -190,3 +229,126 @@ class SUT:
             t.join()
         for r in self.runners:
             r.close()
+
+    def destroy(self) -> None:
+        if self.handle is not None:
+            self.lg.DestroyFastSUT(self.handle)
+            self.handle = None
+
+
+def batch_callback(qsl: QSL, runner: Runner):
+    """The per-batch Python of the native SUT: sample indices -> the runner's top-1 (raw, before the offset)."""
+    row_of = qsl.row_of
+    if runner.takes_rows:
+        return lambda indices: runner.infer(row_of[indices])
+    return lambda indices: runner.infer(qsl.loaded[row_of[indices]])
+
+
+class NativeSUT:
+    """The C++ SUT core of `loadgen_native` (see the module docstring); the same interface as SUT."""
+    kind = "native"
+
+    def __init__(self, lg, qsl: QSL, runners: Sequence[Runner], batch_size: int, output_offset: int,
+                 batch_timeout_s: float = 0.0):
+        self.lg = lg
+        self.qsl = qsl
+        self.runners = list(runners)
+        self.batch_size = max(1, int(batch_size))
+        self.batch_timeout_s = batch_timeout_s
+        slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
+        self._timing_on = sut_timing.enabled()
+        self._t0 = time.perf_counter()
+        bins = dict(timing_bins_per_decade=sut_timing.BINS_PER_DECADE, timing_low_exp10=sut_timing.LOW_EXP,
+                    timing_bins=sut_timing.N_BINS, timing_step_s=sut_timing.TIMELINE_STEP_S) if self._timing_on else {}
+        self._core = lg.NativeSUT([batch_callback(qsl, r) for r in slots], self.batch_size, float(batch_timeout_s),
+                                  int(output_offset), **bins)
+        self._slots = len(slots)
+        self.handle = None
+        self._stopped = False
+
+    @property
+    def errors(self) -> list:
+        return [RuntimeError(e) for e in self._core.errors()]
+
+    @property
+    def stats(self) -> list:
+        return self._core.stats()
+
+    @property
+    def timing(self) -> list:
+        """The workers' records as harness/sut_timing.py WorkerTiming objects (after stop())."""
+        if not self._timing_on:
+            return []
+        out = []
+        for i in range(self._slots):
+            hist, timeline = self._core.timing(i)
+            t = sut_timing.WorkerTiming(self._t0)
+            t.hist[:len(hist)] = list(hist)
+            t.timeline = list(timeline)
+            out.append(t)
+        return out
+
+    def completed(self) -> int:
+        return self._core.completed()
+
+    def abort(self) -> None:
+        self._core.abort()
+
+    def start(self) -> int:
+        self._core.start()
+        self.handle = self._core.handle
+        return self.handle
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._core.stop()
+            for r in self.runners:
+                r.close()
+
+    def destroy(self) -> None:
+        self.handle = None   # the core is owned by this object (freed with it), not by LoadGen
+
+
+SUT_KINDS = ("auto", "native", "python")
+
+
+NATIVE_SOURCE = os.path.join(REPO_ROOT, "native", "loadgen_native.cc")
+
+
+def native_status() -> tuple[Optional[object], str]:
+    """(`loadgen_native`, "") when it is built from this checkout's native/loadgen_native.cc, else (None, why)."""
+    try:
+        import loadgen_native
+    except ImportError:
+        return None, "the loadgen_native module is not built"
+    if os.path.exists(NATIVE_SOURCE):
+        built = getattr(loadgen_native, "__source_sha256__", "unknown")
+        if built != file_digest(NATIVE_SOURCE, "sha256"):
+            return None, (f"the installed loadgen_native ({loadgen_native.__file__}) was built from another "
+                          f"version of {NATIVE_SOURCE} (stale build)")
+    return loadgen_native, ""
+
+
+def native_module():
+    """`loadgen_native` when it is built from this checkout's source (`make venv`), else None."""
+    return native_status()[0]
+
+
+def make_sut(kind: str, qsl: QSL, runners: Sequence[Runner], batch_size: int, output_offset: int,
+             batch_timeout_s: float = 0.0):
+    """The SUT of `kind` (config key `sut`): native (the C++ core; an error when not built), python, or auto
+    (native when built, else python)."""
+    kind = kind or "auto"
+    if kind not in SUT_KINDS:
+        raise HarnessError(f"sut={kind!r}: expected one of {', '.join(SUT_KINDS)} (flag --sut, config key `sut`).")
+    native, why = native_status() if kind in ("auto", "native") else (None, "")
+    if kind == "native" and native is None:
+        raise HarnessError(f"--sut=native: {why}. Run `make venv` (it builds it from the LoadGen sdist; needs a "
+                           "C++17 compiler), or use --sut=python.")
+    if kind == "auto" and native is None and "stale" in why:
+        print(f"WARNING: {why}; using the Python SUT. Run `make venv` to rebuild it.", file=sys.stderr)
+    if native is not None:
+        return NativeSUT(native, qsl, runners, batch_size, output_offset, batch_timeout_s)
+    from .loadgen_run import _lg
+    return SUT(_lg(), qsl, runners, batch_size, output_offset, batch_timeout_s)

@@ -35,8 +35,8 @@ with `--verify`. Leftovers of an interrupted compaction (`.partial.compact`) are
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import signal
 import sys
 import time
 import zlib
@@ -116,11 +116,16 @@ def is_up_to_date(model: ModelSpec, fmt: str, image_map: ImageMap, base_dir: str
     if _npy_rows(npy) != manifest.get("shape", [None])[0]:
         return False
     try:
-        verify_array(npy, manifest_path, manifest, full=verify)
+        changed = manifest.get("array_stamp") != file_stamp(npy)
+        verify_array(npy, manifest_path, manifest, full=verify, progress=bool(say))
     except HarnessError as e:
         if say:
             say(f"[preprocess] {e} Preprocessing it again.")
         return False
+    if changed:         # copied or moved, every row verified: record the new stamp (the caller holds the lock)
+        _write_json_atomic(manifest_path, dict(manifest, array_stamp=file_stamp(npy)))
+        if say:
+            say(f"[preprocess] {npy}: every row verified after the file changed (copied or moved); stamp updated.")
     return True
 
 
@@ -242,6 +247,10 @@ def _npy_data_offset(path: str) -> int:
 
 
 def _worker_init(partials: dict, recipe: str, scale: float, chw: tuple) -> None:
+    # Forked workers inherit the parent's Python signal handlers (code/main.py turns SIGTERM into an exception):
+    # Pool.terminate() must end a worker at once, and Ctrl-C is the parent's to handle.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _W.clear()
     _W.update(recipe=recipe, scale=scale, targets={})
     for fmt, path in partials.items():
@@ -497,7 +506,7 @@ def _compact(partial: str, keep: np.ndarray, crcs: Sequence[int], rows_per_chunk
         finally:
             os.close(fd)
     except BaseException as e:
-        del src
+        src = None             # the memory map closed before the copy is removed
         try:
             os.remove(out_path)
         except OSError:
@@ -505,10 +514,9 @@ def _compact(partial: str, keep: np.ndarray, crcs: Sequence[int], rows_per_chunk
         if isinstance(e, OSError):
             raise storage_error(e, out_path) from None
         raise
-    del src
+    src = None
     os.replace(out_path, partial)
     return partial
-
 
 
 # ----------------------------------------------------------------------------------------------------------------

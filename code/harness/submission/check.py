@@ -11,19 +11,18 @@ One line per problem, in three kinds:
 The check fails on any line; with --structure_only only ERROR lines fail it (RULE and NOT READY become notes).
 The official checker (tools/submission/submission_checker of a mlcommons/inference checkout at --inference_repo,
 default build/inference) runs after a full check; it is skipped with --structure_only, since short runs fail it.
+Its verdict is printed beside the project's, its errors sorted into short-run / not-ready / other
+(harness/submission/official.py).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
-import sys
 from typing import Optional
 
 from .. import REPO_ROOT
 from ..errors import HarnessError
-from . import rules, system_desc
+from . import official, rules, system_desc
 from .audit import compare_performance, compare_responses, audit_applied
 from .logs import load_json, read_accuracy_entries, read_accuracy_txt, read_detail, sha256_file
 from .integrity import (LEGACY_ROOT_FILES, accuracy_problems, backup_path, record_path, records_dir, root_extras,
@@ -397,30 +396,6 @@ def check_system(report: Report, base: str, r: rules.Round, system: str, divisio
                         report.add(ERROR, rel, "not staged by this harness (added afterwards)")
 
 
-def run_official(results_dir: str, repo: str, r: rules.Round) -> tuple[Optional[int], str]:
-    """(exit status or None when it could not run, what to say)."""
-    tools = os.path.join(repo, "tools", "submission")
-    if os.path.isdir(os.path.join(tools, "submission_checker")):
-        command = [sys.executable, "-m", "submission_checker.main"]
-    elif os.path.isfile(os.path.join(tools, "submission_checker.py")):
-        command = [sys.executable, "submission_checker.py"]
-    else:
-        return None, (f"not run: no checkout of mlcommons/inference at {repo} (`make clone_inference` fetches the "
-                      "matching release on a machine with internet, or pass --inference_repo)")
-    if importlib.util.find_spec("yaml") is None:
-        return 2, "could not run: it needs PyYAML, which is not installed here (pip install pyyaml)"
-    os.makedirs(records_dir(results_dir), exist_ok=True)
-    csv = os.path.join(records_dir(results_dir), "official_summary.csv")   # outside the submission root
-    command += ["--input", results_dir, "--version", r.name, "--csv", csv]
-    print(f"official checker: cd {tools} && {' '.join(command)}")
-    proc = subprocess.run(command, cwd=tools, capture_output=True, text=True)
-    log = os.path.join(records_dir(results_dir), "official_checker.log")
-    with open(log, "w") as f:
-        f.write(proc.stdout + proc.stderr)
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-    return proc.returncode, f"exit status {proc.returncode}; full output in {log}\n{tail}"
-
-
 def check_submission(args: argparse.Namespace, argv: list[str]) -> int:
     results_dir = default_results_dir(args)
     report = check_tree(results_dir, args.round)
@@ -439,6 +414,9 @@ def check_submission(args: argparse.Namespace, argv: list[str]) -> int:
         return 1 if failed else 0
     repo = os.path.abspath(args.inference_repo or os.path.join(REPO_ROOT, "build", "inference"))
     record = load_json(record_path(results_dir)) or {}
-    rc, text = run_official(results_dir, repo, rules.get_round(args.round or record.get("round")))
-    print(f"official checker: {text}")
-    return 1 if failed or (rc not in (None, 0)) else 0
+    verdict = official.run_official(results_dir, repo, rules.get_round(args.round or record.get("round")).name)
+    print("\n".join(official.describe(verdict, repo)))   # harness/submission/official.py
+    print(f"Verdicts: project {'FAIL' if failed else 'PASS'}, official "
+          + ("not run" if verdict.returncode is None else "PASS" if verdict.passed else
+             "FAIL (short-run errors only)" if verdict.only_short_run else "FAIL"))
+    return 1 if failed or (verdict.returncode not in (None, 0)) else 0

@@ -136,10 +136,13 @@ def _same(shown: str, value: Any) -> bool:
         return shown.lower() == ("yes" if value else "no")
     if isinstance(value, (int, float)):
         try:
-            number = float(shown.split()[0])
+            token = shown.split()[0]
+            number = float(token)
         except (ValueError, IndexError):
             return False
-        return math.isclose(number, float(value), rel_tol=1e-4, abs_tol=1e-6)   # the summary prints ~6 digits
+        # The summary rounds (QPS to 2 decimals, rates to ~6 digits): agree to half a unit of its last digit.
+        decimals = len(token.split(".", 1)[1]) if "." in token else 0
+        return math.isclose(number, float(value), rel_tol=1e-9, abs_tol=0.5 * 10.0 ** -decimals + 1e-9)
     return shown == str(value)
 
 

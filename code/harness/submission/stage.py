@@ -37,6 +37,7 @@ from .integrity import RECORD  # noqa: F401  (check.py imports it from here)
 from .integrity import check_safe_name, move_legacy_files, record_path as staging_record_path, records_dir
 from .audit import default_log_dir
 from .logs import load_json, read_accuracy_txt, sha256_file, write_json
+from .reproduce import reproduce_lines
 from .runs import Run, discover, fingerprint_differences, newest, systems_with_runs
 
 DRY_RUN_MARKER = "DRY_RUN.txt"
@@ -186,12 +187,8 @@ def _readme(r: rules.Round, system: str, plan: Plan) -> str:
         lines.append(f"| {kind} | `{run.label}` | `{_make_command((run.summary or {}).get('command'))}` |")
     lines += ["", f"Model `{fp.get('model')}`, backend `{fp.get('backend')}`, precision `{fp.get('precision')}`, "
                   f"batch size {fp.get('batch_size')}, engine `{fp.get('engine')}`.",
-              f"Result: {rules.RESULT_KEY[plan.scenario]} = {shown} ({perf.detail.get('result_validity')}).", "",
-              "## Reproduce", "", f"From the harness (`{r.code_dir}/` of this submission):", "", "```",
-              _make_command((perf.summary or {}).get("command"), "generate_engines")]
-    for kind, run in plan.runs.items():
-        lines.append(_make_command((run.summary or {}).get("command")))
-    lines += ["```", ""]
+              f"Result: {rules.RESULT_KEY[plan.scenario]} = {shown} ({perf.detail.get('result_validity')}).", ""]
+    lines += reproduce_lines(plan.runs, r.code_dir)   # every make target in order (reproduce.py)
     return "\n".join(lines)
 
 

@@ -25,6 +25,6 @@ OPTIONS = GPU_OPTIONS + (
 )
 
 INFO = BackendInfo("tensorrt", "gpu", ".plan", precisions=("fp32", "fp16", "int8"),
-                   build_keys=("input_dtype", "input_format", "workspace_size", "use_graphs", "gpu_copy_streams",
-                               "gpu_inference_streams", "implicit_int8", "plugins"),
+                   build_keys=("input_dtype", "input_format", "workspace_size", "gpu_copy_streams", "implicit_int8",
+                               "plugins"),
                    framework="TensorRT", framework_package="tensorrt", calibration_form="tensorrt")

@@ -13,6 +13,6 @@ OPTIONS = GPU_OPTIONS + (
 )
 
 INFO = BackendInfo("torch", "gpu", ".torch.onnx", precisions=("fp32", "fp16", "bf16"),
-                   build_keys=("use_graphs", "gpu_copy_streams", "gpu_inference_streams", "torch_compile",
+                   build_keys=("gpu_copy_streams", "torch_compile",
                                "channels_last"),
                    framework="PyTorch", framework_package="torch")
