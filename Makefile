@@ -13,9 +13,12 @@ PYTEST_ARGS ?=
 
 .PHONY: venv demo test download_model preprocess_data calibrate generate_engines run_harness run clean_logs browser
 
-$(VENV)/.installed: requirements.txt
+# docker/requirements.py chooses the pins: requirements.txt here; inside the NVIDIA container also its GPU pins, and
+# torch only when the image was built with INSTALL_TORCH=1. pip runs as `python -m pip` of the venv.
+$(VENV)/.installed: requirements.txt docker/requirements-gpu.txt docker/requirements-gpu-torch.txt docker/requirements.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) docker/requirements.py > $(VENV)/requirements.harness.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r $(VENV)/requirements.harness.txt
 	@touch $@
 
 # The native SUT core (native/): LoadGen compiled from its pinned PyPI sdist with the harness's C++ SUT, one module

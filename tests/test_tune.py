@@ -173,6 +173,9 @@ def test_child_argv_drops_what_the_probe_owns():
                        "--use_graphs=true"]
     build = T.child_argv(argv, "Server", None, {"batch_size": 2}, action="generate_engines")
     assert build[0] == "--action=generate_engines" and not any(w.startswith("--log_dir") for w in build)
+    # a confirming run sets no length of its own: the user's --min_duration / --min_query_count go through
+    confirm = T.child_argv(["--min_duration=60000", "--min_query_count", "1"], "Offline", "/c", {"batch_size": 8})
+    assert confirm[4:] == ["--min_duration=60000", "--min_query_count", "1", "--batch_size=8"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -208,6 +211,16 @@ def test_shipped_config_round_trips_through_write_config(tmp_path):
         T.write_config(str(out), load_config_file(path))
         with open(path) as a:
             assert out.read_text() == a.read(), f"{path} would be reformatted by --tune_write"
+
+
+def test_busy_machine_warning(monkeypatch, capsys):
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.5, 9.0, 8.0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    T.warn_if_busy()
+    assert "load average 9.5 on 2 core(s)" in capsys.readouterr().out
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.2, 0.1))
+    T.warn_if_busy()
+    assert capsys.readouterr().out == ""
 
 
 def test_find_peak_result_reads_loadgen_messages(tmp_path):
@@ -282,6 +295,23 @@ def test_null_backend_tune_end_to_end(prep_dir, tmp_path):
     assert overlay["written"] is False
     assert "server_target_qps" in result.stdout and "--tune_write" in result.stdout
     assert json.loads((log_dir / stamp / "tune" / "tune_summary.json").read_text())["scenarios"]["Server"]
+
+
+@pytest.mark.slow
+def test_null_backend_singlestream_tune(prep_dir, tmp_path):
+    result = run_main("--action=tune", *_null(prep_dir, "--scenarios=SingleStream", f"--log_dir={tmp_path}",
+                                              "--tune_probe_ms=500", "--tune_max_probes=4",
+                                              "--tune_confirm_ms=1000"), timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (stamp,) = os.listdir(tmp_path)
+    folder = tmp_path / stamp / "tune" / "SingleStream"
+    entries = [json.loads(line) for line in (folder / "tune_log.jsonl").read_text().splitlines()]
+    probes = [e for e in entries if e["event"] == "probe"]
+    assert probes[0]["value"] == 5000000            # the CPU block's expected latency: 5 ms, far above the null SUT's
+    assert probes[0]["validity"] == "INVALID" and "expected latency" in probes[0]["reason"]
+    assert all(p["measured"] > 0 for p in probes)   # mean latency (ns) read from the probe's detail log
+    value = json.loads((folder / "overlay.json").read_text())["values"]["single_stream_expected_latency_ns"]
+    assert isinstance(value, int) and value < 5000000 and probes[-1]["phase"] == "confirm" and probes[-1]["valid"]
 
 
 def test_tune_refuses_a_stray_audit_config(tmp_path):

@@ -163,7 +163,12 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
         cfg = scenario_config(args, scenario, system)
         spec = model_spec(cfg)
         backend = get_backend(cfg["backend"])
-        backend.require()
+        onnx_only = bool(getattr(args, "onnx_only", False))
+        if onnx_only and not hasattr(backend, "export_onnx"):
+            raise HarnessError(f"--onnx_only writes the ONNX handed to TensorRT's parser; backend {backend.name} "
+                               "has none (use --backend=tensorrt).")
+        if not onnx_only:
+            backend.require()
         fp32_path = model_path(args, spec)
         path = engine_path(cfg, spec, backend, args.model_path)    # an error when --model_path does not exist
         inputs = engine_inputs(backend, cfg, spec, fp32_path)
@@ -173,6 +178,13 @@ def generate_engines(args: argparse.Namespace, argv: Optional[list[str]] = None)
             if cfg["precision"] == "int8":     # never from a stale Q/DQ model or cache
                 check_calibration_current(fp32_path, backend.name, inputs, spec.key, bool(cfg.get("calib_cache")))
         with folder_lock(os.path.dirname(path), f"generate_engines {scenario}"):
+            if onnx_only:        # the exact graph TensorRT would parse, without TensorRT (issue 12)
+                onnx_path, _, _ = backend.export_onnx(BuildRequest(
+                    onnx_path=source, engine_path=path, precision=cfg["precision"],
+                    batch_sizes=[int(cfg.get("batch_size") or 1)], input_shape=spec.input_shape, settings=cfg))
+                print(f"[generate_engines] {scenario}: ONNX for TensorRT's parser written (no engine built): "
+                      f"{onnx_path}")
+                continue
             record = build_record(inputs, cfg, backend.versions())
             if not args.overwrite and is_up_to_date(path, record):
                 print(f"[generate_engines] {scenario}: {path} is up to date.")

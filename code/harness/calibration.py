@@ -45,7 +45,10 @@ from .errors import HarnessError
 METHODS = ("entropy", "minmax", "percentile")
 CHUNK_IMAGES = 32           # images per collect_data call (bounds memory: every activation of a chunk is held)
 BATCH_IMAGES = 8            # images per inference of the calibration session
-DEFAULT_TRT_VERSION = "8601"  # TensorRT 8.6.1, when TensorRT is not installed here to ask
+# The cache header's version when TensorRT is not installed here to ask: the container's TensorRT 10.8.0 (TensorRT 10
+# numbers it major*10000+minor*100+patch; TensorRT 10 rejects the old "8601"). The builder rewrites the header to the
+# installed version anyway (backends/tensorrt/plan.py cache_for_tensorrt).
+DEFAULT_TRT_VERSION = "100800"
 RECORD_VERSION = 2            # 2: the outputs' md5s
 
 # Ops through which TensorRT sees the same values as their input (a Pad's zeros are inside any range): the cache
@@ -76,9 +79,13 @@ FORMS = {
     "u8s8_per_tensor": QdqForm("QUInt8", "QInt8", False, False, why="per-tensor weights (2.2 points of top-1 lost)"),
     # TensorRT: symmetric int8 activations and per-channel symmetric int8 weights; float weights with their own Q/DQ
     # pair and one Q/DQ pair per consumer, so TensorRT chooses the fusions (its explicit-quantisation rules).
+    # Biases stay float (QuantizeBias=False): the quantiser's default turns each bias into an INT32 initializer feeding
+    # a DequantizeLinear, which TensorRT cannot parse (its dequantize input must be INT8/FP8/INT4); TensorRT fuses the
+    # float bias itself, as in NVIDIA's own graphs. (issue 12; checked by backends/tensorrt/contract.py)
     "tensorrt": QdqForm("QInt8", "QInt8", True, True,
                         extra_options={"WeightSymmetric": True, "AddQDQPairToWeight": True,
-                                       "DedicatedQDQPair": True, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
+                                       "DedicatedQDQPair": True, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+                                       "QuantizeBias": False},
                         why="TensorRT explicit quantisation: symmetric int8, per-channel weights"),
 }
 BACKEND_FORMS = {"onnxruntime": "u8s8", "tensorrt": "tensorrt"}
@@ -144,8 +151,8 @@ def trt_version() -> str:
         import tensorrt
     except ImportError:
         return DEFAULT_TRT_VERSION
-    major, minor, patch = (int(p) for p in (tensorrt.__version__.split(".") + ["0", "0"])[:3])
-    return str(major * (10000 if major >= 10 else 1000) + minor * 100 + patch)
+    from .backends.tensorrt.plan import calibration_cache_version
+    return str(calibration_cache_version(tensorrt.__version__))
 
 
 # ---------------------------------------------------------------------------------------------------------------

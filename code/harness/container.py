@@ -8,13 +8,18 @@
   `docker run`. The repo is mounted at /work, $MLPERF_SCRATCH_PATH at the same path (so links resolve on both
   sides), and the container runs as the caller's uid:gid, never as root unless the caller is root.
 - build/{data,preprocessed_data,models} are links to $MLPERF_SCRATCH_PATH/{data,preprocessed_data,models}.
+- After building, `make prebuild` runs the image once (`scripts/docker.py report` inside it) and prints what it
+  actually contains: TensorRT, CUDA runtime and NVRTC, cuda-python, Python, torch, the driver and the GPUs. It stops
+  there when TensorRT is missing or older than 10 (`report` runs the same checks in any shell, e.g. a GPU host's).
 
 Every command is built by a plain function here; tests check the commands without a Docker engine.
 """
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
+import platform
 import os
 import re
 import shlex
@@ -22,7 +27,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from . import REPO_ROOT
 from .errors import HarnessError
@@ -30,6 +35,8 @@ from .errors import HarnessError
 IMAGE_REPOSITORY = "mlperf-inference"
 DOCKERFILE = os.path.join("docker", "Dockerfile")
 CONTAINER_REPO = "/work"
+CONTAINER_VENV = "/opt/mlperf-venv"    # the Dockerfile's VENV
+MIN_TENSORRT_MAJOR = 10
 SCRATCH_LINKS = ("data", "preprocessed_data", "models")
 INSIDE_ENV = "MLPERF_CONTAINER"        # set by the Dockerfile
 GPU_CHOICE_OPTIONS = ("--gpus", "--runtime", "--device")
@@ -96,6 +103,17 @@ def run_command(caller: Caller, scratch: str, repo: str = REPO_ROOT, docker_args
             "--volume", f"{scratch}:{scratch}", "--env", f"MLPERF_SCRATCH_PATH={scratch}",
             "--shm-size=4g", "--ulimit", "memlock=-1"]     # pinned host buffers need an unlimited memlock
     return cmd + extra + [image_name(caller), *command]
+
+
+def report_command(caller: Caller, repo: str = REPO_ROOT, docker_args: str = "") -> list[str]:
+    """A throw-away container that prints what the image contains (scripts/docker.py report, run inside it)."""
+    extra = shlex.split(docker_args or "")
+    cmd = ["docker", "run", "--rm"]
+    if not chooses_gpus(extra):
+        cmd.append("--gpus=all")
+    return cmd + ["--user", f"{caller.uid}:{caller.gid}", "--volume", f"{repo}:{CONTAINER_REPO}:ro",
+                  "--workdir", CONTAINER_REPO, *extra, image_name(caller),
+                  f"{CONTAINER_VENV}/bin/python", "scripts/docker.py", "report"]
 
 
 def attach_command(caller: Caller) -> list[str]:
@@ -165,6 +183,125 @@ def container_running(caller: Caller, run: Runner = subprocess.run) -> bool:
     return result.returncode == 0 and name in result.stdout.split()
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# What an environment (the image, or any GPU host) contains
+def _version_tuple(text: str) -> tuple[int, ...]:
+    out = []
+    for part in str(text).split("."):
+        digits = re.match(r"\d+", part)
+        if not digits:
+            break
+        out.append(int(digits.group()))
+    return tuple(out)
+
+
+def _cuda_version(number: int) -> str:
+    """CUDA's integer versions (12080) as text (12.8)."""
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
+def collect_versions(import_module: Callable[[str], Any] = importlib.import_module,
+                     run: Runner = subprocess.run) -> dict[str, Optional[str]]:
+    """TensorRT, CUDA runtime (as cuda-python sees it), the driver's CUDA version, NVRTC, cuda-python, Python, torch
+    and its CUDA, and nvidia-smi's driver version and GPUs. A missing piece is None (its error in `<key>_error`)."""
+    info: dict[str, Optional[str]] = {"python": platform.python_version()}
+
+    def attempt(key: str, fn: Callable[[], Optional[str]]) -> None:
+        try:
+            info[key] = fn()
+        except Exception as e:       # an absent package or driver: reported, never a traceback
+            info[key] = None
+            info[key + "_error"] = f"{type(e).__name__}: {e}"
+
+    attempt("tensorrt", lambda: str(import_module("tensorrt").__version__))
+
+    def cuda_python() -> str:
+        from importlib import metadata
+        for dist in ("cuda-python", "cuda-bindings"):
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        raise ImportError("neither cuda-python nor cuda-bindings is installed")
+    attempt("cuda_python", cuda_python)
+
+    def cudart_call(name: str) -> str:
+        cudart = import_module("cuda.bindings.runtime")
+        err, value = getattr(cudart, name)()
+        if err != cudart.cudaError_t.cudaSuccess:
+            raise RuntimeError(f"{name} returned {err}")
+        return _cuda_version(int(value))
+    attempt("cuda_runtime", lambda: cudart_call("cudaRuntimeGetVersion"))
+    attempt("cuda_driver", lambda: cudart_call("cudaDriverGetVersion"))
+
+    def nvrtc() -> str:
+        module = import_module("cuda.bindings.nvrtc")
+        err, major, minor = module.nvrtcVersion()
+        if err != module.nvrtcResult.NVRTC_SUCCESS:
+            raise RuntimeError(f"nvrtcVersion returned {err}")
+        return f"{major}.{minor}"
+    attempt("nvrtc", nvrtc)
+
+    def torch() -> str:
+        module = import_module("torch")
+        cuda = getattr(getattr(module, "version", None), "cuda", None)
+        return f"{module.__version__} (CUDA {cuda})" if cuda else f"{module.__version__} (CPU build)"
+    attempt("torch", torch)
+
+    def smi() -> str:
+        result = run(["nvidia-smi", "--query-gpu=driver_version,name", "--format=csv,noheader"], capture_output=True,
+                     text=True, timeout=60)
+        if result.returncode != 0:
+            raise RuntimeError((result.stderr or result.stdout).strip() or f"exit {result.returncode}")
+        rows = [line.split(",", 1) for line in result.stdout.strip().splitlines() if line.strip()]
+        info["gpus"] = "; ".join(f"{i}: {row[1].strip()}" for i, row in enumerate(rows) if len(row) == 2)
+        return rows[0][0].strip() if rows else None
+    attempt("driver", smi)
+    return info
+
+
+def version_problems(info: dict[str, Optional[str]]) -> list[str]:
+    """What stops the tensorrt backend in this environment (empty: nothing)."""
+    problems = []
+    trt = info.get("tensorrt")
+    if not trt:
+        problems.append(f"TensorRT's Python package is missing ({info.get('tensorrt_error')}).")
+    elif (_version_tuple(trt) or (0,))[0] < MIN_TENSORRT_MAJOR:
+        problems.append(f"TensorRT {trt} is older than {MIN_TENSORRT_MAJOR}: the harness uses the TensorRT 10 API.")
+    if not info.get("cuda_python"):
+        problems.append("cuda-python is missing (docker/requirements-gpu.txt).")
+    if not info.get("cuda_runtime") and info.get("cuda_python"):
+        problems.append(f"cuda-python cannot reach the CUDA runtime ({info.get('cuda_runtime_error')}).")
+    if not info.get("driver"):
+        problems.append(f"No NVIDIA driver or GPU is visible here (nvidia-smi: {info.get('driver_error')}); run the "
+                        "container with GPUs (--gpus) on a host with the NVIDIA driver.")
+    elif info.get("cuda_driver") and info.get("cuda_runtime") and \
+            _version_tuple(info["cuda_driver"]) < _version_tuple(info["cuda_runtime"]):
+        problems.append(f"The driver {info['driver']} runs CUDA {info['cuda_driver']}, older than the CUDA runtime "
+                        f"{info['cuda_runtime']} of cuda-python: update the driver (or use the CUDA forward-"
+                        "compatibility libraries on a data-centre GPU).")
+    return problems
+
+
+def format_report(info: dict[str, Optional[str]]) -> list[str]:
+    labels = (("tensorrt", "TensorRT"), ("cuda_runtime", "CUDA runtime (cuda-python)"), ("nvrtc", "NVRTC"),
+              ("cuda_python", "cuda-python"), ("python", "Python"), ("torch", "torch"),
+              ("driver", "NVIDIA driver"), ("cuda_driver", "CUDA of the driver"), ("gpus", "GPUs"))
+    return [f"[image] {label:<27} {info.get(key) or 'absent (' + str(info.get(key + '_error', 'not found')) + ')'}"
+            for key, label in labels]
+
+
+def report(import_module: Callable[[str], Any] = importlib.import_module, run: Runner = subprocess.run) -> int:
+    info = collect_versions(import_module, run)
+    for line in format_report(info):
+        print(line)
+    problems = version_problems(info)
+    for problem in problems:
+        print(f"[image] PROBLEM: {problem}", file=sys.stderr)
+    fatal = [p for p in problems if "TensorRT" in p]
+    return 3 if fatal else 0
+
+
 def _execute(cmd: list[str], dry_run: bool) -> int:
     print("+ " + shlex.join(cmd), flush=True)
     if dry_run:
@@ -175,9 +312,11 @@ def _execute(cmd: list[str], dry_run: bool) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog="scripts/docker.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("prebuild", "build", "launch", "attach", "link"))
+    parser.add_argument("what", choices=("prebuild", "build", "launch", "attach", "link", "report"))
     parser.add_argument("--dry_run", action="store_true", help="print the docker commands, run nothing")
     args = parser.parse_args(argv)
+    if args.what == "report":         # inside the image (make prebuild runs it there) or on any host
+        return report()
     try:
         if os.environ.get(INSIDE_ENV) and args.what != "link":
             raise HarnessError("This is already the NVIDIA container; run `make` targets here directly.")
@@ -207,6 +346,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           args.dry_run)
             if rc != 0 or args.what == "build":
                 return rc
+            rc = _execute(report_command(caller, docker_args=os.environ.get("DOCKER_ARGS", "")), args.dry_run)
+            if rc != 0:
+                raise HarnessError(f"The image {image_name(caller)} cannot run the tensorrt backend (the [image] lines "
+                                   "above say why); fix that before building engines.")
         return _execute(run_command(caller, scratch, docker_args=os.environ.get("DOCKER_ARGS", "")), args.dry_run)
     except HarnessError as e:
         print(f"ERROR: {e}", file=sys.stderr)

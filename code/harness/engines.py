@@ -32,8 +32,11 @@ from .artifacts import cached_md5, file_md5, read_json, write_json_atomic  # noq
 from .errors import HarnessError
 
 # Config keys that change what gets built (the rest only change how it is run).
-BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size", "use_graphs",
-              "gpu_copy_streams", "gpu_inference_streams", "threads", "torch_compile", "channels_last",
+# Run-only keys stay out: use_graphs (CUDA graphs are captured when a runner loads the engine) and
+# gpu_inference_streams (streams are created at load) would only force needless rebuilds. gpu_copy_streams stays: it
+# is the number of optimisation profiles built into a TensorRT engine.
+BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size",
+              "gpu_copy_streams", "threads", "torch_compile", "channels_last",
               "implicit_int8", "plugins")
 
 CALIBRATION_METHODS = ("entropy", "minmax", "percentile")

@@ -109,6 +109,8 @@ FLAGS: tuple[Flag, ...] = (
          config_key="multi_stream_samples_per_query"),
     Flag("verbose", _bool, False, "More logging, and LoadGen's summary on stdout.", switch=True),
     Flag("overwrite", _bool, False, "preprocess_data / generate_engines: redo even if up to date.", switch=True),
+    Flag("onnx_only", _bool, False, "generate_engines (tensorrt): write the exact ONNX TensorRT's parser would get "
+         "beside where the engine goes, print its path, and stop (no TensorRT needed).", switch=True),
     Flag("verify", _bool, False, "Check every row of the preprocessed arrays against the CRC-32s recorded when they "
          "were written (preprocess_data, calibrate, run_harness; otherwise a sample of rows is checked).", switch=True),
     # --- Preprocessing and calibration ---

@@ -1,6 +1,7 @@
 """Graph surgery on ONNX models, done in plain code so that CPU tests cover it and every backend runs the same graph.
 
-- `top1_graph`: drop a trailing Softmax (argmax is the same on the logits) and make the only output the top-1 index,
+- `top1_graph`: take the top-1 on the logits (the FC output): a trailing Softmax, and in Q/DQ models the Q/DQ pairs
+  around it, are dropped (`logits_tensor`), and the only output becomes the top-1 index,
   shape [N]: `ArgMax` (int64) for ONNX Runtime, or, with `op="topk"`, `TopK(k=1)` indices reshaped to [N] and cast to
   int32, which is what the seed's TensorRT engines compute (TensorRT's TopK layer, int32 indices). The TensorRT backend
   uses the TopK form, and ONNX Runtime runs that same graph in the CPU tests.
@@ -67,6 +68,25 @@ def opset_version(model: onnx.ModelProto) -> int:
     return 1
 
 
+# Nodes that sit between a classifier's logits and its output without changing which class is largest (before
+# quantisation): the softmax, and the Q/DQ pairs a quantiser puts around it (these do change it: probabilities
+# quantised to int8 tie, and a tie goes to the lowest index).
+_AFTER_LOGITS = ("Softmax", "LogSoftmax", "QuantizeLinear", "DequantizeLinear")
+
+
+def logits_tensor(model: onnx.ModelProto, output_name: str) -> str:
+    """The float logits behind a class-score output: walk back through Softmax/LogSoftmax and Q/DQ nodes (an
+    explicitly quantised model's output is DequantizeLinear(QuantizeLinear(Softmax(...))), often with a Q/DQ pair
+    on the logits too), so the top-1 is taken on the FC output, as NVIDIA's ResNet50 graph surgery does."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    name = output_name
+    seen = set()
+    while name in producer and producer[name].op_type in _AFTER_LOGITS and name not in seen:
+        seen.add(name)
+        name = producer[name].input[0]
+    return name
+
+
 def top1_graph(model: onnx.ModelProto, output_name: Optional[str] = None, op: str = "argmax",
                index_dtype: int = onnx.TensorProto.INT64) -> onnx.ModelProto:
     """A copy of `model` whose only output is the top-1 index of the class scores, shape [N].
@@ -88,11 +108,7 @@ def top1_graph(model: onnx.ModelProto, output_name: Optional[str] = None, op: st
         chosen = [o for o in float_outputs if len(o.type.tensor_type.shape.dim) == 2] or float_outputs
     if not chosen:
         raise HarnessError(f"Model {graph.name!r}: no float class-score output among {[o.name for o in graph.output]}.")
-    scores = chosen[0].name
-    producer = {out: node for node in graph.node for out in node.output}
-    node = producer.get(scores)
-    if node is not None and node.op_type == "Softmax":  # argmax(softmax(x)) == argmax(x)
-        scores = node.input[0]
+    scores = logits_tensor(model, chosen[0].name)
     _make_batch_dynamic(model)
     index = TOP1_OUTPUT if index_dtype == onnx.TensorProto.INT64 else "harness_top1_int64"
     if op == "argmax":

@@ -47,8 +47,8 @@ TUNED_KEY = {"Server": "server_target_qps", "Offline": "offline_expected_qps",
              "SingleStream": "single_stream_expected_latency_ns", "MultiStream": "multi_stream_expected_latency_ns"}
 OFFLINE_HEADROOM = 1.1
 CONFIRM_RETRIES = 3
-# Flags of the user's command line that a probe replaces or that tune alone reads.
-_PROBE_OWNED = ("action", "scenarios", "log_dir", "test_mode", "min_duration", "min_query_count")
+# Flags of the user's command line that every child replaces (besides the ones a probe sets, and tune's own).
+_PROBE_OWNED = ("action", "scenarios", "log_dir", "test_mode")
 # Config-key flags that describe a run, not a system: never written into an overlay.
 _NOT_OVERLAY = ("min_duration", "min_query_count", "max_query_count", "map_path", "calib_data_map",
                 "server_max_async_queries", "performance_sample_count")
@@ -228,7 +228,7 @@ def parse_grid(text: Optional[str]) -> list[dict[str, Any]]:
         name, sep, values = part.partition("=")
         name = name.strip().lstrip("-")
         flag = FLAG_BY_NAME.get(name)
-        if not sep or flag is None or flag.config_key is None or flag.switch or name in _PROBE_OWNED:
+        if not sep or flag is None or flag.config_key is None or flag.switch or name in _NOT_OVERLAY:
             raise HarnessError(f"--tune_grid: {part.strip()!r} is not `<flag>=<v1>,<v2>,...` with a flag that sets a "
                                "config key (e.g. batch_size=1,2,4;server_batch_timeout_us=0,2000).")
         try:
@@ -384,7 +384,7 @@ def _server_bound_ns() -> int:
 
 
 class Tuner:
-    """Runs probes for one scenario and logs them; `run` does the whole search."""
+    """Runs the probes of one scenario (each its own process) and logs them; `search` and `confirm` use them."""
 
     def __init__(self, args, argv: list[str], scenario: str, tune_dir: str, cfg: dict[str, Any],
                  stream=None):
@@ -447,7 +447,8 @@ class Tuner:
                   "key": key, "value": flags[key], "params": params, "validity": out.validity, "valid": out.valid,
                   "loadgen_validity": out.loadgen_validity,
                   "latency_ms": out.latency_ms, "bound_ms": out.bound_ms, "measured": out.measured,
-                  "reason": out.reason, "seconds": round(seconds, 1), "folder": os.path.relpath(folder, self.dir),
+                  "reason": out.reason, "seconds": round(seconds, 1), "load_average": _load(),
+                  "folder": os.path.relpath(folder, self.dir),
                   "command": "code/main.py " + " ".join(argv)})
         if out.validity == "ERROR":     # a run that failed is no verdict on the value: stop and say why
             raise HarnessError(f"tune: the {self.scenario} probe at {key}={flags[key]} failed ({out.reason}); its "
@@ -465,7 +466,8 @@ class Tuner:
 
     def _run_child(self, argv: list[str], folder: str, timeout_s: float, head: str) -> tuple[int, str]:
         os.makedirs(folder, exist_ok=True)
-        env = dict(os.environ, MLPERF_HARNESS_PROGRESS="0", PYTHONUNBUFFERED="1")
+        # No status line and no per-probe HTML report (the tune folder's report lists the probes).
+        env = dict(os.environ, MLPERF_HARNESS_PROGRESS="0", MLPERF_REPORT="0", PYTHONUNBUFFERED="1")
         env.pop("MLPERF_HARNESS_RUN_ROOT", None)
         with open(os.path.join(folder, "probe.log"), "w") as log:
             self.child = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + argv,
@@ -485,7 +487,7 @@ class Tuner:
                     if elapsed > timeout_s:
                         self._kill()
                         return -1, f"killed after {elapsed:.0f} s (limit {timeout_s:.0f} s)"
-            except BaseException:       # Ctrl-C: end the probe at once, then let the interruption through
+            except BaseException:       # Ctrl-C, or SIGTERM (main.py's handler raises): end the probe, then go on up
                 self._kill()
                 raise
             finally:
@@ -580,6 +582,22 @@ class Tuner:
         return confirm(run, value, adjust, runs=int(self.args.tune_confirm_runs))
 
 
+def _load() -> Optional[float]:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def warn_if_busy(stream=None) -> None:
+    """A tune measures the machine as it is: say so when other work is running on it."""
+    load, cores = _load(), os.cpu_count() or 1
+    if load is not None and load > 0.75 * cores:
+        print(f"[tune] WARNING: load average {load} on {cores} core(s): other work is running here, and the values "
+              "found will be what this machine gives while it does. Tune on a quiet machine for values to ship.",
+              file=stream or sys.stdout, flush=True)
+
+
 def _short(value: float) -> str:
     return f"{value:.4g}".replace("+", "")
 
@@ -626,10 +644,6 @@ def _check_args(args) -> None:
         raise HarnessError(f"--tune_tolerance={args.tune_tolerance}: expected a fraction between 0 and 0.5.")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def tune(args, argv: list[str]) -> int:
     """`make tune RUN_ARGS="--scenarios=Server ..."`."""
     from .actions import scenario_config, system_id
@@ -638,12 +652,11 @@ def tune(args, argv: list[str]) -> int:
     from .loadgen_run import new_run_root, refuse_stray_audit_config
     refuse_stray_audit_config()
     _check_args(args)
-    # `kill` ends the tune like Ctrl-C does: the running probe (its own process group) is ended with it.
-    signal.signal(signal.SIGTERM, _interrupt)
     grid = parse_grid(args.tune_grid)
     system = system_id(args)
     run_root = new_run_root(args.log_dir)
     results: dict[str, Any] = {}
+    warn_if_busy()
     print(f"[tune] {', '.join(args.scenarios)} on {system}: probes of {args.tune_probe_ms} ms, "
           f"{args.tune_confirm_runs} confirming run(s) of "
           f"{(str(args.tune_confirm_ms) + ' ms') if args.tune_confirm_ms else 'full length'}; logs under {run_root}")
@@ -675,7 +688,8 @@ def tune(args, argv: list[str]) -> int:
             if found.value and scenario == "Server":
                 value = found.value            # the next grid point starts from here
         if best_value is None:
-            tuner.log({"event": "result", "scenario": scenario, "found": None, "searches": found_by})
+            tuner.log({"event": "result", "scenario": scenario, "key": key, "searched": None, "confirmed": None,
+                       "searches": found_by})
             print(f"[tune] {scenario}: no VALID {key} found; see {tuner.log_path}", file=sys.stderr)
             failed.append(scenario)
             continue
@@ -690,6 +704,8 @@ def tune(args, argv: list[str]) -> int:
             failed.append(scenario)
     with open(os.path.join(run_root, "tune", "tune_summary.json"), "w") as f:
         json.dump({"system": system, "scenarios": results}, f, indent=1)
+    from .report import render_after_run    # the HTML report: target vs p99 per probe, the bound, the chosen point
+    render_after_run(run_root)
     if failed:
         raise HarnessError(f"tune: no confirmed value for {', '.join(failed)}; the probes are logged under "
                            f"{os.path.join(run_root, 'tune')}.")

@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from ... import onnx_graph
+from . import contract
 from . import plan as tp
 from ...engines import read_meta, write_meta
 from ...errors import HarnessError
@@ -119,6 +120,10 @@ def prepare_graph(model: onnx.ModelProto, plan: tp.EnginePlan, registry_scale: O
         raise HarnessError(f"{plan.source} has no QuantizeLinear nodes: it is not a calibrated Q/DQ model. Run "
                            "`make calibrate`, or pass --implicit_int8 to build from the FP32 model and the "
                            "calibration cache.")
+    if onnx_graph.opset_version(model) < contract.OPSET_RANGE[0]:
+        # TensorRT 10's parser takes opsets 9..20; the MLPerf ResNet50-v1.5 reference ONNX is opset 8.
+        from onnx import version_converter
+        model = version_converter.convert_version(model, 13)
     graph = onnx_graph.top1_graph(model, op="topk", index_dtype=onnx.TensorProto.INT32)
     scale = None
     if plan.input_dtype == "int8":
@@ -139,11 +144,16 @@ def prepare_graph(model: onnx.ModelProto, plan: tp.EnginePlan, registry_scale: O
         "input_scale": scale, "batch_size": plan.batch_size, "num_profiles": len(plan.profiles),
         "quantization": plan.quantization, "precision": plan.precision, "plugins": list(plan.plugins),
     }
+    # The graph TensorRT's parser gets must keep the contract (no INT32 bias DQ, top-1 on the logits, the input as
+    # the metadata says, ops and types TensorRT 10 supports): a clear error here, not a parser failure on the GPU host.
+    contract.check(graph, f"{plan.source} (after the harness's graph surgery)", plan.input_dtype, scale,
+                   plan.quantization, plugin_ops=bool(plan.plugins))
     return graph, meta
 
 
-def _cache_calibrator(trt, cache_path: str, batch_size: int):
-    """An entropy calibrator that only replays a calibration cache (the ranges `make calibrate` computed)."""
+def _cache_calibrator(trt, cache: bytes, batch_size: int):
+    """An entropy calibrator that only replays a calibration cache (the ranges `make calibrate` computed), whose
+    header already names the installed TensorRT (tp.cache_for_tensorrt)."""
     base = getattr(trt, "IInt8EntropyCalibrator2", None)
     if base is None:
         raise HarnessError(f"TensorRT {trt.__version__} has no implicit INT8 calibrator API; build from the calibrated "
@@ -152,8 +162,7 @@ def _cache_calibrator(trt, cache_path: str, batch_size: int):
     class CacheCalibrator(base):
         def __init__(self):
             base.__init__(self)
-            with open(cache_path, "rb") as f:
-                self.cache = f.read()
+            self.cache = cache
 
         def get_batch_size(self):
             return batch_size
@@ -204,16 +213,15 @@ def _build_engine(trt, plan: tp.EnginePlan, onnx_path: str, meta: dict[str, Any]
         config.add_optimization_profile(profile)
         profiles.append(profile)
     if plan.quantization == "implicit":
-        config.int8_calibrator = _cache_calibrator(trt, plan.calibration_cache, plan.batch_size)
+        config.int8_calibrator = _cache_calibrator(trt, calibration_cache_bytes(plan.calibration_cache,
+                                                                                str(trt.__version__)),
+                                                   plan.batch_size)
         config.set_calibration_profile(profiles[0])
 
-    timing_blob = b""
-    if plan.timing_cache and os.path.exists(plan.timing_cache):
-        with open(plan.timing_cache, "rb") as f:
-            timing_blob = f.read()
     if plan.timing_cache:
-        cache = config.create_timing_cache(timing_blob)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        note = apply_timing_cache(config, plan.timing_cache)
+        if note:
+            print(f"[generate_engines] {note}", flush=True)
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -223,10 +231,60 @@ def _build_engine(trt, plan: tp.EnginePlan, onnx_path: str, meta: dict[str, Any]
         f.write(serialized)
     os.replace(tmp, engine_path)
     if plan.timing_cache:
-        os.makedirs(os.path.dirname(plan.timing_cache), exist_ok=True)
-        with open(plan.timing_cache + ".partial", "wb") as f:
-            f.write(config.get_timing_cache().serialize())
-        os.replace(plan.timing_cache + ".partial", plan.timing_cache)
+        note = save_timing_cache(config, plan.timing_cache)
+        if note:
+            print(f"[generate_engines] {note}", flush=True)
+
+
+def calibration_cache_bytes(path: str, installed: str) -> bytes:
+    """The cache the calibrator replays: its header made the installed TensorRT's (or a clear refusal)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise HarnessError(f"No calibration cache at {path}: --implicit_int8 needs one. Run `make calibrate` or "
+                           "pass --calib_cache=<file>.") from None
+    except UnicodeDecodeError:
+        raise HarnessError(f"{path}: not a text TensorRT calibration cache.") from None
+    text, note = tp.cache_for_tensorrt(text, installed, path)
+    if note:
+        print(f"[generate_engines] {note}", flush=True)
+    return text.encode()
+
+
+def apply_timing_cache(config, path: str) -> Optional[str]:
+    """Give the builder the saved timing cache. `set_timing_cache(..., ignore_mismatch=False)` returns False when
+    the cache was written by another TensorRT version or GPU (and `create_timing_cache` None for an unreadable
+    blob): then a fresh cache is used and a note says so. Returns that note, or None."""
+    blob = b""
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            blob = f.read()
+    cache = config.create_timing_cache(blob)
+    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+        return None
+    if not blob:
+        raise HarnessError("TensorRT could not create an empty timing cache (create_timing_cache / "
+                           "set_timing_cache failed); pass --timing_cache=none to build without one.")
+    fresh = config.create_timing_cache(b"")
+    if fresh is None or not config.set_timing_cache(fresh, ignore_mismatch=False):
+        raise HarnessError(f"TensorRT could not use a fresh timing cache in place of {path}; pass "
+                           "--timing_cache=none to build without one.")
+    return (f"the timing cache {path} was not usable (written by another TensorRT version or GPU, or damaged); "
+            "this build starts a new one and replaces it.")
+
+
+def save_timing_cache(config, path: str) -> Optional[str]:
+    """Write the builder's timing cache (written then renamed); a note instead when the builder has none."""
+    cache = config.get_timing_cache()
+    if cache is None:
+        return f"TensorRT returned no timing cache; {path} is left as it was."
+    blob = bytes(cache.serialize())
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".partial", "wb") as f:
+        f.write(blob)
+    os.replace(path + ".partial", path)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -247,9 +305,103 @@ class _Slot:
         self.host_in_view: Optional[np.ndarray] = None
         self.host_out_view: Optional[np.ndarray] = None
         self.graphs: dict[int, Any] = {}
+        # start_from_device: the batch's row indices (pinned host, device) and the gather kernel's arguments
+        self.host_rows = 0
+        self.host_rows_view: Optional[np.ndarray] = None
+        self.dev_rows = 0
+        self.gather_args: Optional[np.ndarray] = None       # uint64 values: src, dst, rows, words, count
+        self.gather_params: Optional[np.ndarray] = None     # uint64 addresses of those values (kernelParams)
+
+
+def _driver():
+    try:
+        from cuda.bindings import driver
+    except ImportError:
+        from cuda import cuda as driver                       # older cuda-python 12.x
+    return driver
+
+
+def _nvrtc():
+    try:
+        from cuda.bindings import nvrtc
+    except ImportError:
+        from cuda import nvrtc                                # older cuda-python 12.x
+    return nvrtc
+
+
+def _check_driver(driver, result, what: str):
+    err, values = result[0], tuple(result[1:])
+    if err != driver.CUresult.CUDA_SUCCESS:
+        raise HarnessError(f"CUDA driver call {what} failed: {err}.")
+    return values[0] if len(values) == 1 else (values or None)
+
+
+class GatherKernel:
+    """The batch gather kernel (plan.GATHER_SOURCE): compiled once per process and GPU architecture with NVRTC,
+    loaded once per GPU (with that GPU current), launched once per batch."""
+
+    _lock = threading.Lock()
+    _ptx: dict[str, bytes] = {}             # arch -> PTX
+    _functions: dict[tuple[int, str], Any] = {}   # (device, kernel name) -> CUfunction
+    _modules: dict[int, Any] = {}
+
+    @classmethod
+    def compile(cls, arch: str) -> bytes:
+        nvrtc = _nvrtc()
+        ok = nvrtc.nvrtcResult.NVRTC_SUCCESS
+
+        def call(result, what):
+            if result[0] != ok:
+                raise HarnessError(f"NVRTC {what} failed ({result[0]}) compiling the batch gather kernel.")
+            return result[1] if len(result) > 1 else None
+        program = call(nvrtc.nvrtcCreateProgram(tp.GATHER_SOURCE.encode(), b"harness_gather.cu", 0, [], []),
+                       "nvrtcCreateProgram")
+        try:
+            options = [o.encode() for o in tp.GATHER_OPTIONS] + [f"--gpu-architecture={arch}".encode()]
+            result = nvrtc.nvrtcCompileProgram(program, len(options), options)
+            if result[0] != ok:
+                size = call(nvrtc.nvrtcGetProgramLogSize(program), "nvrtcGetProgramLogSize")
+                log = b" " * size
+                call(nvrtc.nvrtcGetProgramLog(program, log), "nvrtcGetProgramLog")
+                raise HarnessError(f"NVRTC could not compile the batch gather kernel for {arch}: "
+                                   f"{log.decode(errors='replace').strip()}")
+            size = call(nvrtc.nvrtcGetPTXSize(program), "nvrtcGetPTXSize")
+            ptx = b" " * size
+            call(nvrtc.nvrtcGetPTX(program, ptx), "nvrtcGetPTX")
+        finally:
+            nvrtc.nvrtcDestroyProgram(program)
+        return ptx
+
+    @classmethod
+    def function(cls, cudart, device: int, kernel: str):
+        """The kernel on `device`; the caller has made `device` current (the module loads into its context)."""
+        with cls._lock:
+            key = (device, kernel)
+            if key not in cls._functions:
+                driver = _driver()
+                if device not in cls._modules:
+                    major = _check(cudart.cudaDeviceGetAttribute(
+                        cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute")
+                    minor = _check(cudart.cudaDeviceGetAttribute(
+                        cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute")
+                    arch = f"compute_{major}{minor}"
+                    if arch not in cls._ptx:
+                        cls._ptx[arch] = cls.compile(arch)
+                    image = np.frombuffer(cls._ptx[arch], dtype=np.uint8)
+                    cls._modules[device] = (_check_driver(driver, driver.cuModuleLoadData(image.ctypes.data),
+                                                          "cuModuleLoadData"), image)
+                module = cls._modules[device][0]
+                cls._functions[key] = _check_driver(driver, driver.cuModuleGetFunction(module, kernel.encode()),
+                                                    "cuModuleGetFunction")
+            return cls._functions[key]
 
 
 class TensorRTRunner(Runner):
+    """One GPU's engine. Device discipline: the CUDA runtime's current device belongs to the host thread, and every
+    runner is called from several threads (the main thread creates runners and loads samples for all GPUs, SUT
+    workers infer), so every entry point makes this runner's GPU current first (`_use_device`), and every
+    allocation, copy, launch and free below happens under it."""
+
     takes_rows = True
     _convert_lock = threading.Lock()
     _converted: tuple = (None, None, None)   # (source, key, converted): shared by the GPUs' runners
@@ -258,13 +410,14 @@ class TensorRTRunner(Runner):
         self.cudart = _cudart()
         trt = _trt()
         self.meta = meta = read_meta(engine_path)
+        tp.check_engine_version(meta.get("tensorrt_version"), str(trt.__version__), engine_path)
         self.device = int(device)
-        self._local = threading.local()
         self.slots: list[_Slot] = []
         self.infer_streams: list = []
         self.samples_host: Optional[np.ndarray] = None
         self.samples_dev = 0
-        self._ensure_device()
+        self.gather = None
+        self._use_device()
         logger = _logger(trt, settings)
         self._plugins = load_plugins(trt, logger, list(meta.get("plugins") or []))
         self.runtime = trt.Runtime(logger)
@@ -283,6 +436,9 @@ class TensorRTRunner(Runner):
         self.sample_shape = (-(-c // 4), h, w, 4) if self.fmt == "chw4" else (c, h, w)
         self.start_from_device = tp.as_bool(settings.get("start_from_device"))
         try:
+            if self.start_from_device:
+                self.gather = tp.gather_launch(self.sample_bytes, self.batch)
+                self.gather_function = GatherKernel.function(self.cudart, self.device, self.gather.kernel)
             self._make_slots(settings)
             self.graph_sizes = tp.graph_batch_sizes(self.batch) if tp.as_bool(settings.get("use_graphs")) else []
             for slot in self.slots:
@@ -298,11 +454,10 @@ class TensorRTRunner(Runner):
             raise
 
     # -- set-up --------------------------------------------------------------------------------------------
-    def _ensure_device(self) -> None:
-        """The CUDA runtime's current device is per host thread: set it once on every thread that calls in."""
-        if not getattr(self._local, "ready", False):
-            _check(self.cudart.cudaSetDevice(self.device), f"cudaSetDevice({self.device})")
-            self._local.ready = True
+    def _use_device(self) -> None:
+        """Make this runner's GPU the calling thread's current device. Called on entry to every method that makes
+        CUDA calls (one cudaSetDevice per batch: a thread-local store in the runtime)."""
+        _check(self.cudart.cudaSetDevice(self.device), f"cudaSetDevice({self.device})")
 
     def _stream(self):
         return _check(self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking), "cudaStreamCreate")
@@ -328,11 +483,19 @@ class TensorRTRunner(Runner):
             flags = cudart.cudaEventDisableTiming
             slot.event_in = _check(cudart.cudaEventCreateWithFlags(flags), "cudaEventCreate")
             slot.event_out = _check(cudart.cudaEventCreateWithFlags(flags), "cudaEventCreate")
-            slot.host_in, slot.host_in_view = self._pinned_view(self.batch * self.sample_bytes, in_dtype,
-                                                                (self.batch, *self.sample_shape))
+            if not self.start_from_device:     # batches are gathered on the host only then
+                slot.host_in, slot.host_in_view = self._pinned_view(self.batch * self.sample_bytes, in_dtype,
+                                                                    (self.batch, *self.sample_shape))
             slot.host_out, slot.host_out_view = self._pinned_view(self.batch * 4, np.int32, (self.batch,))
             slot.dev_in = _check(cudart.cudaMalloc(self.batch * self.sample_bytes), "cudaMalloc")
             slot.dev_out = _check(cudart.cudaMalloc(self.batch * 4), "cudaMalloc")
+            if self.start_from_device:
+                slot.host_rows, slot.host_rows_view = self._pinned_view(self.batch * 8, np.int64, (self.batch,))
+                slot.dev_rows = _check(cudart.cudaMalloc(self.batch * 8), "cudaMalloc (rows)")
+                slot.gather_args = np.array([0, int(slot.dev_in), int(slot.dev_rows), self.gather.words, 0],
+                                            dtype=np.uint64)
+                base = slot.gather_args.ctypes.data
+                slot.gather_params = np.array([base + 8 * k for k in range(5)], dtype=np.uint64)
             slot.context = self.engine.create_execution_context()
             if slot.context is None:
                 raise HarnessError(f"TensorRT could not create execution context {i} on GPU {self.device} (out of "
@@ -357,15 +520,27 @@ class TensorRTRunner(Runner):
                "cudaStreamBeginCapture")
         try:
             self._enqueue(slot, size)
+        except BaseException as error:
+            # End the capture (its own error, e.g. cudaErrorStreamCaptureInvalidated, is a consequence) and raise
+            # what went wrong in the enqueue.
+            ended = cudart.cudaStreamEndCapture(slot.infer_stream)
+            if ended[0] == cudart.cudaError_t.cudaSuccess and len(ended) > 1 and ended[1] is not None:
+                cudart.cudaGraphDestroy(ended[1])
+            if isinstance(error, HarnessError):
+                raise HarnessError(f"While capturing the CUDA graph for batch {size} on GPU {self.device}: "
+                                   f"{error}") from error
+            raise
+        graph = _check(cudart.cudaStreamEndCapture(slot.infer_stream), "cudaStreamEndCapture")
+        try:
+            slot.graphs[size] = _check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
         finally:
-            graph = _check(cudart.cudaStreamEndCapture(slot.infer_stream), "cudaStreamEndCapture")
-        slot.graphs[size] = _check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
-        _check(cudart.cudaGraphDestroy(graph), "cudaGraphDestroy")
+            _check(cudart.cudaGraphDestroy(graph), "cudaGraphDestroy")
 
     def _warmup(self, seconds: float) -> None:
         """Run full batches of whatever the buffers hold for `warmup_duration` seconds (clocks up, caches warm)."""
         if seconds <= 0:
             return
+        self._use_device()
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             for slot in self.slots:
@@ -375,7 +550,7 @@ class TensorRTRunner(Runner):
 
     # -- samples -------------------------------------------------------------------------------------------
     def load_samples(self, array: Optional[np.ndarray]) -> None:
-        self._ensure_device()
+        self._use_device()
         cudart = self.cudart
         if self.samples_dev:
             _check(cudart.cudaFree(self.samples_dev), "cudaFree")
@@ -388,6 +563,9 @@ class TensorRTRunner(Runner):
             self.samples_dev = _check(cudart.cudaMalloc(max(1, converted.nbytes)), f"cudaMalloc({converted.nbytes})")
             _check(cudart.cudaMemcpy(self.samples_dev, converted.ctypes.data, converted.nbytes,
                                      cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy (samples)")
+            self.samples_count = len(converted)
+            for slot in self.slots:
+                slot.gather_args[0] = int(self.samples_dev)
         else:
             self.samples_host = converted
 
@@ -409,14 +587,32 @@ class TensorRTRunner(Runner):
         else:
             self._enqueue(slot, n)
 
+    def _gather_on_device(self, slot: _Slot, rows: np.ndarray) -> None:
+        """dev_in[i] = samples_dev[rows[i]] for the batch: the row indices go up in one copy, one kernel moves the
+        samples (plan.GATHER_SOURCE), both on the slot's copy stream."""
+        cudart, n = self.cudart, len(rows)
+        if n and (int(rows.min()) < 0 or int(rows.max()) >= self.samples_count):
+            raise HarnessError(f"Sample rows {int(rows.min())}..{int(rows.max())} outside the {self.samples_count} "
+                               "loaded on the GPU.")
+        slot.host_rows_view[:n] = rows
+        _check(cudart.cudaMemcpyAsync(slot.dev_rows, slot.host_rows, n * 8,
+                                      cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, slot.copy_stream),
+               "cudaMemcpyAsync (rows)")
+        launch = tp.gather_launch(self.sample_bytes, n)
+        slot.gather_args[4] = n
+        driver = _driver()
+        _check_driver(driver, driver.cuLaunchKernel(self.gather_function, launch.grid, 1, 1, launch.block, 1, 1, 0,
+                                                    driver.CUstream(int(slot.copy_stream)),
+                                                    slot.gather_params.ctypes.data, 0), "cuLaunchKernel (gather)")
+
     def _run(self, slot: _Slot, rows: np.ndarray) -> np.ndarray:
         cudart = self.cudart
         kind = cudart.cudaMemcpyKind
         n, sb = len(rows), self.sample_bytes
-        if self.samples_dev:
-            for src, dst, count in tp.contiguous_runs(rows):
-                _check(cudart.cudaMemcpyAsync(slot.dev_in + dst * sb, self.samples_dev + src * sb, count * sb,
-                                              kind.cudaMemcpyDeviceToDevice, slot.copy_stream), "cudaMemcpyAsync D2D")
+        if self.start_from_device:
+            if not self.samples_dev:
+                raise HarnessError("No samples loaded on the GPU runner (LoadGen has not called LoadSamplesToRam).")
+            self._gather_on_device(slot, rows)
         else:
             if self.samples_host is None:
                 raise HarnessError("No samples loaded on the GPU runner (LoadGen has not called LoadSamplesToRam).")
@@ -438,7 +634,7 @@ class TensorRTRunner(Runner):
         return slot.host_out_view[:n].copy()
 
     def infer(self, rows: np.ndarray) -> np.ndarray:
-        self._ensure_device()
+        self._use_device()
         rows = np.asarray(rows, dtype=np.int64)
         slot = self.pool.get()
         try:
@@ -453,7 +649,7 @@ class TensorRTRunner(Runner):
         if cudart is None:
             return
         try:
-            self._ensure_device()
+            self._use_device()
         except HarnessError:
             return
         for slot in self.slots:
@@ -461,14 +657,14 @@ class TensorRTRunner(Runner):
                 cudart.cudaGraphExecDestroy(graph_exec)
             slot.graphs.clear()
             slot.context = None
-            for ptr in (slot.host_in, slot.host_out):
+            for ptr in (slot.host_in, slot.host_out, slot.host_rows):
                 if ptr:
                     cudart.cudaFreeHost(ptr)
-            for ptr in (slot.dev_in, slot.dev_out):
+            for ptr in (slot.dev_in, slot.dev_out, slot.dev_rows):
                 if ptr:
                     cudart.cudaFree(ptr)
-            slot.host_in = slot.host_out = slot.dev_in = slot.dev_out = 0
-            slot.host_in_view = slot.host_out_view = None
+            slot.host_in = slot.host_out = slot.host_rows = slot.dev_in = slot.dev_out = slot.dev_rows = 0
+            slot.host_in_view = slot.host_out_view = slot.host_rows_view = None
             for event in (slot.event_in, slot.event_out):
                 if event is not None:
                     cudart.cudaEventDestroy(event)
@@ -506,7 +702,14 @@ class TensorRTBackend(Backend):
     def device_ids(self, settings: dict[str, Any]) -> list[str]:
         return [str(d) for d in tp.parse_devices(settings.get("devices"), visible_gpu_count())]
 
-    def build(self, request: BuildRequest) -> str:
+    @staticmethod
+    def onnx_path(engine_path: str) -> str:
+        """Where the exact ONNX handed to TensorRT's parser is kept: beside the engine."""
+        return engine_path + ".surgery.onnx"
+
+    def export_onnx(self, request: BuildRequest) -> tuple[str, tp.EnginePlan, dict[str, Any]]:
+        """Write the ONNX TensorRT's parser would be given (graph surgery done, contract checked) beside where the
+        engine goes; needs neither TensorRT nor a GPU (`make generate_engines ... --onnx_only`)."""
         from resnet50.models import get_model
         settings = request.settings
         spec = get_model(settings.get("model"))
@@ -516,8 +719,14 @@ class TensorRTBackend(Backend):
         onnx_graph.check_input(model, request.onnx_path, request.input_shape)
         graph, meta = prepare_graph(model, plan, spec.input_scale)
         os.makedirs(os.path.dirname(request.engine_path), exist_ok=True)
-        surgery = request.engine_path + ".surgery.onnx"
-        onnx.save(graph, surgery)
+        path = self.onnx_path(request.engine_path)
+        onnx.save(graph, path + ".partial")
+        os.replace(path + ".partial", path)
+        return path, plan, meta
+
+    def build(self, request: BuildRequest) -> str:
+        settings = request.settings
+        surgery, plan, meta = self.export_onnx(request)
         trt = _trt()
         device = self.device_ids(settings)[0]
         _check(_cudart().cudaSetDevice(int(device)), f"cudaSetDevice({device})")

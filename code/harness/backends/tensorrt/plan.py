@@ -23,7 +23,12 @@ Run (`--backend=tensorrt`):
   `run_infer_on_copy_streams`.
 - `use_graphs`: CUDA graphs captured per slot for a ladder of batch sizes; a batch of n runs the smallest graph >= n.
 - `start_from_device`: the loaded samples are converted and copied to the GPU once per LoadSamplesToRam, and a batch
-  is gathered on the device; otherwise it is gathered straight into pinned host memory and copied.
+  is gathered on the device by one gather kernel launch (GATHER_SOURCE, compiled with NVRTC); otherwise it is
+  gathered straight into pinned host memory and copied.
+- Every runner entry point makes the runner's GPU current on the calling thread first (the current device is per
+  thread; one thread creates and loads all runners).
+- Versions: the calibration cache header names the installed TensorRT (rewritten if not); an engine runs only on the
+  TensorRT that built it.
 - Only the n int32 top-1 indices of a batch are copied back.
 """
 from __future__ import annotations
@@ -305,12 +310,127 @@ def graph_size_for(n: int, sizes: Sequence[int]) -> int:
     raise HarnessError(f"A batch of {n} is larger than the largest CUDA graph ({sizes[-1] if sizes else 0}).")
 
 
-def contiguous_runs(rows: np.ndarray) -> list[tuple[int, int, int]]:
-    """(source row, destination row, count) runs that copy rows[i] to position i with as few copies as possible."""
-    rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    starts = np.concatenate(([0], breaks))
-    ends = np.concatenate((breaks, [len(rows)]))
-    return [(int(rows[s]), int(s), int(e - s)) for s, e in zip(starts, ends)]
+# ---------------------------------------------------------------------------------------------------------------
+# TensorRT versions: the calibration cache header and the engine's version
+TARGET_TENSORRT = "10.8.0"          # the container's TensorRT (docker/Dockerfile); cache headers default to it
+MIN_TENSORRT_MAJOR = 10
+CACHE_CALIBRATOR = "EntropyCalibration2"   # the calibrator class the builder replays the cache through
+
+
+def version_tuple(version: str) -> tuple[int, int, int]:
+    parts = []
+    for word in str(version).split(".")[:3]:
+        digits = "".join(ch for ch in word if ch.isdigit()) if word[:1].isdigit() else ""
+        if not digits:
+            raise HarnessError(f"TensorRT version {version!r} is not <major>.<minor>.<patch>[.<build>].")
+        parts.append(int(digits))
+    while len(parts) < 3:
+        parts.append(0)
+    return parts[0], parts[1], parts[2]
+
+
+def calibration_cache_version(version: str) -> int:
+    """The number in a calibration cache header, as TensorRT writes it: NV_TENSORRT_VERSION, which is
+    major*10000 + minor*100 + patch from TensorRT 10 on (10.8.0 -> 100800) and major*1000 + minor*100 + patch
+    before (8.6.1 -> 8601)."""
+    major, minor, patch = version_tuple(version)
+    return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
+
+
+def calibration_cache_header(version: str = TARGET_TENSORRT, calibrator: str = CACHE_CALIBRATOR) -> str:
+    return f"TRT-{calibration_cache_version(version)}-{calibrator}"
+
+
+def cache_for_tensorrt(text: str, installed: str, path: str = "<calibration cache>") -> tuple[str, Optional[str]]:
+    """The calibration cache as the installed TensorRT will accept it: TensorRT rejects a cache whose header names
+    another version (it then calibrates, which a cache-only calibrator cannot do). The harness's caches hold
+    amax/127 scales computed by `make calibrate`, independent of the TensorRT version, so the header is rewritten to
+    the installed version (returned with a note saying so); another calibrator's cache is refused."""
+    header, scales = parse_calibration_cache(text, path)
+    parts = header.split("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise HarnessError(f"{path}: header {header!r} is not `TRT-<version>-<calibrator>`.")
+    if parts[2] != CACHE_CALIBRATOR:
+        raise HarnessError(f"{path}: a {parts[2]} cache; the builder replays caches through {CACHE_CALIBRATOR} and "
+                           "TensorRT refuses another calibrator's cache. Re-run `make calibrate` (its cache is "
+                           f"{CACHE_CALIBRATOR}).")
+    want = calibration_cache_header(installed)
+    if header == want:
+        return text, None
+    return (format_calibration_cache(want, scales),
+            f"{path}: header {header} rewritten to {want} for the installed TensorRT {installed} (the scales are "
+            "unchanged).")
+
+
+def check_engine_version(built_with: Optional[str], installed: str, engine_path: str) -> None:
+    """An engine runs only on the TensorRT it was built with (TensorRT refuses others); say so before loading."""
+    if not built_with:
+        raise HarnessError(f"{engine_path}: its metadata does not say which TensorRT built it; rebuild it with "
+                           "`make generate_engines ... --overwrite`.")
+    if version_tuple(built_with) != version_tuple(installed):
+        raise HarnessError(f"{engine_path} was built with TensorRT {built_with}, but TensorRT {installed} is "
+                           "installed; engines do not move between TensorRT versions. Rebuild it with "
+                           "`make generate_engines ... --overwrite`.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The batch gather kernel (start_from_device): dst[i] = src[rows[i]] for whole samples, one launch per batch.
+# Compiled once per process with NVRTC, loaded once per GPU; the runner copies the batch's row indices to the GPU
+# and launches it (two calls per batch instead of one copy per sample).
+GATHER_THREADS = 256
+GATHER_MAX_BLOCKS = 8192            # a grid-stride loop covers the rest
+GATHER_WORDS = ((16, "harness_word16"), (4, "unsigned int"), (1, "unsigned char"))
+GATHER_SOURCE = "struct alignas(16) harness_word16 { unsigned int v[4]; };   // one 128-bit load and store\n" + \
+    "\n".join(f"""extern "C" __global__ void harness_gather_{size}(
+    const {ctype}* __restrict__ src, {ctype}* __restrict__ dst, const long long* __restrict__ rows,
+    unsigned long long words, unsigned long long count)
+{{
+    unsigned long long total = words * count;
+    for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (unsigned long long)gridDim.x * blockDim.x) {{
+        unsigned long long r = i / words;
+        dst[i] = src[(unsigned long long)rows[r] * words + (i - r * words)];
+    }}
+}}""" for size, ctype in GATHER_WORDS)
+GATHER_OPTIONS = ("--std=c++17",)   # plus --gpu-arch=compute_<major><minor> of the GPU
+
+
+@dataclass(frozen=True)
+class GatherLaunch:
+    kernel: str            # the kernel's name in GATHER_SOURCE
+    word_bytes: int        # bytes each thread moves
+    words: int             # words per sample
+    grid: int
+    block: int
+
+
+def gather_launch(sample_bytes: int, count: int) -> GatherLaunch:
+    """The kernel and launch shape for gathering `count` samples of `sample_bytes` (device buffers from cudaMalloc
+    are 256-byte aligned, so the widest word that divides a sample is safe)."""
+    if sample_bytes < 1 or count < 0:
+        raise HarnessError(f"gather of {count} samples of {sample_bytes} bytes")
+    word = next(size for size, _ in GATHER_WORDS if sample_bytes % size == 0)
+    words = sample_bytes // word
+    total = words * count
+    grid = max(1, min(GATHER_MAX_BLOCKS, -(-total // GATHER_THREADS)))
+    return GatherLaunch(f"harness_gather_{word}", word, words, grid, GATHER_THREADS)
+
+
+def gather_reference(src: np.ndarray, rows: np.ndarray, launch: GatherLaunch, stride: Optional[int] = None
+                     ) -> np.ndarray:
+    """What the kernel computes on flat byte arrays, word by word, thread by thread: thread t handles words t,
+    t + stride, ... (stride = grid * block). The tests compare it with numpy's take; the fake CUDA driver runs it
+    for a launch."""
+    words = src.view(np.uint8).reshape(-1, launch.word_bytes)
+    total = launch.words * len(rows)
+    stride = stride or launch.grid * launch.block
+    out = np.zeros((total, launch.word_bytes), np.uint8)
+    done = np.zeros(total, np.int64)
+    for thread in range(min(stride, total)) if stride < 4096 else [None]:
+        i = np.arange(total) if thread is None else np.arange(thread, total, stride)
+        r = i // launch.words
+        out[i] = words[rows[r].astype(np.int64) * launch.words + (i - r * launch.words)]
+        done[i] += 1
+    if not (done == 1).all():
+        raise AssertionError("the grid-stride loop does not cover every word exactly once")
+    return out.reshape(-1)
