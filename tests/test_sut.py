@@ -46,14 +46,14 @@ def _scenario(run_root, scenario):
 def test_null_server_at_rate_is_valid_with_coalescing(prep_dir, tmp_path, kind):
     """Coalescing is on by default in Server (configs/resnet50/Server/config.json), and LoadGen received it."""
     root = _run(prep_dir, tmp_path / "logs", "--scenarios=Server", "--min_duration=2000", "--min_query_count=100",
-                "--server_target_qps=10000", "--batch_size=64", "--server_batch_timeout_us=1000", f"--sut={kind}")
+                "--server_target_qps=5000", "--batch_size=64", "--server_batch_timeout_us=1000", f"--sut={kind}")
     summary, detail, errors = _scenario(root, "Server")
     assert summary["sut"] == kind
     assert detail["requested_server_coalesce_queries"] is True
     assert summary["server_coalesce_queries"] is True
     assert summary["settings"]["server_coalesce_queries"] is True
     assert summary["result_validity"] == "VALID", (summary, errors)
-    assert detail["result_scheduled_samples_per_sec"] > 5000
+    assert detail["result_scheduled_samples_per_sec"] > 2500
     assert not errors
 
 

@@ -336,6 +336,9 @@ def test_find_peak_performance_passes_through(prep_dir, tmp_path):
                                                      "--batch_size=16", "--server_batch_timeout_us=500",
                                                      "--min_duration=300", "--min_query_count=100",
                                                      "--server_max_async_queries=300",
+                                                     # a device of known capacity (16 / 2 ms = 8,000 samples/s):
+                                                     # LoadGen's doubling stops there, not at the SUT's own ceiling
+                                                     "--null_latency_us=2000",
                                                      "--test_mode=FindPeakPerformance", f"--log_dir={tmp_path}"),
                       timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
