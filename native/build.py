@@ -116,7 +116,8 @@ def main() -> int:
     return 0
 
 
-def selftest(module: str, numpy_version: str, env: dict, cwd: str) -> bool:
+def selftest(module: str, numpy_version: str, env: dict, cwd: str,
+             script: str = os.path.join(ROOT, "native", "selftest.py")) -> bool:
     """native/selftest.py in a child process (a 1 s Server and an Offline run through the native SUT); its outcome
     goes into loadgen_native.selftest.json next to the module, which harness/sut.py reads before it ever imports
     the module: a module whose self-test crashed, hung or failed is never used (`--sut=auto` falls back to the
@@ -137,7 +138,7 @@ def selftest(module: str, numpy_version: str, env: dict, cwd: str) -> bool:
           flush=True)
     started = time.monotonic()
     try:
-        res = subprocess.run([sys.executable, "-X", "faulthandler", os.path.join(ROOT, "native", "selftest.py")],
+        res = subprocess.run([sys.executable, "-X", "faulthandler", script],
                              capture_output=True, text=True, cwd=cwd, env=env, timeout=SELFTEST_TIMEOUT_S)
         rc, output = res.returncode, (res.stdout + res.stderr)
     except subprocess.TimeoutExpired as e:
