@@ -89,14 +89,15 @@ def main():
         return
 
     print("== onnxruntime: LoadGen Offline vs the raw loop (same engine, batch, threads) ==", flush=True)
-    from harness.actions import engine_path, scenario_config
+    from harness.run import engine_path, run_config
     from harness.backends import get_backend
     from harness.flags import parse_args
     from resnet50.models import get_model
     ms = str(int(opts.seconds * 1000))
     subprocess.run(MAIN + ["--action=generate_engines", *COMMON], check=True, capture_output=True)
-    cfg = scenario_config(parse_args(COMMON), "Offline", "CPU")
-    engine = engine_path(cfg, get_model("efficientnet-lite0"), get_backend("onnxruntime"))
+    rc = run_config(parse_args(COMMON), "Offline", "CPU")
+    cfg = rc.settings()
+    engine = engine_path(rc, get_model("efficientnet-lite0"), get_backend("onnxruntime"))
     batch, threads = int(cfg["batch_size"]), int(cfg["threads"])
     raws, lgs = [], {s: [] for s in suts}
     for _ in range(opts.rounds):   # alternated, so that drift on a shared machine shows in every column

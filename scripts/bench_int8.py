@@ -144,7 +144,7 @@ def bench_forms(args, spec, model_path, calibration, backend, BuildRequest, sess
             f" / s8 {'per-channel' if form.per_channel else 'per-tensor'}")
         ratio = statistics.median(r / b for r, b in zip(rates[name], base))
         print(f"| {name} | {kind} | {accuracy[name]:.3f}% | {statistics.median(rates[name]):.1f} | {ratio:.2f} |")
-    print(f"(ONNX Runtime backend form: {calibration.BACKEND_FORMS['onnxruntime']})\n")
+    print(f"(ONNX Runtime backend form: {calibration.backend_forms()['onnxruntime']})\n")
 
 
 def bench_loadgen(args, common) -> None:

@@ -138,3 +138,27 @@ def test_stray_audit_config_is_refused(prep_dir, tmp_path):
     result = run_main("--action=run_harness", *_common(prep_dir, tmp_path / "logs", "--backend=null",
                                                         "--min_duration=100"), cwd=str(tmp_path))
     _fails(result, "audit.config", "compliance run")
+
+
+def test_each_config_ver_runs_and_logs_apart(prep_dir, tmp_path):
+    import shutil
+    from conftest import ROOT
+    configs = tmp_path / "configs"
+    shutil.copytree(os.path.join(ROOT, "configs", "resnet50"), configs)
+    path = configs / "Offline" / "config.json"
+    data = json.loads(path.read_text())
+    data["CPU"]["config_ver"] = {"small": {"batch_size": 2}}
+    path.write_text(json.dumps(data))
+    log_dir = tmp_path / "logs"
+    result = run_main("--action=run_harness", *_common(prep_dir, log_dir, "--backend=null", f"--config_dir={configs}",
+                                                       "--config_ver=default,small", "--min_duration=200",
+                                                       "--offline_expected_qps=100000"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    roots = sorted(os.listdir(log_dir))
+    assert [r.rsplit("-", 1)[1] for r in roots] == ["default", "small"], roots
+    batches = []
+    for root in roots:
+        with open(os.path.join(log_dir, root, SYSTEM, "resnet50", "Offline", "summary.json")) as f:
+            summary = json.load(f)
+        batches.append((summary["settings"]["config_ver"], summary["fingerprint"]["batch_size"]))
+    assert batches == [("default", 8), ("small", 2)]

@@ -524,3 +524,18 @@ def test_storage_errors_name_the_cause_and_path(tmp_path, monkeypatch, code, cau
     with pytest.raises(preprocessing.StorageError) as e:
         preprocessing.preprocess(spec, m, SAMPLES_250, str(tmp_path / "p"), progress=False)
     assert cause in str(e.value) and str(tmp_path / "p") in str(e.value) and "decoded" not in str(e.value)
+
+
+def test_preprocess_refuses_missing_images_unless_allowed(tmp_path):
+    from resnet50.models import get_model
+    names = sorted(os.listdir(VAL_1300))[:3]
+    m = tmp_path / "map.txt"
+    m.write_text("".join(f"{n} 1\n" for n in names) + "ILSVRC2012_val_99999999.JPEG 3\n")
+    spec = get_model("efficientnet-lite0")
+    with pytest.raises(HarnessError, match=r"1 of 4 images .* missing .*ILSVRC2012_val_99999999.JPEG"):
+        preprocessing.preprocess(spec, imagenet.read_map(str(m)), VAL_1300, str(tmp_path / "p"), progress=False)
+    npy = preprocessing.preprocess(spec, imagenet.read_map(str(m)), VAL_1300, str(tmp_path / "p"), allow_missing=True,
+                              progress=False).paths["fp32_nchw"]
+    data = preprocessing.load_preprocessed(spec, imagenet.read_map(str(m)), str(tmp_path / "p"))
+    assert data.array.shape == (3, 3, 224, 224) and data.path == npy
+    assert data.manifest["skipped"] == {"ILSVRC2012_val_99999999.JPEG": "missing"}

@@ -4,7 +4,6 @@ clear failure when TensorRT is absent. Nothing here imitates TensorRT."""
 import importlib.util
 import json
 import os
-import threading
 
 import numpy as np
 import onnx
@@ -16,13 +15,11 @@ from conftest import ROOT, run_main
 from harness import config as configs
 from harness import engines, onnx_graph
 from harness.backends.tensorrt import plan as tp
-from harness.actions import engine_path
 from harness.calibration import quantized_model_path
+from harness.run import engine_path, run_config
 from harness.backends import get_backend
-from harness.backends.base import Runner
 from harness.errors import HarnessError
-from harness.flags import FLAGS, SCENARIOS
-from harness.sut import QSL, SUT
+from harness.flags import SCENARIOS, parse_args
 from resnet50.models import get_model
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -175,11 +172,13 @@ def test_prepare_graph_implicit_takes_the_scale_from_the_cache(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Plans from the real configs
+def _rc(scenario, system, **cli):
+    return run_config(parse_args(["--action=generate_engines"] + [f"--{k}={v}" for k, v in cli.items()]), scenario,
+                      system)
+
+
 def _cfg(scenario, system, **cli):
-    cfg = configs.resolve(scenario, system, "default", cli)
-    if scenario == "SingleStream":
-        cfg["batch_size"] = 1
-    return cfg
+    return _rc(scenario, system, **cli).settings()
 
 
 def gpu_blocks():
@@ -264,7 +263,7 @@ def test_build_inputs_and_calibration_cache_home(tmp_path):
 def test_engine_name_and_rebuild_record(tmp_path):
     backend = get_backend("tensorrt")     # importable without TensorRT
     cfg = _cfg("Offline", "H200x1")
-    path = engine_path(cfg, get_model("resnet50"), backend)
+    path = engine_path(_rc("Offline", "H200x1"), get_model("resnet50"), backend)
     assert path == os.path.join(ROOT, "build", "engines", "H200x1", "resnet50", "Offline",
                                 "resnet50-Offline-gpu-b2048-int8.default.plan")
     model, cache = tmp_path / "m.onnx", tmp_path / "c.cache"
@@ -357,60 +356,6 @@ def test_devices():
 
 # ---------------------------------------------------------------------------------------------------------------
 # Configs, SUT concurrency, and TensorRT being absent
-CONFIG_KEYS = {f.config_key for f in FLAGS if f.config_key} | {
-    "model", "run_infer_on_copy_streams", "warmup_duration", "calib_method", "null_label",
-    "channels_last", "graph_batch_sizes"}
-
-
-def test_config_keys_are_ones_the_harness_reads():
-    for scenario in SCENARIOS:
-        with open(configs.config_path(scenario)) as f:
-            data = json.load(f)
-        for name, block in data.items():
-            overlays = list(block.get("config_ver", {}).values())
-            for part in [block] + overlays:
-                unknown = set(part) - CONFIG_KEYS - set(configs.RESERVED)
-                assert not unknown, f"{scenario}/{name}: keys no code reads: {sorted(unknown)}"
-
-
-class CountingRunner(Runner):
-    takes_rows = True
-    concurrency = 3
-
-    def __init__(self):
-        self.threads = set()
-
-    def infer(self, rows):
-        self.threads.add(threading.current_thread().name)
-        return np.asarray(rows, dtype=np.int64)
-
-
-class FakeLoadGen:
-    """Just the two LoadGen calls the SUT's workers make."""
-
-    def __init__(self):
-        self.done = []
-
-    @staticmethod
-    def QuerySampleResponse(qid, ptr, size):
-        return qid, ptr, size
-
-    def QuerySamplesComplete(self, responses):
-        self.done.extend(r[0] for r in responses)
-
-
-def test_sut_runs_concurrency_workers_per_runner():
-    runner, lg = CountingRunner(), FakeLoadGen()
-    qsl = QSL(np.zeros((64, 1), np.float32), 64, [runner])
-    qsl.load(range(64))
-    sut = SUT(lg, qsl, [runner], batch_size=2, output_offset=0)
-    assert len(sut._threads) == 3
-    for t in sut._threads:
-        t.start()
-    for i in range(0, 64, 4):
-        sut.issue_query(list(range(i, i + 4)), list(range(i, i + 4)))
-    sut.stop()
-    assert sorted(lg.done) == list(range(64)) and sum(st["samples"] for st in sut.stats) == 64 and not sut.errors
 
 
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here; this checks the message when it is absent")

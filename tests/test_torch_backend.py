@@ -1,5 +1,5 @@
 """The torch backend's ONNX importer and runner, on the CPU (the same code runs on CUDA GPUs; see
-scripts/device_torch.py for the GPU runs)."""
+tools/gpu/bench_torch.py for the GPU runs)."""
 import json
 import os
 

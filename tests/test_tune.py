@@ -323,7 +323,7 @@ def test_tune_refuses_a_stray_audit_config(tmp_path):
 
 
 def test_tune_refuses_other_test_modes_and_bad_settings(tmp_path):
-    for flag, needle in (("--test_mode=AccuracyOnly", "FindPeakPerformance"), ("--tune_tolerance=0.9", "fraction"),
+    for flag, needle in (("--test_mode=AccuracyOnly", "FindPeakPerformance"), ("--tune_tolerance=0.9", "--tune_tolerance=0.9: expected a number > 0 and <= 0.5"),
                          ("--tune_grid=batch_size", "--tune_grid")):
         result = run_main("--action=tune", "--system_name=CPU", "--backend=null", flag,
                           f"--log_dir={tmp_path / 'logs'}")

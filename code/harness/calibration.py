@@ -88,7 +88,10 @@ FORMS = {
                                        "QuantizeBias": False},
                         why="TensorRT explicit quantisation: symmetric int8, per-channel weights"),
 }
-BACKEND_FORMS = {"onnxruntime": "u8s8", "tensorrt": "tensorrt"}
+def backend_forms() -> dict[str, str]:
+    """The Q/DQ form of each backend that reads a calibrated model (backends/<name>/options.py INFO)."""
+    from .backends import backend_info, registered
+    return {b: backend_info(b).calibration_form for b in registered() if backend_info(b).calibration_form}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -304,7 +307,7 @@ def _record(spec, inputs: CalibrationInputs, method: str, backends: list[str]) -
                    "chunk_images": CHUNK_IMAGES, "calibration_map": inputs.map_path, "map_md5": inputs.map_md5,
                    "array_checksum": inputs.array_checksum, "images": len(inputs.files), "versions": _versions()},
         "input_scale": spec.input_scale,
-        "forms": {b: FORMS[BACKEND_FORMS[b]].params() for b in backends},
+        "forms": {b: FORMS[backend_forms()[b]].params() for b in backends},
         "trt_version": trt_version(),
     }
 
@@ -325,7 +328,7 @@ def _outputs_md5(outputs: dict[str, str]) -> dict[str, Optional[str]]:
 def _calibrate_locked(spec, inputs: CalibrationInputs, method: str, force: bool, backends: Optional[list[str]],
                       progress: bool) -> dict[str, Any]:
     from . import onnx_graph
-    backends = list(backends or BACKEND_FORMS)
+    backends = list(backends or backend_forms())
     _method_enum(method)
     p = paths(inputs.model_path, method)
     outputs = dict(p, **{f"qdq_{b}": quantized_model_path(inputs.model_path, b) for b in backends})
@@ -369,7 +372,7 @@ def _calibrate_locked(spec, inputs: CalibrationInputs, method: str, force: bool,
                                      trt_scales(ranges, original, input_name, spec.input_scale))
     write_bytes_atomic(p["trt_cache"], cache.encode())
     for backend in backends:
-        write_qdq(p["prepared"], p["ranges"], method, FORMS[BACKEND_FORMS[backend]], outputs[f"qdq_{backend}"],
+        write_qdq(p["prepared"], p["ranges"], method, FORMS[backend_forms()[backend]], outputs[f"qdq_{backend}"],
                   input_name, spec.input_scale)
     write_json_atomic(p["record"], dict(record, outputs=_outputs_md5(outputs)), indent=1)
     if progress:

@@ -31,15 +31,16 @@ from . import REPO_ROOT, BENCHMARK
 from .artifacts import cached_md5, file_md5, read_json, write_json_atomic  # noqa: F401 (file_md5: runs.py)
 from .errors import HarnessError
 
-# Config keys that change what gets built (the rest only change how it is run).
-# Run-only keys stay out: use_graphs (CUDA graphs are captured when a runner loads the engine) and
-# gpu_inference_streams (streams are created at load) would only force needless rebuilds. gpu_copy_streams stays: it
-# is the number of optimisation profiles built into a TensorRT engine.
-BUILD_KEYS = ("precision", "batch_size", "input_dtype", "input_format", "workspace_size",
-              "gpu_copy_streams", "threads", "torch_compile", "channels_last",
-              "implicit_int8", "plugins")
+# Config keys that change what gets built (the rest only change how it is run): these, plus the backend's own
+# (backends/<name>/options.py INFO.build_keys). Run-only keys stay out: use_graphs (CUDA graphs are captured when a
+# runner loads the engine) and gpu_inference_streams (streams are created at load) would only force needless
+# rebuilds; gpu_copy_streams is the number of optimisation profiles built into a TensorRT engine.
+COMMON_BUILD_KEYS = ("precision", "batch_size")
 
-CALIBRATION_METHODS = ("entropy", "minmax", "percentile")
+
+def build_keys(backend: str) -> tuple[str, ...]:
+    from .backends import backend_info
+    return COMMON_BUILD_KEYS + backend_info(backend).build_keys
 
 
 def calibration_cache_path(model_key: str, method: str = "entropy", base: Optional[str] = None) -> str:
@@ -88,7 +89,8 @@ def build_record(inputs: dict[str, Optional[str]], settings: dict[str, Any], ver
     return {
         "inputs": {name: (cached_md5(path) if path and os.path.exists(path) else None)
                    for name, path in inputs.items()},
-        "config": {k: settings.get(k) for k in BUILD_KEYS if settings.get(k) is not None},
+        "config": {k: settings.get(k) for k in build_keys(settings.get("backend") or "onnxruntime")
+                   if settings.get(k) is not None},
         "versions": versions,
     }
 
@@ -102,7 +104,7 @@ def check_engine_current(engine_path: str, backend, settings: dict[str, Any], sp
         raise HarnessError(f"Model file {model_file} does not exist (--model_path). Pass an existing ONNX file, or "
                            f"leave --model_path out to use the registry's {spec.default_path} (`make download_model "
                            f"RUN_ARGS=\"--model={spec.key}\"`).")
-    if backend.name == "null":
+    if not backend.info.reads_model:
         return
     fp32_path = os.path.abspath(model_file) if model_file else spec.default_path
     rebuild = (f"Run `{command} RUN_ARGS=\"--scenarios={settings.get('scenario')} ...\"` with the same flags "

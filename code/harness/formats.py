@@ -45,16 +45,13 @@ def format_dtype(fmt: str) -> np.dtype:
     return np.dtype(np.float32 if check_format(fmt) == "fp32_nchw" else np.int8)
 
 
-def quantize(x: np.ndarray, scale: Optional[float]) -> np.ndarray:
-    """ONNX QuantizeLinear with zero point 0: round half to even of x / scale, saturated to int8."""
-    if scale is None:
-        raise HarnessError("The int8 formats need the model's input_scale; the model registry fixes none for this "
-                           "model (use fp32_nchw).")
-    return quantize_int8(x, scale)
+# A preprocessed format is an engine input form: (dtype, layout) of one sample.
+FORMAT_INPUT = {"fp32_nchw": ("fp32", "linear"), "int8_linear": ("int8", "linear"), "int8_nhwc": ("int8", "nhwc"),
+                "int8_chw4": ("int8", "chw4")}
 
 
-def to_format(chw: np.ndarray, fmt: str, scale: float, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """One fp32 (C, H, W) sample in `fmt`, written into `out` when given."""
+def to_format(chw: np.ndarray, fmt: str, scale: Optional[float], out: Optional[np.ndarray] = None) -> np.ndarray:
+    """One fp32 (C, H, W) sample in `fmt` (convert_samples on a batch of one), written into `out` when given."""
     shape = format_shape(fmt, chw.shape)
     if out is None:
         out = np.empty(shape, format_dtype(fmt))
@@ -62,19 +59,19 @@ def to_format(chw: np.ndarray, fmt: str, scale: float, out: Optional[np.ndarray]
         if out is not chw:
             out[...] = chw
         return out
-    q = quantize(chw, scale)
-    if fmt == "int8_linear":
-        out[...] = q
-    elif fmt == "int8_nhwc":
-        out[...] = q.transpose(1, 2, 0)
-    else:  # int8_chw4: [C/4][H][W][4]
-        out[...] = to_chw4(q[None])[0]
+    dtype, layout = FORMAT_INPUT[fmt]
+    out[...] = convert_samples(chw[None], dtype, layout, scale)[0]
     return out
 
 
-# Engine inputs (dtype int8/fp16/fp32, layout linear/chw4): what a runner converts loaded fp32 samples to.
-def quantize_int8(x: np.ndarray, scale: float) -> np.ndarray:
-    """clip(round_half_even(x / scale), -128, 127) as int8: what a QuantizeLinear with this scale computes."""
+# Engine inputs (dtype int8/fp16/fp32, layout linear/nhwc/chw4): what a runner converts loaded fp32 samples to, and
+# (through to_format) what preprocessing stores.
+def quantize_int8(x: np.ndarray, scale: Optional[float]) -> np.ndarray:
+    """clip(round_half_even(x / scale), -128, 127) as int8: what ONNX QuantizeLinear with this scale and zero point 0
+    computes."""
+    if scale is None:
+        raise HarnessError("int8 samples need the model's input scale, and there is none: the model registry fixes no "
+                           "input_scale for this model (use fp32_nchw), or the engine's metadata lacks it.")
     q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale))
     return np.clip(q, -128, 127).astype(np.int8)
 
@@ -94,21 +91,20 @@ def from_chw4(x: np.ndarray, channels: int) -> np.ndarray:
 
 
 def convert_samples(array: np.ndarray, dtype: str, fmt: str, scale: Optional[float]) -> np.ndarray:
-    """Preprocessed fp32 NCHW samples -> what the engine input takes (dtype and layout), contiguous.
-    Samples already in the target dtype and layout pass through unchanged."""
+    """Preprocessed fp32 NCHW samples -> what the engine input takes (dtype and layout: linear, nhwc or chw4),
+    contiguous. Samples already in the target dtype and layout pass through unchanged."""
     target = NUMPY_DTYPES[dtype]
     expected_ndim = 5 if fmt == "chw4" else 4
     if array.dtype == target and array.ndim == expected_ndim:
         return np.ascontiguousarray(array)
     if array.ndim != 4:
         raise HarnessError(f"Samples have shape {array.shape}; expected fp32 NCHW (N, C, H, W).")
-    if dtype == "int8":
-        if scale is None:
-            raise HarnessError("An int8 engine input needs the input scale; the engine's metadata has none.")
-        out = quantize_int8(array, scale)
-    else:
-        out = np.asarray(array, dtype=target)
-    return to_chw4(out) if fmt == "chw4" else np.ascontiguousarray(out)
+    out = quantize_int8(array, scale) if dtype == "int8" else np.asarray(array, dtype=target)
+    if fmt == "chw4":
+        return to_chw4(out)
+    if fmt == "nhwc":
+        return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(out)
 
 
 def sample_nbytes(chw: Sequence[int], dtype: str, fmt: str) -> int:

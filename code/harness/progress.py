@@ -67,11 +67,13 @@ class ProgressLine:
         if not enabled() or not hasattr(sut, "completed"):
             return _Off()
         min_s = float(getattr(settings, "min_duration_ms", 0) or 0) / 1000.0
+        from .scenarios import get as get_scenario
+        sc = get_scenario(scenario)
         total = None
-        if scenario == "Offline":   # LoadGen issues one query of max(min_query_count, 1.1 x min_duration x qps)
+        if sc.one_query:   # LoadGen issues one query of max(min_query_count, 1.1 x min_duration x qps)
             total = max(int(getattr(settings, "min_query_count", 0) or 0),
                         int(1.1 * min_s * float(getattr(settings, "offline_expected_qps", 0) or 0)))
-        spq = int(getattr(settings, "multi_stream_samples_per_query", 1) or 1) if scenario == "MultiStream" else 1
+        spq = int(getattr(settings, sc.samples_per_query_key, 1) or 1) if sc.samples_per_query_key else 1
         return cls(scenario, min_s, sut.completed, total or None, spq)
 
     def line(self) -> str:

@@ -93,11 +93,13 @@ def measured_capacity(cfg: dict[str, Any], scenario: str, log_base: str,
                       exclude: Optional[str] = None) -> Optional[tuple[float, str]]:
     """(samples/s, where from): the newest VALID run of this scenario with the same setup, else (for Server) the
     newest VALID Offline run's throughput, an upper bound of what Server can hold."""
+    from .scenarios import get as get_scenario
+    sc = get_scenario(scenario)
     system = cfg["system_id"]
-    sources = [(scenario, "scheduled_queries_per_second" if scenario == "Server" else "samples_per_second",
-                SETUP_KEYS)]
-    if scenario == "Server":   # Offline batches differ from Server's: any batch size bounds what Server can hold
-        sources.append(("Offline", "samples_per_second", tuple(k for k in SETUP_KEYS if k != "batch_size")))
+    sources = [(sc.name, sc.summary_metric, SETUP_KEYS)]
+    if sc.capacity_fallback:   # Offline batches differ from Server's: any batch size bounds what Server can hold
+        sources.append((sc.capacity_fallback, get_scenario(sc.capacity_fallback).summary_metric,
+                        tuple(k for k in SETUP_KEYS if k != "batch_size")))
     for source, key, keys in sources:
         for folder, s in _valid_summaries(log_base, system, source, exclude):
             if _same_setup(cfg, s, keys) and s.get(key):
@@ -106,7 +108,9 @@ def measured_capacity(cfg: dict[str, Any], scenario: str, log_base: str,
 
 
 def target_warning(cfg: dict[str, Any], scenario: str, log_base: str, exclude: Optional[str] = None) -> Optional[str]:
-    key = {"Server": "server_target_qps", "Offline": "offline_expected_qps"}.get(scenario)
+    from .scenarios import get as get_scenario
+    sc = get_scenario(scenario)
+    key = None if sc.latency_bound else sc.target_key      # a rate: Offline's expected qps, Server's target
     if key is None or not cfg.get(key):
         return None
     target = float(cfg[key])
@@ -119,8 +123,8 @@ def target_warning(cfg: dict[str, Any], scenario: str, log_base: str, exclude: O
     max_ms = max_duration_ms(cfg)
     bound = (f"it will end INVALID at max_duration ({max_ms / 1000:.0f} s)" if max_ms > 0 else
              "and --max_duration=0 leaves it unbounded")
-    what = ("LoadGen will queue far more queries than the system answers; " + bound if scenario == "Server" else
-            "LoadGen will issue one query sized for that rate, which takes far longer than min_duration; " + bound)
+    what = ("LoadGen will issue one query sized for that rate, which takes far longer than min_duration; " + bound
+            if sc.one_query else "LoadGen will queue far more queries than the system answers; " + bound)
     return (f"WARNING: {scenario} {key} {target:g} is {target / capacity:.0f}x the {capacity:g}/s this system "
             f"measured in its newest VALID run with the same backend, model, precision and batch size "
             f"({folder}): {what}. Lower --{key} (or the config's), or pass it on purpose.")

@@ -99,8 +99,9 @@ def _cpu_model() -> str:
 
 
 def detect_system_id(backend: Optional[str] = None) -> str:
-    """GPU id when NVIDIA GPUs are visible and the backend is a GPU one (or not chosen yet); else the CPU id."""
-    if backend not in ("onnxruntime", "null"):
+    """GPU id when NVIDIA GPUs are visible and the backend runs on GPUs (or is not chosen yet); else the CPU id."""
+    from .backends import backend_info
+    if backend is None or backend_info(backend).device_kind == "gpu":
         names = _nvidia_gpu_names()
         if names:
             return gpu_system_id(names)

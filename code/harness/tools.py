@@ -51,7 +51,7 @@ def _map_size(path: str) -> int:
 
 
 def generate_conf_files(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
-    from .actions import map_path, scenario_config
+    from .run import run_config
     from .loadgen_run import measurements_dir, user_conf_lines
     systems = [args.system_name] if args.system_name else config_systems()
     scenarios = args.scenarios if _given(argv, "scenarios") else list(SCENARIOS)
@@ -59,13 +59,13 @@ def generate_conf_files(args: argparse.Namespace, argv: Optional[list[str]] = No
     for system in systems:
         for scenario in scenarios:
             try:
-                cfg = scenario_config(args, scenario, system)
+                rc = run_config(args, scenario, system)
             except HarnessError as e:
                 if "has no block for it" in str(e) or "Unknown system" in str(e):
                     skipped.append(f"{system} {scenario}")
                     continue
                 raise
-            lines = user_conf_lines(scenario, cfg, _map_size(map_path(cfg)))
+            lines = user_conf_lines(scenario, rc.settings(), _map_size(rc.paths.map_path))
             folder = measurements_dir(system, scenario)
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, "user.conf")
@@ -91,7 +91,7 @@ def _version(name: str) -> Optional[str]:
 
 
 def info(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
-    from .actions import engine_path, model_spec, scenario_config
+    from .run import engine_path, model_spec, run_config
     from .backends import get_backend
     from .systems import _cpu_model, _nvidia_gpu_names, detect_system_id
     from .submission.official import checker_command, checkout_version
@@ -106,16 +106,17 @@ def info(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     scenarios = args.scenarios if _given(argv, "scenarios") else list(SCENARIOS)
     for scenario in scenarios:
         try:
-            cfg = scenario_config(args, scenario, system)
+            rc = run_config(args, scenario, system)
         except HarnessError as e:
             print(f"{scenario}: {e}")
             continue
+        cfg = rc.settings()
         shown = {k: v for k, v in cfg.items() if not isinstance(v, dict) and k not in ("scenario", "system_id")}
         print(f"{scenario} (block {cfg.get('config_block')}, config_ver {cfg.get('config_ver')}):")
         print("  " + ", ".join(f"{k}={v}" for k, v in shown.items()))
         try:
             backend = get_backend(cfg["backend"])
-            engine = engine_path(cfg, model_spec(cfg), backend, getattr(args, "model_path", None))
+            engine = engine_path(rc, model_spec(rc), backend)
             print(f"  engine: {os.path.relpath(engine, REPO_ROOT)}")
         except HarnessError as e:
             print(f"  engine: (backend {cfg.get('backend')} not usable here: {e})")

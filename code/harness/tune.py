@@ -41,6 +41,7 @@ from typing import Any, Callable, Optional
 
 from . import REPO_ROOT, BENCHMARK
 from .errors import HarnessError
+from .scenarios import get as get_scenario
 
 # The config key each scenario's search finds.
 TUNED_KEY = {"Server": "server_target_qps", "Offline": "offline_expected_qps",
@@ -247,12 +248,12 @@ def better(scenario: str, a: Optional[float], b: Optional[float]) -> bool:
         return False
     if b is None:
         return True
-    return a < b if scenario in ("SingleStream", "MultiStream") else a > b
+    return a < b if get_scenario(scenario).latency_bound else a > b
 
 
 def rounded(scenario: str, value: float) -> Any:
     """The value as the config holds it: whole ns for latencies, 4 significant digits for rates."""
-    if scenario in ("SingleStream", "MultiStream"):
+    if get_scenario(scenario).latency_bound:
         return int(round(value))
     if value >= 1000:
         return int(round(value))
@@ -646,7 +647,7 @@ def _check_args(args) -> None:
 
 def tune(args, argv: list[str]) -> int:
     """`make tune RUN_ARGS="--scenarios=Server ..."`."""
-    from .actions import scenario_config, system_id
+    from .run import run_config, system_id
     from .config import config_path, load_config_file
     from .flags import overrides
     from .loadgen_run import new_run_root, refuse_stray_audit_config
@@ -662,7 +663,7 @@ def tune(args, argv: list[str]) -> int:
           f"{(str(args.tune_confirm_ms) + ' ms') if args.tune_confirm_ms else 'full length'}; logs under {run_root}")
     failed = []
     for scenario in args.scenarios:
-        cfg = scenario_config(args, scenario, system)
+        cfg = run_config(args, scenario, system).settings()
         key = TUNED_KEY[scenario]
         tune_dir = os.path.join(run_root, "tune", scenario)
         tuner = Tuner(args, argv, scenario, tune_dir, cfg)

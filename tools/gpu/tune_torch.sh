@@ -3,7 +3,7 @@
 #
 #   1. setup: LoadGen from the carried wheel, the ResNet50-v1.5 topology with seeded random weights
 #      (--model=resnet50-synthetic, built there: speed does not depend on the weights), val-1300 preprocessed for it;
-#   2. Offline, one run of OFFLINE_MS (default 10 s), as scripts/device_torch.sh runs it;
+#   2. Offline, one run of OFFLINE_MS (default 10 s), as tools/gpu/bench_torch.sh runs it;
 #   3. tune for Server from 80% of that Offline rate: bracketing x1.08, bisection to 3%, at most 3 short probes of
 #      8 s, then 3 confirming runs of 60 s, all of which must be VALID (a failed one steps the target down 3%);
 #   4. a table: Offline, every probe, the target chosen and its share of Offline; results in $OUT.
@@ -11,7 +11,7 @@
 # process costs about 35 s), 3 x 45 s probes, 3 x 95 s confirmations: about 8.5 minutes; the tune is stopped at
 # TUNE_LIMIT_S (default 420 s) so the call ends before 9 minutes, and the table then shows what was done.
 #
-# Carry (made here by `bash scripts/device_prepare.sh`; both are git-excluded):
+# Carry (made here by `bash tools/gpu/pack_offline.sh`; both are git-excluded):
 #   .whl/      mlcommons-loadgen==6.0.17 wheel for the device's Python 3.12 (pip download, manylinux)
 #   .devdata/  val-1300/ (the 1300 JPEGs) and val_map_1300.txt (efficientnet_lite0.onnx is carried but unused here)
 # Device tool call: command "bash tools/gpu/tune_torch.sh", carry [".whl", ".devdata"], kind nvidia-h200,
@@ -27,7 +27,7 @@ PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 if ! $PY -c "import mlperf_loadgen" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || { echo "no LoadGen wheel in .whl/ (run scripts/device_prepare.sh here and carry .whl)"; exit 1; }
+    || { echo "no LoadGen wheel in .whl/ (run tools/gpu/pack_offline.sh here and carry .whl)"; exit 1; }
   export PYTHONPATH=/tmp/site
 fi
 test -f .devdata/val_map_1300.txt || { echo "no .devdata/val_map_1300.txt (carry .devdata)"; exit 1; }

@@ -1,10 +1,15 @@
-"""Inference backends behind one narrow interface (see base.py). Imported lazily, so CPU users never need CUDA."""
+"""Inference backends behind one narrow interface (see base.py), one folder each (backends/<name>/).
+
+A backend folder holds `options.py` (OPTIONS: the flags and config keys it reads, as harness.options.Flag) and
+`backend.py` (BACKEND: build, load, run). Adding a backend is one folder plus one line in `_BACKENDS`. Backends are
+imported lazily, so CPU users never need CUDA, and reading options never loads a backend's libraries.
+"""
 from __future__ import annotations
 
 import importlib
 
 from ..errors import HarnessError
-from .base import Backend, Runner
+from .base import Backend, BackendInfo, Runner  # noqa: F401
 
 _BACKENDS = {
     "onnxruntime": "harness.backends.onnxruntime",
@@ -14,15 +19,40 @@ _BACKENDS = {
 }
 
 
-def backend_names() -> list[str]:
-    return list(_BACKENDS)
+def registered() -> tuple[str, ...]:
+    return tuple(_BACKENDS)
+
+
+def _package(name: str):
+    if name not in _BACKENDS:
+        raise HarnessError(f"--backend={name}: unknown backend; known: {', '.join(_BACKENDS)}.")
+    return importlib.import_module(_BACKENDS[name])
+
+
+def backend_options(name: str) -> tuple:
+    """The options (harness.options.Flag) the backend `name` reads."""
+    return tuple(_package(name).OPTIONS)
+
+
+def backend_info(name: str) -> BackendInfo:
+    """What the backend `name` is (device kind, precisions, build keys, framework, calibration form), without
+    loading its libraries."""
+    return _package(name).INFO
+
+
+def all_options() -> tuple:
+    """Every backend's options, each once (options several backends share, e.g. the GPU ones, are one object)."""
+    out: dict = {}
+    for name in _BACKENDS:
+        for option in backend_options(name):
+            if out.setdefault(option.name, option) != option:
+                raise HarnessError(f"Backends declare option {option.name!r} twice with different types.")
+    return tuple(out.values())
 
 
 def get_backend(name: str) -> Backend:
-    if name not in _BACKENDS:
-        raise HarnessError(f"--backend={name}: unknown backend; known: {', '.join(_BACKENDS)}.")
+    package = _package(name)
     try:
-        module = importlib.import_module(_BACKENDS[name])
+        return package.BACKEND
     except ModuleNotFoundError as e:
         raise HarnessError(f"Backend {name!r} is not available here: {e}.") from None
-    return module.BACKEND

@@ -17,6 +17,20 @@ from typing import Any, Optional
 import numpy as np
 
 
+@dataclass(frozen=True)
+class BackendInfo:
+    """What the harness needs to know about a backend without loading it (backends/<name>/options.py: INFO)."""
+    name: str
+    device_kind: str                          # "cpu" or "gpu": part of the engine name; GPU ids for the system id
+    engine_suffix: str                        # the engine file's ending
+    precisions: tuple[str, ...]               # what it builds
+    build_keys: tuple[str, ...] = ()          # its config keys that change the engine (besides precision, batch)
+    framework: Optional[str] = None           # as the system description names it
+    framework_package: Optional[str] = None   # the Python package whose version the description records
+    calibration_form: Optional[str] = None    # calibration.FORMS key of the Q/DQ model its int8 engines read
+    reads_model: bool = True                  # False: builds without a model and at run time (the null backend)
+
+
 @dataclass
 class BuildRequest:
     onnx_path: str           # the FP32 model (or, for int8, the calibrated Q/DQ model)
@@ -43,9 +57,20 @@ class Runner:
 
 
 class Backend:
-    name = "base"
-    device_kind = "cpu"            # "cpu" or "gpu": part of the engine name
-    engine_suffix = ".onnx"
+    """Subclasses set `info` (their options.py INFO); name, device_kind and engine_suffix come from it."""
+    info: BackendInfo = BackendInfo("base", "cpu", ".onnx", ("fp32",))
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def device_kind(self) -> str:
+        return self.info.device_kind
+
+    @property
+    def engine_suffix(self) -> str:
+        return self.info.engine_suffix
 
     def build(self, request: BuildRequest) -> str:
         raise NotImplementedError
@@ -67,7 +92,8 @@ class Backend:
 
     def device_ids(self, settings: dict[str, Any]) -> list[str]:
         """The devices a GPU backend runs one runner on (`devices`, default: its first device)."""
-        return [d.strip() for d in str(settings.get("devices") or "").split(",") if d.strip()] or ["0"]
+        from ..options import parse_devices
+        return parse_devices(settings.get("devices")) or ["0"]
 
     def preprocessed_format(self, settings: dict[str, Any]) -> str:
         """The preprocessed format (resnet50/imagenet.py FORMATS) a run loads for this backend's runners: FP32 NCHW

@@ -21,16 +21,20 @@ printed, failed tries are kept as <TEST04>.try<N>/ and verification.json lists t
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
 from .. import REPO_ROOT, BENCHMARK
 from ..errors import HarnessError
+from ..interrupt import RunInterrupted
+from ..loadgen_run import response_label
+from ..run import ScenarioJob, run_configs, run_isolated, run_scenario, system_id
+from ..runconfig import RunConfig
+from ..scenarios import get as get_scenario
 from . import audit_policy, rules
 from .logs import (DetailLog, load_json, read_accuracy_entries, read_detail, responses_by_index, sha256_file,
                    write_json)
@@ -70,13 +74,14 @@ def compare_performance(test: rules.AuditTest, ref: DetailLog, got: DetailLog) -
     lines.append(f"scenario = {scenario}")
     if got.scenario != scenario:
         return fail(f"scenarios differ: reference {scenario}, test {got.scenario}")
-    if scenario == "Server" and got.get("effective_target_latency_ns") != ref.get("effective_target_latency_ns"):
-        return fail(f"Server target latency differs: reference {ref.get('effective_target_latency_ns')} ns, "
+    sc = get_scenario(scenario)
+    if sc.latency_constrained and got.get("effective_target_latency_ns") != ref.get("effective_target_latency_ns"):
+        return fail(f"{scenario} target latency differs: reference {ref.get('effective_target_latency_ns')} ns, "
                     f"test {got.get('effective_target_latency_ns')} ns")
     r, t = ref.metric(), got.metric()
     if not r or not t:
         return fail(f"no {rules.RESULT_KEY.get(scenario)} in the logs")
-    latency = scenario in ("SingleStream", "MultiStream")
+    latency = sc.latency_bound
     tol = rules.result_tolerance(test, scenario, r if latency else None)
     unit = "ns (lower is better)" if latency else "samples/s (higher is better)"
     numbers.update(metric=rules.RESULT_KEY[scenario], reference=r, test=t, ratio=t / r, tolerance=tol,
@@ -128,8 +133,8 @@ def top1(entries: list[dict], labels: np.ndarray, only: Optional[set[int]] = Non
         if (only is not None and idx not in only) or idx in seen:
             continue
         seen.add(idx)
-        value = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.int32)
-        good += int(len(value) > 0 and 0 <= idx < len(labels) and int(value[0]) == int(labels[idx]))
+        label = response_label(entry["data"])
+        good += int(label >= 0 and 0 <= idx < len(labels) and label == int(labels[idx]))
         total += 1
     return good, total
 
@@ -266,79 +271,69 @@ def _labels(acc: Optional[Run]) -> Optional[np.ndarray]:
     return read_map(path).labels
 
 
-def _replace_flags(argv: list[str], values: dict[str, str]) -> list[str]:
-    out, skip = [], False
-    for word in argv:
-        if skip:
-            skip = False
-            continue
-        name = word[2:].split("=", 1)[0] if word.startswith("--") else None
-        if name in values:
-            skip = "=" not in word
-            continue
-        out.append(word)
-    return out + [f"--{k}={v}" for k, v in values.items()]
+@dataclass(frozen=True)
+class AuditJob:
+    """One compliance test of one scenario: run it, then verify it against its reference runs."""
+    rc: RunConfig
+    test: rules.AuditTest
+    run_root: str
+    command: str
+    perf: Run
+    acc: Optional[Run]
 
 
-def run_one(args: argparse.Namespace, scenario: str, test: rules.AuditTest, system: str, run_root: str,
-            perf: Run, acc: Optional[Run]) -> dict[str, Any]:
-    from ..actions import run_scenario
-    run_args = copy.copy(args)
-    run_args.test_mode = "PerformanceOnly"
-    run_scenario(run_args, scenario, system, run_root, audit=test)
-    audit_dir = os.path.join(run_root, system, BENCHMARK, scenario, test.name)
+def run_one(job: AuditJob) -> dict[str, Any]:
+    rc, test = job.rc, job.test
+    run_scenario(ScenarioJob(rc, job.run_root, job.command, audit=test))
+    audit_dir = os.path.join(job.run_root, rc.system_id, BENCHMARK, rc.scenario.name, test.name)
     leftover = os.path.join(audit_dir, "audit.config")
     if os.path.exists(leftover):  # run_loadgen removes it; make sure
         os.remove(leftover)
-    result = verify(test, audit_dir, perf, acc, _labels(acc))
+    result = verify(test, audit_dir, job.perf, job.acc, _labels(job.acc))
     for name in ("verify_accuracy.txt", "verify_performance.txt"):
         path = os.path.join(audit_dir, name)
         if os.path.exists(path):
-            print(f"---- {os.path.relpath(path, run_root)}\n" + open(path).read().rstrip())
+            print(f"---- {os.path.relpath(path, job.run_root)}\n" + open(path).read().rstrip())
     return result
 
 
-def run_audit_harness(args: argparse.Namespace, argv: list[str]) -> int:
-    from ..actions import RUN_ROOT_ENV, system_id
-    from ..interrupt import run_child
+def run_audit_harness(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
     from ..loadgen_run import new_run_root
     version = rules.get_round(args.audit_version or args.round)
     tests = rules.audit_tests_for(version, args.audit_test)
     system = system_id(args)
+    rcs = run_configs(args, system)          # every value checked before anything runs
     log_dir = default_log_dir(args)
     runs = discover(log_dir)
-    refs = {(s, t): references(runs, system, s, rules.AUDIT_TESTS[t], log_dir) for s in args.scenarios for t in tests}
-    run_root = os.environ.get(RUN_ROOT_ENV) or new_run_root(log_dir)
-    jobs = list(refs)
+    refs = {(rc.scenario.name, t): references(runs, system, rc.scenario.name, rules.AUDIT_TESTS[t], log_dir)
+            for rc in rcs for t in tests}
+    run_root = new_run_root(log_dir)
+    command = "code/main.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    jobs = [AuditJob(rc, rules.AUDIT_TESTS[t], run_root, command, *refs[(rc.scenario.name, t)])
+            for rc in rcs for t in tests]
     results: dict[tuple[str, str], Optional[dict]] = {}
-    is_child = bool(os.environ.get(RUN_ROOT_ENV))   # one try run by a parent, which decides on retries
+    for job in jobs:
+        key = (job.rc.scenario.name, job.test.name)
+        audit_dir = os.path.join(run_root, job.rc.system_id, BENCHMARK, *key)
 
-    def in_child(scenario: str, test: str) -> Optional[dict]:
-        # One process per run: LoadGen reads its mlperf.conf once per process.
-        child = [sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + _replace_flags(
-            argv, {"scenarios": scenario, "audit_test": test, "audit_version": version.name})
-        run_child(child, env=dict(os.environ, **{RUN_ROOT_ENV: run_root}))   # Ctrl-C: marks and stops
-        path = os.path.join(run_root, system, BENCHMARK, scenario, test, "verification.json")
-        return json.load(open(path)) if os.path.exists(path) else None
-
-    for scenario, test in jobs:
-        audit_dir = os.path.join(run_root, system, BENCHMARK, scenario, test)
-
-        def attempt(n: int, scenario=scenario, test=test) -> Optional[dict]:
+        def attempt(n: int, job=job) -> Optional[dict]:
             if len(jobs) == 1 and n == 1:
-                return run_one(args, scenario, rules.AUDIT_TESTS[test], system, run_root, *refs[(scenario, test)])
-            return in_child(scenario, test)
+                return run_one(job)
+            try:   # one process per run: LoadGen reads its mlperf.conf once per process
+                return run_isolated(run_one, job)
+            except RunInterrupted:
+                raise
+            except HarnessError:
+                return None
 
         def keep_failed(n: int, audit_dir=audit_dir) -> str:
             os.replace(audit_dir, f"{audit_dir}.try{n}")
             return os.path.relpath(f"{audit_dir}.try{n}", run_root)
 
-        result = audit_policy.run_with_retries(test, attempt, keep_failed, tries=1 if is_child else None)
+        result = audit_policy.run_with_retries(job.test.name, attempt, keep_failed)
         if result and result.get("attempts"):
             write_json(os.path.join(audit_dir, "verification.json"), result)
-        results[(scenario, test)] = result
-    if is_child and len(jobs) == 1:
-        return 0 if (results[jobs[0]] or {}).get("passed") else 1
+        results[key] = result
     print(f"\n======== audit ({version.name} compliance tests) of {BENCHMARK} on {system} ========")
     failed = []
     for (scenario, test), result in results.items():

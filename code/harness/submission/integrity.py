@@ -193,11 +193,11 @@ def accuracy_problems(accuracy_txt: str, full_log: str, labels: Optional[Any] = 
     if total and abs(100.0 * good / total - top1) > 0.0005 + 1e-9:
         problems.append(f"accuracy={top1}% is not good/total = {good}/{total}")
     if labels is not None and first:
-        import numpy as np
+        from ..loadgen_run import response_label
         found = 0
         for idx, data in first.items():
-            value = np.frombuffer(bytes.fromhex(data), dtype=np.int32)
-            if idx < len(labels) and len(value) and int(value[0]) == int(labels[idx]):
+            label = response_label(data)
+            if idx < len(labels) and label >= 0 and label == int(labels[idx]):
                 found += 1
         if found != good:
             problems.append(f"good={good}, but the accuracy log has {found} correct answers against the val map")

@@ -25,34 +25,30 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import HarnessError
+from resnet50.models import get_model
+from ..scenarios import SCENARIOS, SUBMISSION_ORDER, get as get_scenario
 
 BENCHMARK_DIR = "resnet50"               # results/<system>/resnet50/<Scenario>; the checker maps it to "resnet"
 MODEL_KEY_CLOSED = "resnet50"            # the closed division runs the reference ResNet50-v1.5
-ACCURACY_REFERENCE = 76.46               # checker: ("acc", 76.46 * 0.99)
+ACCURACY_REFERENCE = get_model(MODEL_KEY_CLOSED).fp32_top1   # 76.46: the checker's ("acc", 76.46 * 0.99)
 ACCURACY_TARGET = round(ACCURACY_REFERENCE * 0.99, 4)
 DATASET_SIZE = 50000
 PERFORMANCE_SAMPLE_COUNT = 1024
 MIN_DURATION_MS = 600000
-OFFLINE_MIN_SAMPLES_PER_QUERY = 24576    # closed division only, as the checker applies it
-MULTISTREAM_SAMPLES_PER_QUERY = 8
-SERVER_TARGET_LATENCY_NS = 15000000
-EARLY_STOPPING_SCENARIOS = ("SingleStream", "MultiStream", "Server")
+OFFLINE_MIN_SAMPLES_PER_QUERY = SCENARIOS["Offline"].rule_min_samples_per_query   # closed division only
+MULTISTREAM_SAMPLES_PER_QUERY = SCENARIOS["MultiStream"].rule_samples_per_query
+SERVER_TARGET_LATENCY_NS = SCENARIOS["Server"].rule_max_target_latency_ns
 MAX_ACCURACY_LOG_BYTES = 10 * 1024       # a truncated mlperf_log_accuracy.json must not be larger
 TRUNCATE_KEEP_BYTES = 4096               # keep this much from the start and from the end
 TRUNCATE_SEPARATOR = "\n\n...\n\n"
-DIVISIONS = ("closed", "open")
 CATEGORIES = ("edge", "datacenter", "datacenter,edge")
 VALID_STATUS = ("available", "preview", "rdi")
-SCENARIO_ORDER = ("SingleStream", "MultiStream", "Offline", "Server")
+SCENARIO_ORDER = SUBMISSION_ORDER
 
-# Metric of each scenario in mlperf_log_detail.txt, as the results and the compliance checks read it.
-RESULT_KEY = {
-    "Offline": "result_samples_per_second",
-    "Server": "result_completed_samples_per_sec",
-    "SingleStream": "early_stopping_latency_ss",
-    "MultiStream": "early_stopping_latency_ms",
-}
-UNITS = {"Offline": "Samples/s", "Server": "Queries/s", "SingleStream": "Latency (ms)", "MultiStream": "Latency (ms)"}
+# Metric of each scenario in mlperf_log_detail.txt, as the results and the compliance checks read it (harness/
+# scenarios.py: checker_key, unit).
+RESULT_KEY = {s.name: s.checker_key for s in SCENARIOS.values()}
+UNITS = {s.name: s.unit for s in SCENARIOS.values()}
 
 SYSTEM_REQUIRED_FIELDS = (
     "division", "submitter", "status", "system_name", "number_of_nodes", "host_processor_model_name",
@@ -238,10 +234,9 @@ def describe_rule(rule: Optional[str], tolerance: Optional[float]) -> str:
 def result_tolerance(test: AuditTest, scenario: str, reference_latency_ns: Optional[float]) -> float:
     """Short latencies are noisy: the compliance READMEs relax the tolerance to 20% for SingleStream at or below
     0.2 ms and MultiStream at or below 1.6 ms (the reference run's latency)."""
-    if reference_latency_ns is not None:
-        if (scenario == "SingleStream" and reference_latency_ns <= 200000) or \
-                (scenario == "MultiStream" and reference_latency_ns <= 1600000):
-            return test.short_latency_tolerance
+    short = get_scenario(scenario).short_latency_ns
+    if reference_latency_ns is not None and short is not None and reference_latency_ns <= short:
+        return test.short_latency_tolerance
     return test.tolerance
 
 
@@ -294,19 +289,20 @@ def performance_rule_problems(detail, scenario: str, division: str, r: Round, au
             p.append(f"LoadGen seeds {seeds} are not {r.name}'s {r.seeds} (a LoadGen of another round, or seeds "
                      "overridden in user.conf)")
     spq = _int(v("effective_samples_per_query"))
-    if scenario == "Offline":
-        if division == "closed" and (spq or 0) < OFFLINE_MIN_SAMPLES_PER_QUERY:
-            p.append(f"Offline query of {spq} samples is below the rules' {OFFLINE_MIN_SAMPLES_PER_QUERY}")
+    sc = get_scenario(scenario)
+    if sc.rule_min_samples_per_query is not None:
+        if division == "closed" and (spq or 0) < sc.rule_min_samples_per_query:
+            p.append(f"{sc.name} query of {spq} samples is below the rules' {sc.rule_min_samples_per_query}")
         if (_int(v("effective_min_query_count")) or 0) < 1:
-            p.append("Offline min_query_count is below 1")
-    if scenario == "MultiStream" and spq != MULTISTREAM_SAMPLES_PER_QUERY:
-        p.append(f"MultiStream uses {spq} samples per query; the rules fix {MULTISTREAM_SAMPLES_PER_QUERY}")
-    if scenario in EARLY_STOPPING_SCENARIOS and v("early_stopping_met") is not True:
+            p.append(f"{sc.name} min_query_count is below 1")
+    if sc.rule_samples_per_query is not None and spq != sc.rule_samples_per_query:
+        p.append(f"{sc.name} uses {spq} samples per query; the rules fix {sc.rule_samples_per_query}")
+    if sc.early_stopping and v("early_stopping_met") is not True:
         p.append("the early-stopping condition was not met (too few queries)")
-    if scenario == "Server":
+    if sc.rule_max_target_latency_ns is not None:
         bound = _int(v("effective_target_latency_ns"))
-        if bound is None or bound > SERVER_TARGET_LATENCY_NS:
-            p.append(f"Server latency bound {bound} ns is above the rules' {SERVER_TARGET_LATENCY_NS} ns")
+        if bound is None or bound > sc.rule_max_target_latency_ns:
+            p.append(f"{sc.name} latency bound {bound} ns is above the rules' {sc.rule_max_target_latency_ns} ns")
     return p
 
 

@@ -26,7 +26,6 @@ FINGERPRINT_KEYS = {
     "config_ver": "config_ver", "engine": "engine", "engine_md5": "engine file contents",
     "dataset_map_md5": "dataset map", "dataset_samples": "dataset size",
 }
-KINDS = ("performance", "accuracy") + tuple(rules.AUDIT_TESTS)
 
 
 def run_fingerprint(cfg: dict[str, Any], spec, backend, engine: str, image_map, total: int,

@@ -30,6 +30,8 @@ from typing import Any, Optional
 
 from .. import REPO_ROOT, BENCHMARK
 from ..errors import HarnessError
+from ..run import system_id
+from ..scenarios import get as get_scenario
 from . import rules, system_desc
 from .integrity import RECORD  # noqa: F401  (check.py imports it from here)
 from .integrity import check_safe_name, move_legacy_files, record_path as staging_record_path, records_dir
@@ -177,7 +179,7 @@ def _readme(r: rules.Round, system: str, plan: Plan) -> str:
     perf = plan.runs["performance"]
     fp = perf.fingerprint or {}
     metric = perf.detail.metric()
-    shown = f"{metric / 1e6:.3f} ms" if plan.scenario in ("SingleStream", "MultiStream") and metric else f"{metric}"
+    shown = get_scenario(plan.scenario).shown(metric) if metric else f"{metric}"
     lines = [f"# {BENCHMARK} {plan.scenario} on {system}", "",
              f"Staged by `make update_results` (MLPerf Inference {r.name} layout) from these runs of this harness:", "",
              "| run | log folder | command |", "| --- | --- | --- |"]
@@ -280,7 +282,6 @@ def update_results(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _update_results(args: argparse.Namespace, argv: list[str]) -> int:
-    from ..actions import system_id
     if args.submitter is not None:
         check_safe_name(args.submitter)
     r = rules.get_round(args.round, for_staging=True)

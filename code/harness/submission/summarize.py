@@ -6,6 +6,7 @@ import csv
 import os
 
 from ..errors import HarnessError
+from ..scenarios import get as get_scenario
 from . import rules
 from .check import _verdict
 from .logs import load_json, read_accuracy_txt, read_detail
@@ -31,7 +32,7 @@ def rows(results_dir: str) -> list[dict[str, str]]:
             sdir = os.path.join(base, rules.scenario_dir(r, system, scenario))
             perf = read_detail(os.path.join(sdir, "performance", "run_1", "mlperf_log_detail.txt"))
             metric = perf.metric()
-            if metric is not None and scenario in ("SingleStream", "MultiStream"):
+            if metric is not None and get_scenario(scenario).latency_bound:
                 metric /= 1e6
             top1, _ = read_accuracy_txt(os.path.join(sdir, "accuracy", "accuracy.txt"))
             cdir = os.path.join(base, rules.compliance_dir(r, system, scenario))

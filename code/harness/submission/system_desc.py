@@ -19,8 +19,6 @@ from . import rules
 
 TEMPLATE_DIR = os.path.join(REPO_ROOT, "configs", "systems")
 PLACEHOLDER = "TODO"
-_FRAMEWORKS = {"onnxruntime": ("ONNX Runtime", "onnxruntime"), "tensorrt": ("TensorRT", "tensorrt"),
-               "torch": ("PyTorch", "torch")}
 
 
 def _version(package: str) -> Optional[str]:
@@ -109,7 +107,9 @@ def detect(system: str, backends: set[str]) -> dict[str, Any]:
         out["host_storage_capacity"] = f"{st.f_blocks * st.f_frsize / 1e9:.0f} GB"
     except OSError:
         pass
-    gpu_backends = backends & {"tensorrt", "torch"}
+    from ..backends import backend_info
+    infos = {b: backend_info(b) for b in backends}
+    gpu_backends = {b for b, info in infos.items() if info.device_kind == "gpu"}
     gpus = _gpus() if gpu_backends else []
     if gpus:
         out.update(accelerators_per_node=len(gpus), accelerator_model_name=gpus[0][0],
@@ -121,11 +121,11 @@ def detect(system: str, backends: set[str]) -> dict[str, Any]:
         out["accelerators_per_node"] = "0"   # a string: the checker reads an int 0 as an empty field
     frameworks = []
     for b in sorted(backends):
-        if b in _FRAMEWORKS:
-            label, package = _FRAMEWORKS[b]
-            frameworks.append(f"{label} {_version(package) or '(version unknown)'}")
-        elif b == "null":
-            frameworks.append("none (null backend: answers instantly, measures the harness only)")
+        info = infos[b]
+        if info.framework_package:
+            frameworks.append(f"{info.framework} {_version(info.framework_package) or '(version unknown)'}")
+        elif info.framework:
+            frameworks.append(info.framework)
     if frameworks:
         out["framework"] = ", ".join(frameworks)
     stack = [f"Python {platform.python_version()}"] + [f"{p} {_version(p)}" for p in

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .options import INFO
 from ..base import Backend, BuildRequest, Runner
 
 
@@ -29,9 +30,7 @@ class NullRunner(Runner):
 
 
 class NullBackend(Backend):
-    name = "null"
-    device_kind = "cpu"
-    engine_suffix = ".null.json"
+    info = INFO
 
     def build(self, request: BuildRequest) -> str:
         os.makedirs(os.path.dirname(request.engine_path), exist_ok=True)

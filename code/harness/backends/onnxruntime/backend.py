@@ -13,6 +13,7 @@ import numpy as np
 
 from ... import onnx_graph
 from ...errors import HarnessError
+from .options import INFO
 from ..base import Backend, BuildRequest, Runner
 
 
@@ -50,9 +51,7 @@ class OrtRunner(Runner):
 
 
 class OnnxRuntimeBackend(Backend):
-    name = "onnxruntime"
-    device_kind = "cpu"
-    engine_suffix = ".onnx"
+    info = INFO
 
     def build(self, request: BuildRequest) -> str:
         if request.precision not in ("fp32", "int8"):

@@ -1,2 +1,11 @@
-"""The tensorrt backend (backend.py)."""
-from .backend import BACKEND  # noqa: F401
+"""The tensorrt backend: options.py (what it reads from flags and configs), backend.py (build, load, run).
+
+BACKEND is imported on first use, so reading the options never loads the backend's libraries."""
+from .options import INFO, OPTIONS  # noqa: F401
+
+
+def __getattr__(name):
+    if name == "BACKEND":
+        from .backend import BACKEND
+        return BACKEND
+    raise AttributeError(name)

@@ -28,6 +28,7 @@ from . import contract
 from . import plan as tp
 from ...engines import read_meta, write_meta
 from ...errors import HarnessError
+from .options import INFO
 from ..base import Backend, BuildRequest, Runner
 
 CONTAINER_HINT = ("Run inside the NVIDIA container (`make prebuild`, FAQ.md 'The TensorRT backend'), which has "
@@ -682,9 +683,7 @@ class TensorRTRunner(Runner):
 
 # ---------------------------------------------------------------------------------------------------------------
 class TensorRTBackend(Backend):
-    name = "tensorrt"
-    device_kind = "gpu"
-    engine_suffix = ".plan"
+    info = INFO
 
     def require(self) -> None:
         _trt()

@@ -41,6 +41,7 @@ import numpy as np
 
 from ... import REPO_ROOT
 from ...errors import HarnessError
+from ...options import parse_bool, parse_devices as device_words
 from ...formats import (DTYPE_BYTES, NUMPY_DTYPES, convert_samples, from_chw4, quantize_int8,  # noqa: F401
                        sample_nbytes, to_chw4)
 
@@ -54,9 +55,8 @@ GRAPH_FINE_STEP = 16          # CUDA graphs for every batch size up to this, the
 # ---------------------------------------------------------------------------------------------------------------
 # Settings
 def as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+    """A setting's truth (None: false), by the one bool parser (harness/options.py)."""
+    return False if value is None else parse_bool(value)
 
 
 def parse_plugins(value: Any) -> list[str]:
@@ -271,19 +271,13 @@ def parse_devices(value: Any, visible: int) -> list[int]:
     if visible < 1:
         raise HarnessError("No CUDA GPU is visible (cudaGetDeviceCount found 0): the tensorrt backend needs an "
                            "NVIDIA GPU. Check nvidia-smi and CUDA_VISIBLE_DEVICES.")
-    if value is None or str(value).strip() in ("", "all"):
+    words = device_words(value)
+    if words is None:
         return list(range(visible))
-    out = []
-    for word in str(value).split(","):
-        word = word.strip()
-        if not word:
-            continue
+    for word in words:
         if not word.isdigit() or int(word) >= visible:
             raise HarnessError(f"--devices={value}: {word!r} is not a GPU id here (visible: 0..{visible - 1}).")
-        out.append(int(word))
-    if len(set(out)) != len(out):
-        raise HarnessError(f"--devices={value}: a GPU is listed twice.")
-    return out or list(range(visible))
+    return [int(w) for w in words]
 
 
 def stream_layout(copy: int, inference: int, run_infer_on_copy_streams: bool) -> list[Optional[int]]:

@@ -23,6 +23,8 @@ import numpy as np
 
 from ... import onnx_graph
 from ...errors import HarnessError
+from ...options import parse_bool, parse_devices
+from .options import INFO
 from ..base import Backend, BuildRequest, Runner
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -37,8 +39,8 @@ def _torch():
 
 
 def _flag(settings: dict, key: str, default: bool = False) -> bool:
-    value = settings.get(key, default)
-    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    value = settings.get(key)
+    return default if value is None else parse_bool(value)
 
 
 class DeviceUploads:
@@ -183,9 +185,7 @@ class TorchRunner(Runner):
 
 
 class TorchBackend(Backend):
-    name = "torch"
-    device_kind = "gpu"
-    engine_suffix = ".torch.onnx"
+    info = INFO
 
     def __init__(self):
         self._modules: dict[tuple, Any] = {}
@@ -247,7 +247,7 @@ class TorchBackend(Backend):
 
     def device_ids(self, settings: dict[str, Any]) -> list[str]:
         """`devices` (comma list, or `cpu`), default every visible GPU."""
-        given = [d.strip() for d in str(settings.get("devices") or "").split(",") if d.strip()]
+        given = parse_devices(settings.get("devices"))
         if given:
             return given
         torch = _torch()

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""The torch backend on a lent GPU, everything in one call (see scripts/device_torch.sh, which runs this there).
+"""The torch backend on any CUDA GPU host, everything in one call (tools/gpu/bench_torch.sh runs it and keeps the log).
 
-Steps: set up the models (the EfficientNet-Lite0 ONNX carried in .devdata/, ResNet50-synthetic built there),
-preprocess the carried val-1300 images for both, then through the real harness and LoadGen: Offline (with the
+Steps: set up the models (EfficientNet-Lite0 from $BENCH_DATA/efficientnet_lite0.onnx when there, else exported with
+`make download_model`; ResNet50-synthetic built there), preprocess the val-1300 images ($BENCH_DATA/val-1300 and
+val_map_1300.txt) for both, then through the real harness and LoadGen: Offline (with the
 backend's raw loop measured in the same run), Server, SingleStream and MultiStream with ResNet50-synthetic, an
 AccuracyOnly run with EfficientNet-Lite0, and, on a machine with two GPUs, Offline on both. Prints a table last
 and writes results.json to $OUT (or build/).
 
-Usage (on the GPU machine): python3 scripts/device_torch.py [--seconds 10] [--only Offline,raw,...]
+Usage (on the GPU host): BENCH_DATA=<folder with val-1300/ and val_map_1300.txt> python3 tools/gpu/bench_torch.py
+[--seconds 10] [--only Offline,raw,...]
 """
 import argparse
 import json
@@ -17,10 +19,10 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "code"))
 MAIN = [sys.executable, os.path.join(ROOT, "code", "main.py")]
-DATA = os.path.join(ROOT, ".devdata")
+DATA = os.path.abspath(os.environ.get("BENCH_DATA") or os.path.join(ROOT, ".devdata"))
 MAP = os.path.join(DATA, "val_map_1300.txt")
 OUT = os.environ.get("OUT") or os.path.join(ROOT, "build")
 RESULTS: list[dict] = []
@@ -51,7 +53,7 @@ def summary_of(log_dir: str, system: str) -> dict:
 
 
 def scenario(name: str, system: str, model: str, extra: list, seconds: float, timeout=300) -> dict:
-    log_dir = os.path.join(ROOT, "build", "device_logs", f"{name}-{system}-{model}-{time.time():.0f}")
+    log_dir = os.path.join(ROOT, "build", "gpu_logs", f"{name}-{system}-{model}-{time.time():.0f}")
     args = ["--action=run", f"--scenarios={name}", f"--system_name={system}", "--config_ver=torch", "--backend=torch",
             f"--model={model}", f"--map_path={MAP}", f"--log_dir={log_dir}",
             f"--min_duration={int(seconds * 1000)}", *extra]
@@ -70,7 +72,7 @@ def scenario(name: str, system: str, model: str, extra: list, seconds: float, ti
 def raw_loop(model: str, system: str, seconds: float, extra: list) -> dict:
     """The backend alone: the same engine, batch size and settings, one runner, rows already on the GPU."""
     import numpy as np
-    from harness.actions import engine_path, scenario_config
+    from harness.run import engine_path, run_config
     from harness.backends import get_backend
     from harness.flags import parse_args
     from resnet50.imagenet import read_map
@@ -78,12 +80,13 @@ def raw_loop(model: str, system: str, seconds: float, extra: list) -> dict:
     from resnet50.models import get_model
     args = parse_args([f"--system_name={system}", "--config_ver=torch", "--backend=torch", f"--model={model}",
                        f"--map_path={MAP}", *extra])
-    cfg = scenario_config(args, "Offline", system)
+    rc = run_config(args, "Offline", system)
+    cfg = rc.settings()
     backend = get_backend("torch")
     spec = get_model(model)
     data = load_preprocessed(spec, read_map(MAP), default_preprocessed_dir())
     array = np.ascontiguousarray(data.array[:1024])
-    runner = backend.load(engine_path(cfg, spec, backend), "0", cfg)
+    runner = backend.load(engine_path(rc, spec, backend), "0", cfg)
     runner.load_samples(array)
     bs = int(cfg["batch_size"])
     rows = np.arange(1024) % len(array)
@@ -102,9 +105,10 @@ def raw_loop(model: str, system: str, seconds: float, extra: list) -> dict:
 
 def setup() -> None:
     eff = os.path.join(ROOT, "build", "models", "efficientnet-lite0", "efficientnet_lite0.onnx")
-    if not os.path.exists(eff):
+    if not os.path.exists(eff) and os.path.exists(os.path.join(DATA, "efficientnet_lite0.onnx")):
         os.makedirs(os.path.dirname(eff), exist_ok=True)
         shutil.copy(os.path.join(DATA, "efficientnet_lite0.onnx"), eff)
+    main_py("--action=download_model", "--model=efficientnet-lite0")
     main_py("--action=download_model", "--model=resnet50-synthetic")
     for model in ("resnet50-synthetic", "efficientnet-lite0"):
         main_py("--action=preprocess_data", f"--model={model}", f"--map_path={MAP}",

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Here (not on the GPU machine): gather what scripts/device_torch.sh needs into git-excluded folders to carry.
+# On a host with internet: gather what tools/gpu/bench_torch.sh and tune_torch.sh need on a GPU host without
+# internet into git-excluded folders (.whl/: the LoadGen wheel for Python 3.12; .devdata/: val-1300 and the ONNX).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SHARED=${MLPERF_SHARED_DIR:-../shared}
-grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
-grep -qx '/.devdata/' .git/info/exclude || echo '/.devdata/' >> .git/info/exclude
+EXCLUDE="$(git rev-parse --git-common-dir)/info/exclude"
+grep -qx '/.whl/' "$EXCLUDE" || echo '/.whl/' >> "$EXCLUDE"
+grep -qx '/.devdata/' "$EXCLUDE" || echo '/.devdata/' >> "$EXCLUDE"
 mkdir -p .whl .devdata
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \

@@ -1,0 +1,110 @@
+"""The backend registry (code/harness/backends/): a backend is one folder plus one registry line.
+
+The toy backend below is written into a copy of the harness as a new folder, registered with one line, and runs
+Offline end to end through code/main.py and the real LoadGen; its option is a flag at once."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, VAL_MAP_1300
+from harness.backends import all_options, backend_info, backend_options, get_backend, registered
+from harness.flags import CONFIG_KEYS, FLAGS
+
+TOY_INIT = '''"""The toy backend."""
+from .options import INFO, OPTIONS  # noqa: F401
+
+
+def __getattr__(name):
+    if name == "BACKEND":
+        from .backend import BACKEND
+        return BACKEND
+    raise AttributeError(name)
+'''
+TOY_OPTIONS = '''from ..base import BackendInfo
+from ...options import Flag
+
+OPTIONS = (Flag("toy_answer", int, None, "toy backend: the class it answers.", config_key="toy_answer", min=0),)
+INFO = BackendInfo("toy", "cpu", ".toy.json", precisions=("fp32",), build_keys=("toy_answer",),
+                   framework="toy", reads_model=False)
+'''
+TOY_BACKEND = '''import json
+import os
+
+import numpy as np
+
+from ..base import Backend, Runner
+from .options import INFO
+
+
+class ToyRunner(Runner):
+    def __init__(self, answer):
+        self.answer = answer
+
+    def infer(self, batch):
+        return np.full(len(batch), self.answer, dtype=np.int64)
+
+
+class ToyBackend(Backend):
+    info = INFO
+
+    def build(self, request):
+        os.makedirs(os.path.dirname(request.engine_path), exist_ok=True)
+        with open(request.engine_path, "w") as f:
+            json.dump({"toy": True}, f)
+        return request.engine_path
+
+    def load(self, engine_path, device, settings):
+        return ToyRunner(int(settings.get("toy_answer") or 0))
+
+
+BACKEND = ToyBackend()
+'''
+
+
+def test_every_backend_declares_what_it_is_and_reads():
+    for name in registered():
+        info = backend_info(name)
+        assert info.name == name == get_backend(name).name
+        assert info.device_kind in ("cpu", "gpu") and info.precisions
+        for option in backend_options(name):
+            assert option in FLAGS and CONFIG_KEYS[option.config_key] is option
+        assert set(info.build_keys) <= set(CONFIG_KEYS), name
+    assert {o.name for o in all_options()} >= {"threads", "devices", "torch_compile", "input_format", "null_label"}
+
+
+@pytest.mark.slow
+def test_a_toy_backend_is_one_folder_and_one_registry_line(prep_dir, tmp_path):
+    repo = tmp_path / "repo"
+    for part in ("code", "configs", "data_maps"):
+        shutil.copytree(os.path.join(ROOT, part), repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    toy = repo / "code" / "harness" / "backends" / "toy"
+    toy.mkdir()
+    (toy / "__init__.py").write_text(TOY_INIT)
+    (toy / "options.py").write_text(TOY_OPTIONS)
+    (toy / "backend.py").write_text(TOY_BACKEND)
+    registry = repo / "code" / "harness" / "backends" / "__init__.py"
+    text = registry.read_text()
+    line = '    "null": "harness.backends.null",\n'
+    assert line in text
+    registry.write_text(text.replace(line, line + '    "toy": "harness.backends.toy",\n'))
+
+    main = str(repo / "code" / "main.py")
+    help_text = subprocess.run([sys.executable, main, "--help"], capture_output=True, text=True).stdout
+    assert "--toy_answer" in help_text
+    log_dir = tmp_path / "logs"
+    result = subprocess.run([sys.executable, main, "--action=run", "--backend=toy", "--toy_answer=7",
+                             "--system_name=CPU", "--model=efficientnet-lite0", f"--map_path={VAL_MAP_1300}",
+                             f"--preprocessed_data_dir={prep_dir}", f"--log_dir={log_dir}", "--scenarios=Offline",
+                             "--min_duration=300", "--offline_expected_qps=20000"],
+                            capture_output=True, text=True, cwd=str(repo), timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (stamp,) = os.listdir(log_dir)
+    with open(log_dir / stamp / "CPU" / "resnet50" / "Offline" / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["result_validity"] == "VALID" and summary["fingerprint"]["backend"] == "toy"
+    assert summary["settings"]["toy_answer"] == 7
+    assert summary["engine"].endswith(".toy.json") and str(repo) in summary["engine"]
