@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # mlcommons-loadgen sdists this build accepts: version -> sha256 (PyPI's digest of mlcommons_loadgen-<v>.tar.gz).
 SDIST_SHA256 = {"6.0.17": "a2e85d09e3cc0c606f89bfe1fbf97537c8b5b238ae0afbd923ad9c710fcf2ca8"}
 SELFTEST_RECORD = "loadgen_native.selftest.json"   # next to the installed module; harness/sut.py reads it
-SELFTEST_TIMEOUT_S = 180
+SELFTEST_TIMEOUT_S = 90        # it takes ~2 s; a hang (a deadlocked worker) ends here
 
 
 def pinned_version() -> str:
@@ -87,8 +87,14 @@ def main() -> int:
     for stale in [os.path.join(ROOT, "native", "build")] + glob.glob(os.path.join(ROOT, "native", "*.egg-info")):
         shutil.rmtree(stale, ignore_errors=True)   # setuptools reuses objects by source mtime: never stale ones
     env = dict(os.environ, LOADGEN_SRC=src)
-    print(f"[native] building loadgen_native from {os.path.basename(sdist)} (sha256 ok) with {sys.executable}",
-          flush=True)
+    try:
+        import numpy
+        import pybind11
+        using = f"pybind11 {pybind11.__version__} ({os.path.dirname(pybind11.__file__)}), numpy {numpy.__version__}"
+    except ImportError as e:
+        using = f"({e})"
+    print(f"[native] building loadgen_native from {os.path.basename(sdist)} (sha256 ok) with {sys.executable} "
+          f"{sys.version.split()[0]}, {using}", flush=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps",
                     "--no-build-isolation", "-w", wheel_dir, os.path.join(ROOT, "native")], check=True, env=env)
     (wheel,) = glob.glob(os.path.join(wheel_dir, f"loadgen_native-{version}-*.whl"))
