@@ -8,7 +8,11 @@
 
 LoadGen's sources are never committed: the sdist of the version pinned in requirements.txt is fetched from PyPI
 (`pip download`) or taken from --sdist, and its sha256 must be the one below. Build dependencies: a C++17 compiler,
-pybind11 and setuptools (pinned in requirements.txt). About a minute on 2 cores.
+pybind11 and setuptools (pinned in requirements.txt; native/setup.py refuses another pybind11). About a minute on 2
+cores. Then native/selftest.py runs in a child process (a 1 s Server and an Offline run through the native SUT, ~2 s)
+and its outcome goes into loadgen_native.selftest.json next to the module: harness/sut.py uses the module only with a
+passed record of that file under the same numpy (a crash, hang or failure marks it unusable: --sut=auto falls back
+to the Python SUT with a warning; --strict makes the build exit 2 instead).
 """
 import argparse
 import glob
