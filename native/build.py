@@ -70,13 +70,18 @@ def main() -> int:
                         help="skip the self-test (the module is then untested, and harness/sut.py never uses it)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 2 when the self-test fails (default: mark the module unusable, exit 0)")
+    parser.add_argument("--install_wheel", metavar="WHEEL",
+                        help="install this prebuilt loadgen_native wheel (e.g. one --wheel_dir kept) and self-test it; "
+                             "no build")
     opts = parser.parse_args()
+    work = os.path.join(ROOT, "build", "native")
+    os.makedirs(work, exist_ok=True)
+    if opts.install_wheel:
+        return install_and_test(os.path.abspath(opts.install_wheel), opts, work)
     version = pinned_version()
     if version not in SDIST_SHA256:
         sys.exit(f"native/build.py: no sha256 known for mlcommons-loadgen {version} (requirements.txt); add PyPI's "
                  "digest of its sdist to SDIST_SHA256.")
-    work = os.path.join(ROOT, "build", "native")
-    os.makedirs(work, exist_ok=True)
     sdist = os.path.abspath(opts.sdist) if opts.sdist else fetch_sdist(version, work)
     digest = sha256(sdist)
     if digest != SDIST_SHA256[version]:
@@ -103,31 +108,39 @@ def main() -> int:
                     "--no-build-isolation", "-w", wheel_dir, os.path.join(ROOT, "native")], check=True, env=env)
     (wheel,) = glob.glob(os.path.join(wheel_dir, f"loadgen_native-{version}-*.whl"))
     if not opts.no_install:
-        where = ["--target", os.path.abspath(opts.target), "--upgrade"] if opts.target else []
-        subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
-                        "--force-reinstall", *where, wheel], check=True)
-        check_env = dict(os.environ)
-        if opts.target:
-            check_env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.abspath(opts.target),
-                                                                     os.environ.get("PYTHONPATH")]))
-        # Where the module landed, found without importing it (an import may be what crashes).
-        out = subprocess.run([sys.executable, "-c", "import importlib.util as u, json, numpy; print(json.dumps("
-                              "[u.find_spec('loadgen_native').origin, numpy.__version__]))"],
-                             capture_output=True, text=True, cwd=work, env=check_env)
-        if out.returncode != 0 or not out.stdout.strip():
-            sys.exit(f"native/build.py: the installed module cannot be found: {out.stderr[-2000:]}")
-        module, numpy_version = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"[native] installed {module}")
-        if not opts.no_selftest:
-            passed = selftest(module, numpy_version, check_env, work)
-            if not passed and opts.strict:
-                return 2
+        rc = install_and_test(wheel, opts, work)
+        if rc:
+            return rc
     print(f"[native] wheel: {wheel}")
     return 0
 
 
+def install_and_test(wheel: str, opts, work: str) -> int:
+    """pip-installs the wheel (into --target or the environment) and self-tests the installed module."""
+    where = ["--target", os.path.abspath(opts.target), "--upgrade"] if opts.target else []
+    subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
+                    "--force-reinstall", *where, wheel], check=True)
+    check_env = dict(os.environ)
+    if opts.target:
+        check_env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.abspath(opts.target),
+                                                                 os.environ.get("PYTHONPATH")]))
+    # Where the module landed, found without importing it (an import may be what crashes).
+    out = subprocess.run([sys.executable, "-c", "import importlib.util as u, json, numpy; print(json.dumps("
+                          "[u.find_spec('loadgen_native').origin, numpy.__version__]))"],
+                         capture_output=True, text=True, cwd=work, env=check_env)
+    if out.returncode != 0 or not out.stdout.strip():
+        sys.exit(f"native/build.py: the installed module cannot be found: {out.stderr[-2000:]}")
+    module, numpy_version = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"[native] installed {module}")
+    if not opts.no_selftest:
+        passed = selftest(module, numpy_version, check_env, work, prebuilt=bool(opts.install_wheel))
+        if not passed and opts.strict:
+            return 2
+    return 0
+
+
 def selftest(module: str, numpy_version: str, env: dict, cwd: str,
-             script: str = os.path.join(ROOT, "native", "selftest.py")) -> bool:
+             script: str = os.path.join(ROOT, "native", "selftest.py"), prebuilt: bool = False) -> bool:
     """native/selftest.py in a child process (a 1 s Server and an Offline run through the native SUT); its outcome
     goes into loadgen_native.selftest.json next to the module, which harness/sut.py reads before it ever imports
     the module: a module whose self-test crashed, hung or failed is never used (`--sut=auto` falls back to the
@@ -137,7 +150,7 @@ def selftest(module: str, numpy_version: str, env: dict, cwd: str,
         os.remove(record_path)      # a build cut short from here on leaves no record: untested, never used
     try:
         import pybind11
-        pybind11_version = pybind11.__version__
+        pybind11_version = "unknown (a prebuilt wheel)" if prebuilt else pybind11.__version__
     except ImportError:
         pybind11_version = "unknown"
     record = {"passed": False, "module": module, "module_sha256": sha256(module),
@@ -163,6 +176,7 @@ def selftest(module: str, numpy_version: str, env: dict, cwd: str,
     elif result is not None:
         record["passed"] = True
         record["result"] = result
+        record["pybind11"] = result.get("pybind11", pybind11_version)
     if not record["passed"]:
         how = (f"timed out after {SELFTEST_TIMEOUT_S} s" if rc is None else
                f"killed by signal {-rc} ({signal_name(-rc)})" if rc < 0 else f"exit status {rc}")

@@ -365,6 +365,10 @@ PYBIND11_MODULE(loadgen_native, m) {
 #define HARNESS_NATIVE_SOURCE_SHA256 "unknown"
 #endif
   m.attr("__source_sha256__") = HARNESS_NATIVE_SOURCE_SHA256;  // native/setup.py: sha256 of this file
+#define HARNESS_STR2(x) #x
+#define HARNESS_STR(x) HARNESS_STR2(x)
+  m.attr("__pybind11_version__") = HARNESS_STR(PYBIND11_VERSION_MAJOR) "." HARNESS_STR(PYBIND11_VERSION_MINOR) "." HARNESS_STR(
+      PYBIND11_VERSION_PATCH);  // the pybind11 it was compiled with (native/selftest.py reports it)
   py::class_<NativeSUT>(m, "NativeSUT")
       .def(py::init([](std::vector<py::object> callbacks, size_t batch_size, double batch_timeout_s,
                        int32_t output_offset, int timing_bins_per_decade, int timing_low_exp10, int timing_bins,

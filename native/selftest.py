@@ -98,6 +98,7 @@ def main() -> int:
     import loadgen_native as lg
     result = {"module": lg.__file__, "python": sys.version.split()[0], "numpy": np.__version__,
               "source_sha256": getattr(lg, "__source_sha256__", "unknown"),
+              "pybind11": getattr(lg, "__pybind11_version__", "unknown"),
               "threads_before": threading.active_count(), "scenarios": []}
     with tempfile.TemporaryDirectory(prefix="loadgen-native-selftest-") as tmp:
         for scenario in [s for s in opts.scenarios.split(",") if s]:
