@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.txt docker/requirements-gpu.txt docker/requirem
 # The native SUT core (native/): LoadGen compiled from its pinned PyPI sdist with the harness's C++ SUT, one module
 # (loadgen_native). NATIVE=0 skips it; runs then use the pure-Python SUT (--sut=auto falls back to it).
 NATIVE ?= 1
-$(VENV)/.native: $(VENV)/.installed native/loadgen_native.cc native/setup.py native/build.py
+$(VENV)/.native: $(VENV)/.installed native/loadgen_native.cc native/setup.py native/build.py native/selftest.py
 	$(PY) native/build.py
 	@touch $@
 

@@ -106,8 +106,19 @@ class NativeSUT : public mlperf::SystemUnderTest {
 
   void FlushQueries() override {}
 
+  // Called with the GIL, on a Python thread.
   void start() {
     if (!threads_.empty()) throw std::runtime_error("NativeSUT already started");
+    // pybind11 initialises its numpy C-API table and dtype lookups lazily, on first use, behind function-local
+    // statics. Left to the workers, their first batches would race to do it at once on freshly made thread states
+    // (with pybind11 < 2.12 that deadlocks: one worker inits the static while holding it, the other waits for it
+    // holding the GIL). Done here once, on the thread that starts the run, the workers only ever read it.
+    {
+      py::array_t<int64_t> warm(1);
+      warm.mutable_data()[0] = 0;
+      auto as32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(warm);
+      if (!as32 || as32.size() != 1) throw std::runtime_error("NativeSUT: numpy's C API does not work here");
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = false;
@@ -354,6 +365,10 @@ PYBIND11_MODULE(loadgen_native, m) {
 #define HARNESS_NATIVE_SOURCE_SHA256 "unknown"
 #endif
   m.attr("__source_sha256__") = HARNESS_NATIVE_SOURCE_SHA256;  // native/setup.py: sha256 of this file
+#define HARNESS_STR2(x) #x
+#define HARNESS_STR(x) HARNESS_STR2(x)
+  m.attr("__pybind11_version__") = HARNESS_STR(PYBIND11_VERSION_MAJOR) "." HARNESS_STR(PYBIND11_VERSION_MINOR) "." HARNESS_STR(
+      PYBIND11_VERSION_PATCH);  // the pybind11 it was compiled with (native/selftest.py reports it)
   py::class_<NativeSUT>(m, "NativeSUT")
       .def(py::init([](std::vector<py::object> callbacks, size_t batch_size, double batch_timeout_s,
                        int32_t output_offset, int timing_bins_per_decade, int timing_low_exp10, int timing_bins,

@@ -12,6 +12,18 @@ SRC = os.environ.get("LOADGEN_SRC")
 if not SRC or not os.path.isfile(os.path.join(SRC, "loadgen.cc")):
     raise SystemExit("LOADGEN_SRC must name the unpacked mlcommons-loadgen sdist; run `python native/build.py`.")
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Only the pybind11 that requirements.txt pins: an older one (e.g. a distribution's python3-pybind11 2.11, found
+# first on sys.path) reads numpy 2's dtypes wrong and deadlocks when two threads first touch numpy's C API at once.
+import re  # noqa: E402
+
+import pybind11  # noqa: E402
+
+with open(os.path.join(os.path.dirname(HERE), "requirements.txt")) as f:
+    _pin = re.search(r"^pybind11==(\S+)", f.read(), re.M)
+if _pin and pybind11.__version__ != _pin.group(1) and not os.environ.get("LOADGEN_NATIVE_ANY_PYBIND11"):
+    raise SystemExit(f"native/setup.py: pybind11 {pybind11.__version__} ({os.path.dirname(pybind11.__file__)}) is "
+                     f"importable first, requirements.txt pins pybind11=={_pin.group(1)}: install that one (pip "
+                     f"install pybind11=={_pin.group(1)}, or put its wheel first on PYTHONPATH) and build again.")
 with open(os.path.join(HERE, "loadgen_native.cc"), "rb") as f:   # the module carries its source's digest:
     SOURCE_SHA256 = hashlib.sha256(f.read()).hexdigest()          # harness/sut.py refuses a stale build
 with open(os.path.join(SRC, "VERSION.txt")) as f:

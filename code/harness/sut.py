@@ -25,6 +25,7 @@ Two SUTs with the same interface (`make_sut` picks one; the config key `sut` / f
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import queue
 import sys
@@ -316,12 +317,49 @@ SUT_KINDS = ("auto", "native", "python")
 NATIVE_SOURCE = os.path.join(REPO_ROOT, "native", "loadgen_native.cc")
 
 
+SELFTEST_RECORD = "loadgen_native.selftest.json"   # native/build.py writes it next to the module it built
+REBUILD = "Run `make venv` (or `python native/build.py`) to rebuild and self-test it"
+
+
+def native_selftest(origin: str) -> tuple[bool, str]:
+    """(True, "") when native/build.py's self-test record next to the module at `origin` says the module passed with
+    this very file, source and numpy; else (False, why). Read before the module is ever imported: a module that
+    crashed its self-test is never loaded."""
+    path = os.path.join(os.path.dirname(origin), SELFTEST_RECORD)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return False, (f"the installed loadgen_native ({origin}) has no self-test record ({path}): it was built "
+                       "without native/build.py's self-test or its build was cut short")
+    except (OSError, ValueError) as e:
+        return False, f"the self-test record {path} of loadgen_native is unreadable ({e})"
+    if not record.get("passed"):
+        return False, (f"the installed loadgen_native ({origin}) FAILED its self-test when it was built "
+                       f"({record.get('error', 'no reason recorded')}; Python {record.get('python')}, numpy "
+                       f"{record.get('numpy')}, pybind11 {record.get('pybind11')}; output in {path})")
+    if record.get("module_sha256") != file_digest(origin, "sha256"):
+        return False, f"the installed loadgen_native ({origin}) is not the file its self-test record ({path}) is of"
+    if record.get("numpy") != np.__version__:
+        return False, (f"the installed loadgen_native ({origin}) was self-tested with numpy {record.get('numpy')}, "
+                       f"this Python has numpy {np.__version__}")
+    return True, ""
+
+
 def native_status() -> tuple[Optional[object], str]:
-    """(`loadgen_native`, "") when it is built from this checkout's native/loadgen_native.cc, else (None, why)."""
+    """(`loadgen_native`, "") when it is built from this checkout's native/loadgen_native.cc and passed its
+    self-test (native/build.py) with this numpy, else (None, why)."""
+    import importlib.util
+    spec = importlib.util.find_spec("loadgen_native")
+    if spec is None or not spec.origin:
+        return None, "the loadgen_native module is not built"
+    ok, why = native_selftest(spec.origin)
+    if not ok:
+        return None, why
     try:
         import loadgen_native
-    except ImportError:
-        return None, "the loadgen_native module is not built"
+    except ImportError as e:
+        return None, f"the loadgen_native module ({spec.origin}) does not import ({e})"
     if os.path.exists(NATIVE_SOURCE):
         built = getattr(loadgen_native, "__source_sha256__", "unknown")
         if built != file_digest(NATIVE_SOURCE, "sha256"):
@@ -344,10 +382,10 @@ def make_sut(kind: str, qsl: QSL, runners: Sequence[Runner], batch_size: int, ou
         raise HarnessError(f"sut={kind!r}: expected one of {', '.join(SUT_KINDS)} (flag --sut, config key `sut`).")
     native, why = native_status() if kind in ("auto", "native") else (None, "")
     if kind == "native" and native is None:
-        raise HarnessError(f"--sut=native: {why}. Run `make venv` (it builds it from the LoadGen sdist; needs a "
-                           "C++17 compiler), or use --sut=python.")
-    if kind == "auto" and native is None and "stale" in why:
-        print(f"WARNING: {why}; using the Python SUT. Run `make venv` to rebuild it.", file=sys.stderr)
+        raise HarnessError(f"--sut=native: {why}. {REBUILD} (it builds it from the LoadGen sdist; needs a C++17 "
+                           "compiler), or use --sut=python.")
+    if kind == "auto" and native is None and why != "the loadgen_native module is not built":
+        print(f"WARNING: {why}; using the Python SUT. {REBUILD}.", file=sys.stderr)
     if native is not None:
         return NativeSUT(native, qsl, runners, batch_size, output_offset, batch_timeout_s)
     from .loadgen_run import _lg

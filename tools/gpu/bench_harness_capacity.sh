@@ -30,7 +30,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --disable-pip-versio
 native_ok=0
 for w in .whl/loadgen_native-*-cp312-*.whl; do
   [ -f "$w" ] || continue
-  python3 -m pip install -q --no-index --no-deps --disable-pip-version-check --upgrade --target $SITE "$w" \
+  python3 native/build.py --install_wheel "$w" --target $SITE \
     && python3 -c "import sys; sys.path.insert(0, 'code'); from harness.sut import native_status as s; m, why = s(); \
                    sys.exit(0 if m else f'prebuilt $w not usable: {why}')" \
     && native_ok=1 && echo "== loadgen_native: prebuilt $w"
