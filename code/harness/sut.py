@@ -133,6 +133,11 @@ class WorkQueue:
         return list(chain(p[0] for p in parts)), list(chain(p[1] for p in parts))
 
 
+def worker_slots(runners: Sequence[Runner]) -> list:
+    """One worker per runner, or `runner.concurrency` workers for a runner with several CUDA streams (both SUTs)."""
+    return [r for r in runners for _ in range(max(1, int(r.concurrency)))]
+
+
 class _Aborted(Exception):
     pass
 
@@ -149,8 +154,7 @@ class SUT:
         self.queue = WorkQueue()
         self.errors: list[BaseException] = []
         self.aborted = False   # abort(): answer everything at once, without inference (harness/interrupt.py)
-        # One worker per runner, or `runner.concurrency` workers for a runner with several CUDA streams.
-        slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
+        slots = worker_slots(self.runners)
         self.stats = [{"batches": 0, "samples": 0, "infer_s": 0.0, "complete_s": 0.0} for _ in slots]
         t0 = time.perf_counter()
         # Latency histogram and timeline per worker; MLPERF_SUT_TIMING=0 turns the record off.
@@ -256,7 +260,7 @@ class NativeSUT:
         self.runners = list(runners)
         self.batch_size = max(1, int(batch_size))
         self.batch_timeout_s = batch_timeout_s
-        slots = [r for r in self.runners for _ in range(max(1, int(r.concurrency)))]
+        slots = worker_slots(self.runners)
         self._timing_on = sut_timing.enabled()
         self._t0 = time.perf_counter()
         bins = dict(timing_bins_per_decade=sut_timing.BINS_PER_DECADE, timing_low_exp10=sut_timing.LOW_EXP,
