@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tarfile
@@ -133,18 +134,62 @@ def install_and_test(wheel: str, opts, work: str) -> int:
     module, numpy_version = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"[native] installed {module}")
     if not opts.no_selftest:
-        passed = selftest(module, numpy_version, check_env, work, prebuilt=bool(opts.install_wheel))
+        passed = selftest(module, numpy_version, check_env, work, prebuilt=bool(opts.install_wheel),
+                          refuse=link_problem(module))
         if not passed and opts.strict:
             return 2
     return 0
 
 
+def elf_needed(path: str) -> list:
+    """The DT_NEEDED entries (shared libraries it loads) of a 64-bit little-endian ELF file; [] for anything else."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return []
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    needed = []
+    for _name, kind, _flags, _addr, offset, size, link, _info, _align, entsize in sections:
+        if kind != 6 or not entsize:          # SHT_DYNAMIC; its sh_link is the string table of the names
+            continue
+        strtab_offset = sections[link][4]
+        for pos in range(offset, offset + size, entsize):
+            tag, value = struct.unpack_from("<qQ", data, pos)
+            if tag == 0:
+                break
+            if tag == 1:                      # DT_NEEDED
+                end = data.index(b"\0", strtab_offset + value)
+                needed.append(data[strtab_offset + value:end].decode())
+    return needed
+
+
+def link_problem(module: str):
+    """Why a built module must not be used as linked, or None. A module that embeds libstdc++ (no DT_NEEDED
+    libstdc++.so.6) runs a second C++ runtime beside the one numpy loads: it crashed LoadGen's logging thread on the
+    1xH200 host (native/setup.py, libstdcxx_link_args)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        needed = elf_needed(module)
+    except (OSError, ValueError, IndexError, struct.error) as e:
+        return f"its dynamic section could not be read ({e})"
+    if not any(n.startswith("libstdc++.so") for n in needed):
+        return (f"it is linked with a static copy of libstdc++ (it loads only {', '.join(needed) or 'nothing'}), "
+                "which clashes with the libstdc++.so.6 that numpy loads; build it with a toolchain whose "
+                "libstdc++.so.6 the linker finds")
+    return None
+
+
 def selftest(module: str, numpy_version: str, env: dict, cwd: str,
-             script: str = os.path.join(ROOT, "native", "selftest.py"), prebuilt: bool = False) -> bool:
+             script: str = os.path.join(ROOT, "native", "selftest.py"), prebuilt: bool = False,
+             refuse: str = None) -> bool:
     """native/selftest.py in a child process (a 1 s Server and an Offline run through the native SUT); its outcome
     goes into loadgen_native.selftest.json next to the module, which harness/sut.py reads before it ever imports
     the module: a module whose self-test crashed, hung or failed is never used (`--sut=auto` falls back to the
-    Python SUT with a warning, `--sut=native` is an error)."""
+    Python SUT with a warning, `--sut=native` is an error). refuse: a reason not to run it at all (link_problem):
+    recorded as the failure."""
     record_path = os.path.join(os.path.dirname(module), SELFTEST_RECORD)
     if os.path.exists(record_path):
         os.remove(record_path)      # a build cut short from here on leaves no record: untested, never used
@@ -160,14 +205,10 @@ def selftest(module: str, numpy_version: str, env: dict, cwd: str,
     print(f"[native] self-test: a 1 s Server and an Offline run through the native SUT (native/selftest.py)",
           flush=True)
     started = time.monotonic()
-    try:
-        res = subprocess.run([sys.executable, "-X", "faulthandler", script],
-                             capture_output=True, text=True, cwd=cwd, env=env, timeout=SELFTEST_TIMEOUT_S)
-        rc, output = res.returncode, (res.stdout + res.stderr)
-    except subprocess.TimeoutExpired as e:
-        rc = None
-        output = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
-                         for x in (e.stdout, e.stderr))
+    if refuse:
+        rc, output = 1, f"native/build.py: the module was not self-tested: {refuse}."
+    else:
+        rc, output = run_child(script, env, cwd)
     record["seconds"] = round(time.monotonic() - started, 1)
     ok_line = [line for line in output.splitlines() if line.startswith("SELFTEST OK ")]
     result = json.loads(ok_line[-1][len("SELFTEST OK "):]) if rc == 0 and ok_line else None
@@ -180,7 +221,7 @@ def selftest(module: str, numpy_version: str, env: dict, cwd: str,
     if not record["passed"]:
         how = (f"timed out after {SELFTEST_TIMEOUT_S} s" if rc is None else
                f"killed by signal {-rc} ({signal_name(-rc)})" if rc < 0 else f"exit status {rc}")
-        record["error"] = f"native/selftest.py {how}"
+        record["error"] = f"not run: {refuse}" if refuse else f"native/selftest.py {how}"
         record["output_tail"] = output[-6000:]
     with open(record_path + ".tmp", "w") as f:
         json.dump(record, f, indent=1)
@@ -194,6 +235,17 @@ def selftest(module: str, numpy_version: str, env: dict, cwd: str,
           f"{record_path}. It is marked unusable: runs with --sut=auto use the Python SUT (with a warning), "
           f"--sut=native refuses to run. Please report this output.", file=sys.stderr, flush=True)
     return False
+
+
+def run_child(script: str, env: dict, cwd: str):
+    """(exit status or None on a timeout, stdout + stderr) of the self-test script in a child process."""
+    try:
+        res = subprocess.run([sys.executable, "-X", "faulthandler", script],
+                             capture_output=True, text=True, cwd=cwd, env=env, timeout=SELFTEST_TIMEOUT_S)
+        return res.returncode, res.stdout + res.stderr
+    except subprocess.TimeoutExpired as e:
+        return None, "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+                             for x in (e.stdout, e.stderr))
 
 
 def signal_name(signum: int) -> str:

@@ -4,6 +4,9 @@ Run through native/build.py (which fetches and checks the sdist and sets LOADGEN
 """
 import hashlib
 import os
+import subprocess
+import sys
+import sysconfig
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
@@ -34,6 +37,31 @@ MAJOR, MINOR = VERSION.split(".")[:2]
 LIB = ["early_stopping.cc", "issue_query_controller.cc", "loadgen.cc", "logging.cc", "test_settings_internal.cc",
        "utils.cc", "version.cc", "results.cc", "generated/version_generated.cc"]
 
+
+
+def libstdcxx_link_args() -> list:
+    """Link flags that make the module load the system's libstdc++.so.6 instead of embedding libstdc++.a.
+
+    A module that embeds a static libstdc++ in a process where numpy (or torch) already loaded libstdc++.so.6 runs
+    two copies of the C++ runtime that share some of their globals: on the 1xH200 host (Ubuntu 24.04, g++ 13,
+    libstdc++.so.6 of gcc 14, Python's LDSHARED with -Bsymbolic-functions) the build picked libstdc++.a, the two
+    copies disagreed on std::locale's facet ids, and LoadGen's logging thread crashed in its first `<<` of an
+    integer (SIGSEGV in a codecvt function called as num_put). Naming libstdc++.so.6 on the link line resolves every
+    libstdc++ symbol against the shared library first, so no archive member is pulled in, whatever the compiler's
+    defaults or LDFLAGS (-static-libstdc++) say. native/build.py checks the result (DT_NEEDED) before it self-tests."""
+    if not sys.platform.startswith("linux"):
+        return []
+    cxx = (os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "c++").split()
+    try:
+        found = subprocess.run(cxx + ["-print-file-name=libstdc++.so.6"], capture_output=True, text=True,
+                               timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        found = ""
+    if os.path.isabs(found) and os.path.isfile(found):
+        return [os.path.realpath(found)]       # the very file the compiler would use at run time
+    return ["-l:libstdc++.so.6"]               # let the linker search its default directories
+
+
 ParallelCompile("LOADGEN_NATIVE_JOBS", default=0).install()   # every core: LoadGen's files compile in parallel
 
 setup(
@@ -51,6 +79,7 @@ setup(
                        ("PYBIND11_COMPILER_TYPE", '"_gcc_loadgen_native"'),
                        ("HARNESS_NATIVE_SOURCE_SHA256", f'"{SOURCE_SHA256}"')],
         extra_compile_args=["-O3"],
+        extra_link_args=libstdcxx_link_args(),
         cxx_std=17,
     )],
     zip_safe=False,
