@@ -108,6 +108,10 @@ CORE_FLAGS: tuple[Flag, ...] = (
          "LoadGen's (600 s: full length).", min=100),
     Flag("tune_tolerance", float, 0.05, "tune: bisection stops when the bracket is narrower than this fraction; a "
          "failed confirmation lowers the value by it.", gt=0, max=0.5),
+    Flag("tune_latency_margin", float, 0.85, "tune: a Server probe counts as VALID for the search only when its "
+         "p99 is at most this fraction of the latency bound (a short probe's p99 is lower than a full run's: a "
+         "probe at the bound is INVALID half the time at full length); 1 = LoadGen's verdict alone. Confirming "
+         "runs are judged by LoadGen alone.", gt=0, max=1),
     Flag("tune_max_probes", int, 12, "tune: most short probes per grid point.", min=1),
     Flag("tune_growth", float, 2.0, "tune: Server bracketing factor: each probe x this (up) or / this (down) until "
          "the ceiling is bracketed (e.g. 1.1 when the start is close, as from Offline).", gt=1, max=10),
