@@ -21,24 +21,10 @@ done
 LOG=${OUT:-build}/bench_harness_capacity.log
 mkdir -p "$(dirname "$LOG")"
 exec > >(tee "$LOG") 2>&1
-SITE=/tmp/harness-site
-export PYTHONPATH=$SITE PYTHONUNBUFFERED=1
 t0=$(date +%s)
 echo "== host: $(nproc) cores, $(python3 --version), numpy $(python3 -c 'import numpy; print(numpy.__version__)')"
-python3 -m pip install -q --no-index --no-deps --no-compile --disable-pip-version-check --upgrade --target $SITE \
-  .whl/mlcommons_loadgen-6.0.17-cp312-*.whl .whl/pybind11-*.whl .whl/setuptools-*.whl || exit 1
-native_ok=0
-for w in .whl/loadgen_native-*-cp312-*.whl; do
-  [ -f "$w" ] || continue
-  python3 native/build.py --install_wheel "$w" --target $SITE \
-    && python3 -c "import sys; sys.path.insert(0, 'code'); from harness.sut import native_status as s; m, why = s(); \
-                   sys.exit(0 if m else f'prebuilt $w not usable: {why}')" \
-    && native_ok=1 && echo "== loadgen_native: prebuilt $w"
-done
-if [ $native_ok = 0 ]; then
-  echo "== loadgen_native: building from the carried sdist"
-  python3 native/build.py --sdist .whl/mlcommons_loadgen-6.0.17.tar.gz --target $SITE && native_ok=1
-fi
+source tools/gpu/setup_site.sh || exit 1
+native_ok=$NATIVE_OK
 SUTS=python
 [ $native_ok = 1 ] && SUTS=native,python
 echo "== ready after $(( $(date +%s) - t0 )) s; SUTs: $SUTS"

@@ -9,13 +9,14 @@
 #   4. a table: Offline, every probe, the target chosen and its share of Offline; results in $OUT.
 # Everything prints as it goes (one line per probe). Budget: about 80 s setup + Offline (torch.compile in each
 # process costs about 35 s), 3 x 45 s probes, 3 x 95 s confirmations: about 8.5 minutes; the tune is stopped at
-# TUNE_LIMIT_S (default 420 s) so the call ends before 9 minutes, and the table then shows what was done.
+# TUNE_LIMIT_S (default 450 s) so the call ends before 10 minutes, and the table then shows what was done.
 #
-# Carry (made here by `bash tools/gpu/pack_offline.sh`; both are git-excluded):
-#   .whl/      mlcommons-loadgen==6.0.17 wheel for the device's Python 3.12 (pip download, manylinux)
+# Carry (made here by `bash tools/gpu/prepare_capacity.sh` and `bash tools/gpu/pack_offline.sh`; git-excluded):
+#   .whl/      mlcommons-loadgen==6.0.17 wheel for the device's Python 3.12 and its sdist, pybind11, setuptools: the
+#              native SUT core is built there first (about 30 s; NATIVE=0 skips it) and --sut=auto uses it
 #   .devdata/  val-1300/ (the 1300 JPEGs) and val_map_1300.txt (efficientnet_lite0.onnx is carried but unused here)
 # Device tool call: command "bash tools/gpu/tune_torch.sh", carry [".whl", ".devdata"], kind nvidia-h200,
-# timeout_s 600. Options (environment): OFFLINE_MS=10000 TUNE_LIMIT_S=420 CONFIRM_MS=60000 PROBE_MS=8000.
+# timeout_s 600. Options (environment): OFFLINE_MS=10000 TUNE_LIMIT_S=450 CONFIRM_MS=60000 PROBE_MS=8000.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 T0=$(date +%s)
@@ -25,10 +26,9 @@ step() { echo "[$(date +%H:%M:%S) +$(( $(date +%s) - T0 ))s] $*"; }
 
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
-if ! $PY -c "import mlperf_loadgen" 2>/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || { echo "no LoadGen wheel in .whl/ (run tools/gpu/pack_offline.sh here and carry .whl)"; exit 1; }
-  export PYTHONPATH=/tmp/site
+if [ -z "${PYTHON:-}" ]; then    # on the GPU host: LoadGen and the native SUT core from .whl/ (tools/gpu/setup_site.sh)
+  step "LoadGen and loadgen_native from .whl/"
+  source tools/gpu/setup_site.sh || exit 1
 fi
 test -f .devdata/val_map_1300.txt || { echo "no .devdata/val_map_1300.txt (carry .devdata)"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv,noheader 2>/dev/null
@@ -57,8 +57,8 @@ print(json.load(open(path))['samples_per_second'])") || exit 1
 START_QPS=$($PY -c "print(round(0.8 * $OFFLINE))")
 step "Offline: $OFFLINE samples/s; tune Server from $START_QPS q/s (80%)"
 
-timeout --signal=TERM "${TUNE_LIMIT_S:-420}" $PY code/main.py --action=tune --scenarios=Server "${COMMON[@]}" \
-  --server_target_qps="$START_QPS" --tune_growth=1.08 --tune_tolerance=0.03 --tune_max_probes=3 \
+timeout --signal=TERM "${TUNE_LIMIT_S:-450}" $PY code/main.py --action=tune --scenarios=Server "${COMMON[@]}" \
+  --server_target_qps="$START_QPS" --tune_growth=1.08 --tune_tolerance=0.03 --tune_max_probes=3 --tune_latency_margin=0.85 \
   --tune_probe_ms="${PROBE_MS:-8000}" --tune_confirm_runs=3 --tune_confirm_ms="${CONFIRM_MS:-60000}" \
   --log_dir="$OUT/tune"
 RC=$?
