@@ -108,3 +108,24 @@ def test_a_toy_backend_is_one_folder_and_one_registry_line(prep_dir, tmp_path):
     assert summary["result_validity"] == "VALID" and summary["fingerprint"]["backend"] == "toy"
     assert summary["settings"]["toy_answer"] == 7
     assert summary["engine"].endswith(".toy.json") and str(repo) in summary["engine"]
+
+
+def test_onnxruntime_spin_reaches_the_session(monkeypatch):
+    """--spin / the config key `spin` (off for latency scenarios on few cores: spinning intra-op threads starve
+    LoadGen's threads) reaches the session; unset keeps ORT's spinning on (fastest back-to-back batches)."""
+    pytest.importorskip("onnxruntime")
+    from harness.backends.onnxruntime import backend as ort_backend
+    from harness.flags import parse_args
+    from harness import runconfig
+    key = "session.intra_op.allow_spinning"
+    assert ort_backend.session_options(2).get_session_config_entry(key) == "1"
+    assert ort_backend.session_options(2, False).get_session_config_entry(key) == "0"
+    assert ort_backend.session_options(2, True).get_session_config_entry(key) == "1"
+    seen = {}
+    monkeypatch.setattr(ort_backend, "OrtRunner", lambda path, threads, spin=None: seen.update(t=threads, s=spin))
+    monkeypatch.setattr(ort_backend.os.path, "exists", lambda path: True)
+    for argv, spin in (([], None), (["--spin=0"], False), (["--spin"], True)):
+        cfg = runconfig.build(parse_args(["--action=run", "--system_name=CPU", "--scenarios=Server"] + argv),
+                              "Server", "CPU", "default")
+        ort_backend.BACKEND.load("x.onnx", None, cfg.settings())
+        assert seen == {"t": cfg.settings().get("threads"), "s": spin}, argv

@@ -25,22 +25,22 @@ def _ort():
     return onnxruntime
 
 
-def session_options(threads: Optional[int]):
+def session_options(threads: Optional[int], spin: Optional[bool] = None):
     ort = _ort()
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0" if spin is False else "1")
     return options
 
 
 class OrtRunner(Runner):
-    def __init__(self, engine_path: str, threads: Optional[int]):
+    def __init__(self, engine_path: str, threads: Optional[int], spin: Optional[bool] = None):
         # Extended optimisations were applied and saved at build time; the layout transforms of ORT_ENABLE_ALL
         # (NCHWc) cannot be saved and run at load (3.5x faster than without them on this machine).
-        options = session_options(threads)
+        options = session_options(threads, spin)
         self.session = _ort().InferenceSession(engine_path, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.input_dtype = np.float32 if "float" in self.session.get_inputs()[0].type else np.int8
@@ -76,7 +76,7 @@ class OnnxRuntimeBackend(Backend):
         if not os.path.exists(engine_path):
             raise HarnessError(f"Engine {engine_path} does not exist; run `make generate_engines` with the same "
                                "RUN_ARGS first (or `make run`, which builds then runs).")
-        return OrtRunner(engine_path, settings.get("threads"))
+        return OrtRunner(engine_path, settings.get("threads"), settings.get("spin"))
 
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": _ort().__version__}
