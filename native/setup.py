@@ -38,15 +38,14 @@ LIB = ["early_stopping.cc", "issue_query_controller.cc", "loadgen.cc", "logging.
        "utils.cc", "version.cc", "results.cc", "generated/version_generated.cc"]
 
 
-
 def libstdcxx_link_args() -> list:
     """Link flags that make the module load the system's libstdc++.so.6 instead of embedding libstdc++.a.
 
     A module that embeds a static libstdc++ in a process where numpy (or torch) already loaded libstdc++.so.6 runs
-    two copies of the C++ runtime that share some of their globals: on the 1xH200 host (Ubuntu 24.04, g++ 13,
-    libstdc++.so.6 of gcc 14, Python's LDSHARED with -Bsymbolic-functions) the build picked libstdc++.a, the two
-    copies disagreed on std::locale's facet ids, and LoadGen's logging thread crashed in its first `<<` of an
-    integer (SIGSEGV in a codecvt function called as num_put). Naming libstdc++.so.6 on the link line resolves every
+    two copies of the C++ runtime that share some of their globals: on the 1xH200 host (Ubuntu 24.04, the image's
+    CXX=/opt/gcc/bin/g++, the system's libstdc++.so.6 of gcc 14, Python's LDSHARED with -Bsymbolic-functions) the
+    build embedded libstdc++.a, the two copies disagreed on std::locale's facet ids, and LoadGen's logging thread
+    crashed in its first `<<` of an integer (SIGSEGV in a codecvt function called as num_put). Naming libstdc++.so.6 on the link line resolves every
     libstdc++ symbol against the shared library first, so no archive member is pulled in, whatever the compiler's
     defaults or LDFLAGS (-static-libstdc++) say. native/build.py checks the result (DT_NEEDED) before it self-tests."""
     if not sys.platform.startswith("linux"):

@@ -107,3 +107,36 @@ def test_the_native_self_test_passes_with_the_installed_module(tmp_path):
     result = json.loads(line[len("SELFTEST OK "):])
     assert [s["scenario"] for s in result["scenarios"]] == ["Server", "Offline"]
     assert all(s["samples"] > 0 for s in result["scenarios"])
+
+
+def test_build_refuses_a_module_that_embeds_libstdcxx(tmp_path, capsys):
+    """On the 1xH200 host the toolchain linked libstdc++.a into the module; beside numpy's libstdc++.so.6 LoadGen's
+    logging thread then crashed. build.py reads the module's DT_NEEDED and refuses such a build before its
+    self-test (the record says why; --sut=auto falls back to the Python SUT)."""
+    import _json
+    build = _build_module()
+    plain_c = getattr(_json, "__file__", None)      # a C extension of the standard library: no libstdc++
+    if not plain_c or not plain_c.endswith(".so"):
+        pytest.skip("this Python's _json is built in, not an extension module")
+    assert not any(n.startswith("libstdc++") for n in build.elf_needed(plain_c))
+    assert "static copy of libstdc++" in build.link_problem(plain_c)
+    (tmp_path / "x.so").write_bytes(b"not an ELF file")
+    assert build.elf_needed(str(tmp_path / "x.so")) == []
+    so = _fake_module(tmp_path, {})
+    script = tmp_path / "selftest.py"
+    script.write_text("raise SystemExit('must not run')\n")
+    assert build.selftest(so, np.__version__, dict(os.environ), str(tmp_path), script=str(script),
+                          refuse=build.link_problem(plain_c)) is False
+    record = json.loads((tmp_path / build.SELFTEST_RECORD).read_text())
+    assert record["passed"] is False and record["error"].startswith("not run: it is linked with a static copy")
+    assert "must not run" not in record["output_tail"]
+    ok, why = sut_module.native_selftest(so)
+    assert not ok and "static copy of libstdc++" in why
+    assert "FAILED its self-test" in capsys.readouterr().err
+
+
+@needs_native
+def test_the_installed_module_loads_the_shared_libstdcxx():
+    build = _build_module()
+    module = sut_module.native_module().__file__
+    assert "libstdc++.so.6" in build.elf_needed(module) and build.link_problem(module) is None
