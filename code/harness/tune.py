@@ -9,9 +9,10 @@
   judges its steps): a probe's thousand queries tolerate two or three over the bound where a full run tolerates 1%.
   A Server probe also needs its p99 within --tune_latency_margin (default 0.85) of the bound: on one H200 a probe
   VALID at 92% of the bound was INVALID in 2 of 3 confirming runs of 60 s (docs/performance.md); the margin moves
-  the search below such a cliff before the long confirming runs. A probe that is clearly INVALID stops early: LoadGen's own `server_max_async_queries` ends the issuing once more
-  queries are outstanding than a VALID run could have (`max_async_queries` below). An INVALID probe's completed
-  rate is the system's capacity, which caps the bracket (a VALID target cannot exceed what the system completes).
+  the search below such a cliff before the long confirming runs. A probe that is clearly INVALID stops early:
+  LoadGen's own `server_max_async_queries` ends the issuing once more queries are outstanding than a VALID run
+  could have (`max_async_queries` below). An INVALID probe's completed rate is the system's capacity, which caps
+  the bracket (a VALID target cannot exceed what the system completes).
 - Offline: the sustained samples/s; `offline_expected_qps` is written 10% above it, so that LoadGen's one query
   (1.1 x min_duration x expected samples) lasts min_duration even on a somewhat faster run.
 - SingleStream / MultiStream: the mean query latency, written as the expected latency (LoadGen pregenerates
@@ -216,8 +217,8 @@ def within_margin(validity: str, reason: str, p99_ms: Optional[float], bound_ms:
     (--tune_latency_margin); MARGIN otherwise (the search treats it as INVALID, its rate as kept up with)."""
     if validity != "VALID" or margin >= 1 or not p99_ms or not bound_ms or p99_ms <= margin * bound_ms:
         return validity, reason
-    return "MARGIN", (f"p99 {p99_ms:.2f} ms is above {margin:g} x the {bound_ms:g} ms bound "
-                      "(--tune_latency_margin): too close to the bound to hold over a full-length run")
+    return "MARGIN", (f"p99 {p99_ms:.2f} ms > {margin:g} x the {bound_ms:g} ms bound (--tune_latency_margin): "
+                      "too close to it to hold at full length")
 
 
 def max_async_queries(target_qps: float, bound_s: float, queries: int, batch_size: int = 1, slots: int = 1) -> int:
@@ -546,8 +547,8 @@ class Tuner:
             # (a full-length run about 1%): judge it as FindPeakPerformance judges its steps, by the p99.
             validity, reason = "VALID", "p99 within the bound (LoadGen's early stopping wants a longer run)"
         if self.scenario == "Server" and not confirm_run:
-            validity, reason = within_margin(validity, reason, summary.get("p99_latency_ms"),
-                                             float(detail.get("effective_target_latency_ns") or self.bound_ns or 0) / 1e6,
+            bound_ms = float(detail.get("effective_target_latency_ns") or self.bound_ns or 0) / 1e6
+            validity, reason = within_margin(validity, reason, summary.get("p99_latency_ms"), bound_ms,
                                              float(getattr(self.args, "tune_latency_margin", 1.0) or 1.0))
         out = Outcome(value, validity, reason=reason.strip(), seconds=seconds, folder=folder)
         out.loadgen_validity = str(summary.get("result_validity"))
