@@ -45,9 +45,10 @@ def libstdcxx_link_args() -> list:
     two copies of the C++ runtime that share some of their globals: on the 1xH200 host (Ubuntu 24.04, the image's
     CXX=/opt/gcc/bin/g++, the system's libstdc++.so.6 of gcc 14, Python's LDSHARED with -Bsymbolic-functions) the
     build embedded libstdc++.a, the two copies disagreed on std::locale's facet ids, and LoadGen's logging thread
-    crashed in its first `<<` of an integer (SIGSEGV in a codecvt function called as num_put). Naming libstdc++.so.6 on the link line resolves every
-    libstdc++ symbol against the shared library first, so no archive member is pulled in, whatever the compiler's
-    defaults or LDFLAGS (-static-libstdc++) say. native/build.py checks the result (DT_NEEDED) before it self-tests."""
+    crashed in its first `<<` of an integer (SIGSEGV in a codecvt function called as num_put). Naming
+    libstdc++.so.6 on the link line resolves every libstdc++ symbol against the shared library first, so no archive
+    member is pulled in, whatever the compiler's defaults or LDFLAGS (-static-libstdc++) say. native/build.py checks
+    the result (DT_NEEDED) before it self-tests."""
     if not sys.platform.startswith("linux"):
         return []
     cxx = (os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "c++").split()
