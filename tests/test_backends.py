@@ -124,8 +124,10 @@ def test_onnxruntime_spin_reaches_the_session(monkeypatch):
     seen = {}
     monkeypatch.setattr(ort_backend, "OrtRunner", lambda path, threads, spin=None: seen.update(t=threads, s=spin))
     monkeypatch.setattr(ort_backend.os.path, "exists", lambda path: True)
-    for argv, spin in (([], None), (["--spin=0"], False), (["--spin"], True)):
-        cfg = runconfig.build(parse_args(["--action=run", "--system_name=CPU", "--scenarios=Server"] + argv),
-                              "Server", "CPU", "default")
+    for scenario, argv, spin in (("Offline", [], None),        # the CPU Offline block leaves ORT's default
+                                 ("Server", [], False),        # the CPU Server block turns spinning off
+                                 ("Server", ["--spin"], True), ("Offline", ["--spin=0"], False)):
+        cfg = runconfig.build(parse_args(["--action=run", "--system_name=CPU", f"--scenarios={scenario}"] + argv),
+                              scenario, "CPU", "default")
         ort_backend.BACKEND.load("x.onnx", None, cfg.settings())
-        assert seen == {"t": cfg.settings().get("threads"), "s": spin}, argv
+        assert seen == {"t": cfg.settings().get("threads"), "s": spin}, (scenario, argv)
