@@ -33,6 +33,7 @@ LABEL = 7
 def run_scenario(lg, scenario: str, duration_ms: int, out_dir: str) -> dict:
     from harness import interrupt
     from harness.backends.base import Runner
+    from harness.loadgen_run import make_log_settings
     from harness.sut import QSL, NativeSUT
 
     class Runner7(Runner):     # the null backend's shape: takes row numbers, answers a fixed label
@@ -56,12 +57,7 @@ def run_scenario(lg, scenario: str, duration_ms: int, out_dir: str) -> dict:
         settings.server_target_latency_ns = 50_000_000
     else:
         settings.offline_expected_qps = 20000
-    log_output = lg.LogOutputSettings()
-    log_output.outdir = out_dir
-    log_output.copy_summary_to_stdout = False
-    log_settings = lg.LogSettings()
-    log_settings.log_output = log_output
-    log_settings.enable_trace = False
+    log_settings = make_log_settings(lg, out_dir)
     started = time.monotonic()
     sut_handle = sut.start()
     qsl_handle = qsl.construct(lg)

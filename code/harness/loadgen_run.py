@@ -16,6 +16,17 @@ from .scenarios import get as get_scenario
 AUDIT_CONFIG = "audit.config"
 
 
+def make_log_settings(lg, out_dir: str, to_stdout: bool = False):
+    """LoadGen's LogSettings: logs into out_dir, no trace; the summary also on stdout when to_stdout."""
+    log_output = lg.LogOutputSettings()
+    log_output.outdir = out_dir
+    log_output.copy_summary_to_stdout = to_stdout
+    log_settings = lg.LogSettings()
+    log_settings.log_output = log_output
+    log_settings.enable_trace = False
+    return log_settings
+
+
 def _lg():
     try:
         import mlperf_loadgen
@@ -218,12 +229,7 @@ def run_loadgen(scenario, test_mode: str, cfg: dict[str, Any], qsl, sut, out_dir
             f.write(text)
     settings = test_settings(lg, scenario, cfg, user_conf, test_mode)
 
-    log_output = lg.LogOutputSettings()
-    log_output.outdir = out_dir
-    log_output.copy_summary_to_stdout = verbose
-    log_settings = lg.LogSettings()
-    log_settings.log_output = log_output
-    log_settings.enable_trace = False
+    log_settings = make_log_settings(lg, out_dir, verbose)
 
     # A normal run never reads an audit.config: point LoadGen at a path that cannot exist.
     audit_path = os.path.join(out_dir, "no-audit.config")
