@@ -9,15 +9,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness.errors import HarnessError  # noqa: E402
+from harness.actions import dispatch, parse_args  # noqa: E402
+from harness.core.errors import HarnessError  # noqa: E402
+from harness.core.interrupt import install_process_handlers  # noqa: E402
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        from harness.actions import dispatch
-        from harness.flags import parse_args
-        from harness.interrupt import install_process_handlers
         install_process_handlers()
         args = parse_args(argv)
         return dispatch(args, argv)

@@ -10,7 +10,7 @@ LoadGen's sources are never committed: the sdist of the version pinned in requir
 (`pip download`) or taken from --sdist, and its sha256 must be the one below. Build dependencies: a C++17 compiler,
 pybind11 and setuptools (pinned in requirements.txt; native/setup.py refuses another pybind11). About a minute on 2
 cores. Then native/selftest.py runs in a child process (a 1 s Server and an Offline run through the native SUT, ~2 s)
-and its outcome goes into loadgen_native.selftest.json next to the module: harness/sut.py uses the module only with a
+and its outcome goes into loadgen_native.selftest.json next to the module: harness/loadgen/sut.py uses the module only with a
 passed record of that file under the same numpy (a crash, hang or failure marks it unusable: --sut=auto falls back
 to the Python SUT with a warning; --strict makes the build exit 2 instead).
 """
@@ -32,7 +32,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # mlcommons-loadgen sdists this build accepts: version -> sha256 (PyPI's digest of mlcommons_loadgen-<v>.tar.gz).
 SDIST_SHA256 = {"6.0.17": "a2e85d09e3cc0c606f89bfe1fbf97537c8b5b238ae0afbd923ad9c710fcf2ca8"}
-SELFTEST_RECORD = "loadgen_native.selftest.json"   # next to the installed module; harness/sut.py reads it
+SELFTEST_RECORD = "loadgen_native.selftest.json"   # next to the installed module; harness/loadgen/sut.py reads it
 SELFTEST_TIMEOUT_S = 90        # it takes ~2 s; a hang (a deadlocked worker) ends here
 
 
@@ -68,7 +68,7 @@ def main() -> int:
     parser.add_argument("--no_install", action="store_true", help="build the wheel only (needs --wheel_dir)")
     parser.add_argument("--target", help="install into this folder (pip install --target) instead of the environment")
     parser.add_argument("--no_selftest", action="store_true",
-                        help="skip the self-test (the module is then untested, and harness/sut.py never uses it)")
+                        help="skip the self-test (the module is then untested, and harness/loadgen/sut.py never uses it)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 2 when the self-test fails (default: mark the module unusable, exit 0)")
     parser.add_argument("--install_wheel", metavar="WHEEL",
@@ -186,7 +186,7 @@ def selftest(module: str, numpy_version: str, env: dict, cwd: str,
              script: str = os.path.join(ROOT, "native", "selftest.py"), prebuilt: bool = False,
              refuse: str = None) -> bool:
     """native/selftest.py in a child process (a 1 s Server and an Offline run through the native SUT); its outcome
-    goes into loadgen_native.selftest.json next to the module, which harness/sut.py reads before it ever imports
+    goes into loadgen_native.selftest.json next to the module, which harness/loadgen/sut.py reads before it ever imports
     the module: a module whose self-test crashed, hung or failed is never used (`--sut=auto` falls back to the
     Python SUT with a warning, `--sut=native` is an error). refuse: a reason not to run it at all (link_problem):
     recorded as the failure."""

@@ -18,7 +18,7 @@
 //   (LoadGen copies what it logs for accuracy inside the call) and are reused for the next batch.
 // - A callback that raises is recorded (`errors()`); its samples are answered with label -1 so LoadGen never hangs.
 // - abort() (an interrupted run): from then on every batch is answered at once with label -1, without Python.
-// - Timing as harness/sut_timing.py records it (per worker: a log-binned histogram of IssueQuery-to-completion
+// - Timing as harness/loadgen/timing.py records it (per worker: a log-binned histogram of IssueQuery-to-completion
 //   latency, counted per sample but added once per IssueQuery piece, and a completion timeline), when enabled.
 
 #include "bindings/python_api.cc"  // LoadGen's Python API: PYBIND11_MODULE(mlperf_loadgen, m) -> a static init we call
@@ -42,7 +42,7 @@ namespace harness_native {
 namespace py = pybind11;
 using Clock = std::chrono::steady_clock;
 
-struct Timing {  // harness/sut_timing.py's binning; n_bins == 0: off
+struct Timing {  // harness/loadgen/timing.py's binning; n_bins == 0: off
   int bins_per_decade = 0;
   int low_exp10 = 0;
   int n_bins = 0;
@@ -309,7 +309,7 @@ class NativeSUT : public mlperf::SystemUnderTest {
     PyGILState_Release(gstate);
   }
 
-  // harness/sut_timing.py WorkerTiming.record: bisect_right over the log-spaced inner edges, per piece; one add per
+  // harness/loadgen/timing.py WorkerTiming.record: bisect_right over the log-spaced inner edges, per piece; one add per
   // batch on the timeline.
   void record(WorkerTiming& t, Clock::time_point done, size_t n, const std::vector<Piece>& pieces) const {
     const int last = timing_.n_bins - 1;
@@ -380,7 +380,7 @@ PYBIND11_MODULE(loadgen_native, m) {
            py::arg("timing_bins_per_decade") = 0, py::arg("timing_low_exp10") = 0, py::arg("timing_bins") = 0,
            py::arg("timing_step_s") = 0.01,
            "One worker thread per callback; callback(indices: int64 array) -> labels (integer array), called "
-           "once per batch with the GIL held. timing_bins > 0: record latency as harness/sut_timing.py does.")
+           "once per batch with the GIL held. timing_bins > 0: record latency as harness/loadgen/timing.py does.")
       .def("abort", &NativeSUT::abort, "Answer everything from now on at once (label -1), without Python.")
       .def("completed", &NativeSUT::completed, "Samples completed so far.")
       .def("timing", &NativeSUT::timing, "(histogram, timeline) of worker i, after stop().")

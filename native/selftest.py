@@ -5,11 +5,11 @@
 
 native/build.py runs it in a child process after installing the module: a module that crashes (a segfault), hangs or
 answers wrongly here would crash a user's run, so build.py records the outcome next to the module
-(loadgen_native.selftest.json) and harness/sut.py uses the native SUT only where that record says it passed with the
+(loadgen_native.selftest.json) and harness/loadgen/sut.py uses the native SUT only where that record says it passed with the
 same module, source and numpy (`--sut=auto` falls back to the Python SUT with a warning otherwise).
 
-It takes the harness's own code path: harness/sut.py's QSL (LoadSamplesToRam runs np.unique & co. on LoadGen's
-StartTest thread) and NativeSUT, harness/interrupt.py's run_interruptibly (StartTest on a Python worker thread while
+It takes the harness's own code path: harness/loadgen/sut.py's QSL (LoadSamplesToRam runs np.unique & co. on LoadGen's
+StartTest thread) and NativeSUT, harness/core/interrupt.py's run_interruptibly (StartTest on a Python worker thread while
 the main thread joins), a null runner (no data, no model), LoadGen writing its logs into a temporary folder.
 Exit 0 and a last line `SELFTEST OK {...}` when every scenario ran and answered every sample.
 """
@@ -31,10 +31,10 @@ LABEL = 7
 
 
 def run_scenario(lg, scenario: str, duration_ms: int, out_dir: str) -> dict:
-    from harness import interrupt
+    from harness.core import interrupt
     from harness.backends.base import Runner
-    from harness.loadgen_run import make_log_settings
-    from harness.sut import QSL, NativeSUT
+    from harness.loadgen.lib import make_log_settings
+    from harness.loadgen.sut import QSL, NativeSUT
 
     class Runner7(Runner):     # the null backend's shape: takes row numbers, answers a fixed label
         takes_rows = True

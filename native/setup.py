@@ -28,7 +28,7 @@ if _pin and pybind11.__version__ != _pin.group(1) and not os.environ.get("LOADGE
                      f"importable first, requirements.txt pins pybind11=={_pin.group(1)}: install that one (pip "
                      f"install pybind11=={_pin.group(1)}, or put its wheel first on PYTHONPATH) and build again.")
 with open(os.path.join(HERE, "loadgen_native.cc"), "rb") as f:   # the module carries its source's digest:
-    SOURCE_SHA256 = hashlib.sha256(f.read()).hexdigest()          # harness/sut.py refuses a stale build
+    SOURCE_SHA256 = hashlib.sha256(f.read()).hexdigest()          # harness/loadgen/sut.py refuses a stale build
 with open(os.path.join(SRC, "VERSION.txt")) as f:
     VERSION = f.read().strip()
 MAJOR, MINOR = VERSION.split(".")[:2]

@@ -89,9 +89,10 @@ def main():
         return
 
     print("== onnxruntime: LoadGen Offline vs the raw loop (same engine, batch, threads) ==", flush=True)
-    from harness.run import engine_path, run_config
+    from harness.artifacts.engines import engine_path
+    from harness.config.context import run_config
     from harness.backends import get_backend
-    from harness.flags import parse_args
+    from harness.actions import parse_args
     from resnet50.models import get_model
     ms = str(int(opts.seconds * 1000))
     subprocess.run(MAIN + ["--action=generate_engines", *COMMON], check=True, capture_output=True)

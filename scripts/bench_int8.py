@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """INT8 against FP32 on this CPU, side by side in one run, with EfficientNet-Lite0 (real weights) on val-1300.
 
-Part 1, the Q/DQ forms (which one ONNX Runtime runs fastest here): every form of harness/calibration.py FORMS is
+Part 1, the Q/DQ forms (which one ONNX Runtime runs fastest here): every form of harness/artifacts/calibration.py FORMS is
 written from the same kept ranges, built into an ONNX Runtime engine exactly as generate_engines builds one, and run
 round-robin for --seconds each, --reps rounds (batch and threads of the CPU config); top-1 on val-1300 of each.
 Part 2, through LoadGen: `code/main.py --action=run_harness` Offline PerformanceOnly with the fp32 and the int8
@@ -56,7 +56,7 @@ def main() -> int:
     parser.add_argument("--preprocessed_data_dir", default=os.path.join(ROOT, "build", "preprocessed_data"))
     args = parser.parse_args()
 
-    from harness import calibration
+    from harness.artifacts import calibration
     from harness.backends import get_backend
     from harness.backends.base import BuildRequest
     from harness.backends.onnxruntime.backend import session_options

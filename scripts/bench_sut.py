@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.join(ROOT, "code"))
 def child(opts) -> None:
     import numpy as np
     from harness.backends.null.backend import NullRunner
-    from harness.loadgen_run import run_loadgen
-    from harness.sut import QSL, make_sut
+    from harness.loadgen.run import run_loadgen
+    from harness.loadgen.sut import QSL, make_sut
     scenario = opts.scenario
     runners = [NullRunner(0) for _ in range(opts.workers)]
     qsl = QSL(np.zeros((1024, 1), np.float32), 1024, runners)

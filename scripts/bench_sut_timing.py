@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What the SUT's per-sample latency record (harness/sut_timing.py) costs, measured side by side in one run.
+"""What the SUT's per-sample latency record (harness/loadgen/timing.py) costs, measured side by side in one run.
 
 The worker loop's queue work (WorkQueue.put / take) with and without the record (the issue-time pieces that take
 collects and WorkerTiming.record per batch), alternated off / on / off / on ... so that drift on a shared machine
@@ -19,8 +19,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "code"))
 
-from harness.sut import WorkQueue  # noqa: E402
-from harness.sut_timing import WorkerTiming  # noqa: E402
+from harness.loadgen.sut import WorkQueue  # noqa: E402
+from harness.loadgen.timing import WorkerTiming  # noqa: E402
 
 # (name, queries, samples per query, batch size): Server-like (one sample per IssueQuery), Offline-like (one query).
 CASES = (("Server: 1-sample queries, batch 64", 100_000, 1, 64),

@@ -84,7 +84,7 @@ def main() -> None:
 
     print("\n3. Writing one row as a worker does: pwrite alone, and pwrite + pread + byte comparison (the read-back),"
           " alternating; CRC-32 of one row for scale (microseconds per row, median)")
-    from harness.artifacts import pwrite_all
+    from harness.core.storage import pwrite_all
     for fmt in formats:
         npy, _ = preprocessing.array_paths(a.base, spec, fmt, image_map)
         rows = np.load(npy, mmap_mode="r")

@@ -68,8 +68,8 @@ def base_array(prep_dir):
 
 
 def child(kind: str, out_dir: str, samples: int, prep_dir: str, scenario: str, batch: int) -> None:
-    from harness.loadgen_run import run_loadgen
-    from harness.sut import QSL, make_sut
+    from harness.loadgen.run import run_loadgen
+    from harness.loadgen.sut import QSL, make_sut
     base = base_array(prep_dir)
     runner = DataLabelRunner()
     qsl = QSL(Repeated(base, samples), 1024, [runner])

@@ -4,7 +4,7 @@
 server    A long null-backend Server run through code/main.py at a fraction (default 80%) of the system's measured
           Server capacity, with the harness process's resident memory sampled every --every_s seconds; it must stay
           flat. The capacity is --capacity, else the scheduled q/s of the newest VALID null-backend Server run in
-          --log_dir (what harness/run_limits.py also uses for its far-above-capacity warning).
+          --log_dir (what harness/loadgen/limits.py also uses for its far-above-capacity warning).
 accuracy  An AccuracyOnly run of --samples samples (default 50,000: the full validation set) through the real LoadGen,
           the harness's SUT and its accuracy evaluation, with the null backend and the labels of the official 50k
           val_map.txt. The null backend reads no pixels, so the QSL holds a one-byte placeholder per sample instead
@@ -59,7 +59,7 @@ def report(samples: list) -> dict:
 
 
 def server(args, extra: list) -> dict:
-    from harness.run_limits import measured_capacity
+    from harness.loadgen.limits import measured_capacity
     log_dir = args.log_dir or os.path.join(ROOT, "build", "logs")
     capacity = args.capacity
     if capacity is None:
@@ -101,8 +101,9 @@ def server(args, extra: list) -> dict:
 def accuracy(args) -> dict:
     import numpy as np
     from harness.backends import get_backend
-    from harness.loadgen_run import _lg, evaluate_accuracy, run_loadgen
-    from harness.sut import QSL, SUT
+    from harness.loadgen.lib import _lg
+    from harness.loadgen.run import evaluate_accuracy, run_loadgen
+    from harness.loadgen.sut import QSL, SUT
     from resnet50.imagenet import read_map
     image_map = read_map(MAP_50K)
     labels = image_map.labels[:args.samples]

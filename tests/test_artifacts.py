@@ -1,4 +1,4 @@
-"""harness/artifacts.py: folder locks between runs, checked writes, cached digests; and the locks in use by the
+"""harness/core/storage.py: folder locks between runs, checked writes, cached digests; and the locks in use by the
 preprocessing store (a second run waits, then refuses; --overwrite never deletes what another run holds)."""
 import errno
 import os
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLES_250
-from harness import artifacts
-from harness.errors import HarnessError
+from harness.core import paths
+from harness.core import storage as artifacts
+from harness.core.errors import HarnessError
 
 
 def _holder(folder, seconds=30):
@@ -20,7 +21,7 @@ def _holder(folder, seconds=30):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {os.path.join(ROOT, 'code')!r})
-        from harness.artifacts import folder_lock
+        from harness.core.storage import folder_lock
         with folder_lock({str(folder)!r}, "test holder"):
             print("held", flush=True)
             time.sleep({seconds})
@@ -167,7 +168,7 @@ def _holder_file(folder, lock_file):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {os.path.join(ROOT, 'code')!r})
-        from harness.artifacts import folder_lock
+        from harness.core.storage import folder_lock
         with folder_lock({str(folder)!r}, "test holder", lock_file={str(lock_file)!r}):
             print("held", flush=True)
             time.sleep(30)
@@ -178,8 +179,8 @@ def _holder_file(folder, lock_file):
 
 
 def test_generate_engines_waits_for_the_engine_folder(tmp_path):
-    from harness import engines
-    _refused_while_held(engines.engine_dir("CPU", "Offline"), "--action=generate_engines", "--system_name=CPU",
+    from harness.artifacts import engines
+    _refused_while_held(paths.engine_dir("CPU", "Offline"), "--action=generate_engines", "--system_name=CPU",
                         "--backend=null", "--scenarios=Offline")
 
 
@@ -191,7 +192,7 @@ def test_staging_holds_a_lock_beside_the_results_tree(tmp_path):
 
 
 def test_calibration_holds_its_folder(tmp_path, monkeypatch):
-    from harness import calibration
+    from harness.artifacts import calibration
     from resnet50.models import get_model
     model = tmp_path / "m.onnx"
     model.write_bytes(b"")

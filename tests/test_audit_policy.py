@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.submission import audit_policy, rules
 from harness.submission.audit import references
 from harness.submission.logs import DetailLog
@@ -100,7 +100,7 @@ def test_test01_is_tried_once():
 
 
 def test_the_report_names_retried_folders(tmp_path):
-    from harness.report import read_folder
+    from harness.report.page import read_folder
     for name in ("TEST04", "TEST04.try1"):
         folder = tmp_path / "CPU" / "resnet50" / "Offline" / name
         folder.mkdir(parents=True)

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT, VAL_MAP_1300
 from harness.backends import all_options, backend_info, backend_options, get_backend, registered
-from harness.flags import CONFIG_KEYS, FLAGS
+from harness.config.flags import CONFIG_KEYS, FLAGS
 
 TOY_INIT = '''"""The toy backend."""
 from .options import INFO, OPTIONS  # noqa: F401
@@ -25,7 +25,7 @@ def __getattr__(name):
     raise AttributeError(name)
 '''
 TOY_OPTIONS = '''from ..base import BackendInfo
-from ...options import Flag
+from harness.core.options import Flag
 
 OPTIONS = (Flag("toy_answer", int, None, "toy backend: the class it answers.", config_key="toy_answer", min=0),)
 INFO = BackendInfo("toy", "cpu", ".toy.json", precisions=("fp32",), build_keys=("toy_answer",),
@@ -88,9 +88,12 @@ def test_a_toy_backend_is_one_folder_and_one_registry_line(prep_dir, tmp_path):
     (toy / "backend.py").write_text(TOY_BACKEND)
     registry = repo / "code" / "harness" / "backends" / "__init__.py"
     text = registry.read_text()
-    line = '    "null": "harness.backends.null",\n'
+    line = '    "null": _null,\n'
     assert line in text
-    registry.write_text(text.replace(line, line + '    "toy": "harness.backends.toy",\n'))
+    imports = "from harness.backends import torch as _torch\n"
+    assert imports in text
+    registry.write_text(text.replace(line, line + '    "toy": _toy,\n')
+                        .replace(imports, imports + "from harness.backends import toy as _toy\n"))
 
     main = str(repo / "code" / "main.py")
     help_text = subprocess.run([sys.executable, main, "--help"], capture_output=True, text=True).stdout
@@ -115,8 +118,8 @@ def test_onnxruntime_spin_reaches_the_session(monkeypatch):
     LoadGen's threads) reaches the session; unset keeps ORT's spinning on (fastest back-to-back batches)."""
     pytest.importorskip("onnxruntime")
     from harness.backends.onnxruntime import backend as ort_backend
-    from harness.flags import parse_args
-    from harness import runconfig
+    from harness.actions import parse_args
+    from harness.config import runconfig
     key = "session.intra_op.allow_spinning"
     assert ort_backend.session_options(2).get_session_config_entry(key) == "1"
     assert ort_backend.session_options(2, False).get_session_config_entry(key) == "0"

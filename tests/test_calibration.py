@@ -12,7 +12,9 @@ import onnx
 import pytest
 
 from conftest import SAMPLES_250, SAMPLES_MAP_250, VAL_1300, VAL_MAP_1300, run_main
-from harness import calibration, engines, onnx_graph
+from harness.core import paths
+from harness.artifacts import calibration, engines
+from harness.graph import onnx_graph
 from harness.backends.tensorrt import plan as tensorrt_plan
 from resnet50.models import get_model
 
@@ -65,7 +67,7 @@ def test_outputs_cache_format_and_idempotence(calibrated):
     spec = get_model("efficientnet-lite0")
     p = calibration.paths(calibrated["model"], "entropy")
     # For the registry's model the cache lands where the TensorRT builder reads it (--implicit_int8).
-    assert calibration.paths(spec.default_path, "entropy")["trt_cache"] == engines.calibration_cache_path(spec.key)
+    assert calibration.paths(spec.default_path, "entropy")["trt_cache"] == paths.calibration_cache_path(spec.key)
     for path in (p["prepared"], p["ranges"], p["trt_cache"], p["record"],
                  calibration.quantized_model_path(calibrated["model"], "onnxruntime"),
                  calibration.quantized_model_path(calibrated["model"], "tensorrt")):

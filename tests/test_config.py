@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from harness import config, systems
-from harness.errors import HarnessError
+from harness.config import files as config, systems
+from harness.core.errors import HarnessError
 
 
 @pytest.fixture

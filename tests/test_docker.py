@@ -11,8 +11,9 @@ from typing import Optional
 import pytest
 
 from conftest import ROOT
-from harness import container as c
-from harness.errors import HarnessError
+sys.path.insert(0, os.path.join(ROOT, "docker"))
+import container as c  # noqa: E402 (docker/container.py)
+from harness.core.errors import HarnessError
 
 DOCKERFILE = os.path.join(ROOT, "docker", "Dockerfile")
 SCRIPT = os.path.join(ROOT, "scripts", "docker.py")

@@ -9,9 +9,12 @@ import shutil
 import pytest
 
 from conftest import run_main
-from harness import artifacts, calibration, engines
+from harness.core import paths
+from harness.backends import base as backend_base
+from harness.core import storage as artifacts
+from harness.artifacts import calibration, engines
 from harness.backends.base import Backend
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from resnet50 import model_files
 from resnet50.models import get_model
 
@@ -146,7 +149,7 @@ def test_int8_build_refuses_the_qdq_model_of_an_interrupted_calibration(tmp_path
 
 def test_implicit_int8_cache_of_another_model_is_refused(tmp_path):
     fp32 = _model(tmp_path)
-    inputs = {"model": fp32, "calibration_cache": engines.calibration_cache_path("efficientnet-lite0")}
+    inputs = {"model": fp32, "calibration_cache": paths.calibration_cache_path("efficientnet-lite0")}
     with pytest.raises(HarnessError, match="belongs to another model file"):
         calibration.check_calibration_current(fp32, "tensorrt", inputs, "efficientnet-lite0")
     calibration.check_calibration_current(fp32, "tensorrt", inputs, "efficientnet-lite0", explicit_cache=True)
@@ -178,9 +181,9 @@ def test_registry_model_md5_is_checked_again(tmp_path, monkeypatch):
 def test_build_record_and_meta_writes_are_atomic(tmp_path):
     engine = str(tmp_path / "e.plan")
     engines.write_record(engine, {"a": 1})
-    engines.write_meta(engine, {"b": 2})
+    backend_base.write_meta(engine, {"b": 2})
     assert engines.is_up_to_date(engine, {"a": 1}) is False                         # no engine file
     open(engine, "wb").close()
-    assert engines.is_up_to_date(engine, {"a": 1}) and engines.read_meta(engine) == {"b": 2}
+    assert engines.is_up_to_date(engine, {"a": 1}) and backend_base.read_meta(engine) == {"b": 2}
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".partial")]
     shutil.rmtree(tmp_path / "digests", ignore_errors=True)

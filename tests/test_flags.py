@@ -3,15 +3,16 @@ import os
 import pytest
 
 from conftest import ROOT, run_main
-from harness.errors import HarnessError
-from harness.flags import FLAGS, markdown_table, parse_args, overrides
+from harness.core.errors import HarnessError
+from harness.actions import FLAGS, markdown_table, parse_args
+from harness.config.flags import overrides
 
 
 def test_command_flags_md_matches_the_flag_table():
     with open(os.path.join(ROOT, "command_flags.md")) as f:
         rows = [line for line in f.read().splitlines() if line.startswith("|")]
     assert "\n".join(rows) == markdown_table(), \
-        "command_flags.md has drifted from code/harness/flags.py: regenerate its table from markdown_table()"
+        "command_flags.md has drifted from code/harness/config/flags.py: regenerate its table from markdown_table()"
 
 
 def test_required_flags_exist():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES_250
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from resnet50 import imagenet
 
 

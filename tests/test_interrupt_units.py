@@ -1,4 +1,4 @@
-"""harness/interrupt.py without LoadGen: a blocking call on a worker thread, real signals to this process."""
+"""harness/core/interrupt.py without LoadGen: a blocking call on a worker thread, real signals to this process."""
 import os
 import signal
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import interrupt
+from harness.core import interrupt
 
 
 def _blocking(release: threading.Event):
@@ -62,7 +62,7 @@ def _summary(folder, scenario, validity, batch, **result):
 
 
 def test_target_warning_uses_the_newest_valid_run_of_the_same_setup(tmp_path):
-    from harness.run_limits import measured_capacity, target_warning
+    from harness.loadgen.limits import measured_capacity, target_warning
     base = tmp_path / "logs"
     cfg = {"system_id": "CPU", "backend": "null", "model": "m", "precision": "fp32", "config_ver": "default",
            "batch_size": 8, "server_target_qps": 100000.0, "min_duration": 600000}

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from conftest import VAL_MAP_1300
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from resnet50 import imagenet
 
 

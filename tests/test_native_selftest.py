@@ -1,5 +1,5 @@
 """The native build's safety net: native/build.py self-tests the module it built in a child process and records the
-outcome next to it; harness/sut.py uses the native SUT only with a passed record of that very file and numpy."""
+outcome next to it; harness/loadgen/sut.py uses the native SUT only with a passed record of that very file and numpy."""
 import importlib.util
 import json
 import os
@@ -13,9 +13,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "code"))
 
-from harness import file_digest  # noqa: E402
-from harness import sut as sut_module  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
+from harness.core.storage import file_digest  # noqa: E402
+from harness.loadgen import sut as sut_module  # noqa: E402
+from harness.core.errors import HarnessError  # noqa: E402
 
 needs_native = pytest.mark.skipif(sut_module.native_module() is None,
                                   reason="loadgen_native is not built and self-tested (make venv NATIVE=0)")

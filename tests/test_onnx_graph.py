@@ -1,11 +1,11 @@
-"""Graph surgery (code/harness/onnx_graph.py)."""
+"""Graph surgery (code/harness/graph/onnx_graph.py)."""
 
 import numpy as np
 import onnx
 import pytest
 
-from harness import onnx_graph
-from harness.errors import HarnessError
+from harness.graph import onnx_graph
+from harness.core.errors import HarnessError
 from resnet50.model_files import build_resnet50_synthetic
 
 

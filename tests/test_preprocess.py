@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES_250, SAMPLES_MAP_250, VAL_1300, run_main
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from resnet50 import imagenet
 from resnet50 import preprocessing
-from harness import formats
+from harness.graph import formats
 from resnet50.models import get_model
 
 
@@ -396,7 +396,7 @@ def test_file_size_limit_in_a_subprocess(tmp_path):
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
         "sys.path.insert(0, 'code')\n"
-        "from harness.errors import HarnessError\n"
+        "from harness.core.errors import HarnessError\n"
         "from resnet50 import imagenet, preprocessing\n"
         "from resnet50.models import get_model\n"
         "try:\n"

@@ -18,7 +18,7 @@ SYSTEM = "CPU"
 NULL = ("--backend=null", "--scenarios=Offline,Server", "--min_duration=300", "--min_query_count=50",
         "--offline_expected_qps=6000000", "--server_target_qps=500")
 
-# As harness/tune.py writes it (start, probe ..., result), plus a line the reader must skip.
+# As harness/tune/tuner.py writes it (start, probe ..., result), plus a line the reader must skip.
 TUNE_LOG = """{"event": "start", "scenario": "Server", "key": "server_target_qps", "start": 100, "server_latency_bound_ns": 15000000}
 {"event": "probe", "scenario": "Server", "index": 1, "phase": "bracket", "key": "server_target_qps", "value": 100, "validity": "VALID", "valid": true, "latency_ms": 2.1, "bound_ms": 15.0, "measured": 99.8}
 {"event": "probe", "scenario": "Server", "index": 2, "phase": "bracket", "key": "server_target_qps", "value": 400, "validity": "STOPPED", "valid": false, "latency_ms": 31.0, "bound_ms": 15.0, "measured": 310.2}
@@ -127,14 +127,14 @@ def test_report_pages_render_in_chromium(folders, tmp_path):
 
 
 def test_render_failure_warns_and_the_run_goes_on(tmp_path, capsys):
-    from harness.report import render_after_run
+    from harness.report.page import render_after_run
     assert render_after_run(str(tmp_path / "nothing-here")) is None
     out = capsys.readouterr().out
     assert "WARNING: could not render the report" in out and "make report" in out
 
 
 def test_tune_log_reader_is_tolerant(tmp_path):
-    from harness.report import read_tune_log
+    from harness.report.page import read_tune_log
     path = tmp_path / "tune_log.jsonl"
     path.write_text(TUNE_LOG + '[1, 2]\n{"kind": "probe", "server_target_qps": "x", "result_validity": "VALID"}\n'
                     '{"target": 300, "valid": true, "p99_ms": 12, "chosen": true}\n')
@@ -151,7 +151,7 @@ def test_tune_log_reader_is_tolerant(tmp_path):
 
 
 def test_sut_timing_histogram_and_timeline():
-    from harness import sut_timing
+    from harness.loadgen import timing as sut_timing
     w = sut_timing.WorkerTiming(t0=100.0)
     w.record(100.5, 3, [(100.499, 2), (100.4, 1)])      # 1 ms for 2 samples, 100 ms for 1
     w.record(101.0, 4, [(101.0 - 1e-9, 4)])              # below 1 µs: the first bin
@@ -165,7 +165,7 @@ def test_sut_timing_histogram_and_timeline():
 
 
 def test_log_dir_base_means_its_newest_run_folder(tmp_path):
-    from harness.report import resolve_folders
+    from harness.report.page import resolve_folders
     for name in ("2026.01.01-10.00.00", "2026.01.02-10.00.00", "2026.01.02-10.00.00-2"):
         (tmp_path / name).mkdir()
     assert resolve_folders(str(tmp_path)) == [str(tmp_path / "2026.01.02-10.00.00-2")]
@@ -173,7 +173,7 @@ def test_log_dir_base_means_its_newest_run_folder(tmp_path):
 
 
 def test_tune_probes_are_listed_in_the_tune_table_not_as_scenario_runs(tmp_path):
-    from harness.report import read_folder
+    from harness.report.page import read_folder
     tune = tmp_path / "tune" / "Server"
     probe = tune / "probes" / "01-server_target_qps=100" / "2026.01.01-10.00.00" / "CPU" / "resnet50" / "Server"
     probe.mkdir(parents=True)
@@ -184,6 +184,6 @@ def test_tune_probes_are_listed_in_the_tune_table_not_as_scenario_runs(tmp_path)
 
 
 def test_mlperf_report_0_skips_the_hook(tmp_path, monkeypatch, capsys):
-    from harness.report import render_after_run
+    from harness.report.page import render_after_run
     monkeypatch.setenv("MLPERF_REPORT", "0")
     assert render_after_run(str(tmp_path)) is None and capsys.readouterr().out == ""

@@ -168,7 +168,7 @@ def _scenario_dirs_all(log_dir):
 
 
 def test_default_max_duration_is_bounded():
-    from harness.run_limits import default_max_duration_ms, max_duration_ms
+    from harness.loadgen.limits import default_max_duration_ms, max_duration_ms
     assert default_max_duration_ms(600000) == 2400000
     assert default_max_duration_ms(None) == 2400000
     assert default_max_duration_ms(1000) == 601000       # short runs are never cut

@@ -1,4 +1,4 @@
-"""RunConfig (code/harness/runconfig.py): built once, frozen, every value checked before anything runs.
+"""RunConfig (code/harness/config/runconfig.py): built once, frozen, every value checked before anything runs.
 
 Every bad value the issue lists (issue 9, "Why") exits 2 with one line naming the flag or the config file + block +
 key, the value and the allowed range, and writes nothing: no log folder, no engine, no user.conf.
@@ -11,10 +11,10 @@ import shutil
 import pytest
 
 from conftest import ROOT, VAL_MAP_1300, run_main
-from harness import runconfig
-from harness.errors import HarnessError
-from harness.flags import parse_args
-from harness.scenarios import SCENARIOS
+from harness.config import runconfig
+from harness.core.errors import HarnessError
+from harness.actions import parse_args
+from harness.config.scenarios import SCENARIOS
 
 WATCHED = [os.path.join(ROOT, "build", "engines"), os.path.join(ROOT, "measurements")]
 
@@ -149,7 +149,7 @@ def test_new_keys_of_other_issues_are_in_the_schema():
 
 
 def test_config_ver_list_builds_one_run_config_each(tmp_path):
-    from harness.run import run_configs
+    from harness.config.context import run_configs
     folder, _ = _configs_with(tmp_path, "Offline", "CPU", {"config_ver": {"small": {"batch_size": 2}}})
     args = parse_args(["--action=run", "--system_name=CPU", f"--config_dir={folder}", "--config_ver=default,small",
                        "--scenarios=Offline,SingleStream"])

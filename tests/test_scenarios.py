@@ -1,10 +1,12 @@
-"""The scenario table (code/harness/scenarios.py) and the code that reads it."""
+"""The scenario table (code/harness/config/scenarios.py) and the code that reads it."""
 import pytest
 
-from harness import scenarios
-from harness.errors import HarnessError
-from harness.loadgen_run import summarize, user_conf_lines
-from harness.run import run_isolated, summary_line
+from harness.config import scenarios
+from harness.core.errors import HarnessError
+from harness.loadgen.run import summarize
+from harness.loadgen.settings import user_conf_lines
+from harness.core.isolation import run_isolated
+from harness.actions.run_harness import summary_line
 from harness.submission import rules
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.submission import audit, rules, truncate
 from harness.submission.logs import DetailLog
 

@@ -1,4 +1,4 @@
-"""The SUT (code/harness/sut.py): the work queue, batching and worker threads without LoadGen; then at rate: LoadGen's
+"""The SUT (code/harness/loadgen/sut.py): the work queue, batching and worker threads without LoadGen; then at rate: LoadGen's
 query coalescing in Server, the Python fast path and the native core."""
 import json
 import os
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, VAL_MAP_1300, run_main
-from harness import sut as sut_module
+from harness.loadgen import sut as sut_module
 from harness.backends.base import Runner
-from harness.errors import HarnessError
-from harness.sut import QSL, SUT, WorkQueue
-from harness.loadgen_run import parse_detail
+from harness.core.errors import HarnessError
+from harness.loadgen.sut import QSL, SUT, WorkQueue
+from harness.loadgen.logs import parse_detail
 
 SYSTEM = "CPU"
 NATIVE_BUILT = sut_module.native_module() is not None
@@ -82,7 +82,7 @@ def test_native_every_scenario_runs(prep_dir, tmp_path):
         assert summary["result_validity"] == "VALID" or scenario != "Offline", (scenario, summary, errors)
         assert sum(w["samples"] for w in summary["sut_workers"]) > 0
         with open(os.path.join(root, SYSTEM, "resnet50", scenario, "sut_timing.json")) as f:
-            timing = json.load(f)   # binned in C++ as harness/sut_timing.py bins: every sample counted once
+            timing = json.load(f)   # binned in C++ as harness/loadgen/timing.py bins: every sample counted once
         assert timing["samples"] == sum(w["samples"] for w in summary["sut_workers"])
         assert sum(timing["timeline"]["samples"]) == timing["samples"]
 
@@ -105,9 +105,9 @@ import sys
 sys.path.insert(0, {code!r})
 import numpy as np
 from harness.backends.base import Runner
-from harness.errors import HarnessError
-from harness.loadgen_run import run_loadgen
-from harness.sut import QSL, make_sut
+from harness.core.errors import HarnessError
+from harness.loadgen.run import run_loadgen
+from harness.loadgen.sut import QSL, make_sut
 
 class Broken(Runner):
     takes_rows = True

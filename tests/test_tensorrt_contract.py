@@ -12,11 +12,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import SAMPLES_250, VAL_MAP_1300
-from harness import calibration, formats, onnx_graph
+from harness.artifacts import calibration
+from harness.graph import formats, onnx_graph
 from harness.backends.tensorrt import contract
 from harness.backends.tensorrt import plan as tp
 from harness.backends.tensorrt.backend import prepare_graph
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from resnet50 import imagenet, preprocessing
 from resnet50.models import get_model
 

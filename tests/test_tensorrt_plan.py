@@ -12,14 +12,19 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import ROOT, run_main
-from harness import config as configs
-from harness import engines, onnx_graph
+from harness.core import paths
+from harness.backends import base as backend_base
+from harness.config import files as configs
+from harness.artifacts import engines
+from harness.graph import onnx_graph
 from harness.backends.tensorrt import plan as tp
-from harness.calibration import quantized_model_path
-from harness.run import engine_path, run_config
+from harness.artifacts.calibration import quantized_model_path
+from harness.artifacts.engines import engine_path
+from harness.config.context import run_config
 from harness.backends import get_backend
-from harness.errors import HarnessError
-from harness.flags import SCENARIOS, parse_args
+from harness.core.errors import HarnessError
+from harness.actions import parse_args
+from harness.config.flags import SCENARIOS
 from resnet50.models import get_model
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -255,7 +260,7 @@ def test_build_inputs_and_calibration_cache_home(tmp_path):
     got = tp.build_inputs({"precision": "int8", "implicit_int8": True, "calib_cache": "c.cache",
                            "calib_method": "minmax", "plugins": f"{lib},{lib}"}, "resnet50", fp32, qdq)
     assert got == {"model": fp32, "calibration_cache": os.path.abspath("c.cache"), "plugin0": str(lib)}
-    assert engines.calibration_cache_path("resnet50", "minmax").endswith("resnet50/calibration/minmax.cache")
+    assert paths.calibration_cache_path("resnet50", "minmax").endswith("resnet50/calibration/minmax.cache")
     with pytest.raises(HarnessError, match="not found"):
         tp.check_plugins([str(tmp_path / "missing.so")])
 
@@ -280,10 +285,10 @@ def test_engine_name_and_rebuild_record(tmp_path):
     cache.write_text("TRT-100800-EntropyCalibration2\nx: 3c010a15\n")
     assert not engines.is_up_to_date(str(engine), engines.build_record(inputs, dict(cfg, implicit_int8=True),
                                                                        {"tensorrt": "10.8.0.43"}))
-    engines.write_meta(str(engine), {"input_scale": 0.5})
-    assert engines.read_meta(str(engine)) == {"input_scale": 0.5}
+    backend_base.write_meta(str(engine), {"input_scale": 0.5})
+    assert backend_base.read_meta(str(engine)) == {"input_scale": 0.5}
     with pytest.raises(HarnessError, match="meta.json is missing"):
-        engines.read_meta(str(tmp_path / "other.plan"))
+        backend_base.read_meta(str(tmp_path / "other.plan"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

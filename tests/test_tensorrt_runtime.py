@@ -18,11 +18,12 @@ import threading
 import numpy as np
 import pytest
 
-from harness import engines
+from harness.backends import base as backend_base
+from harness.artifacts import engines
 from harness.backends.tensorrt import backend as trt_backend
 from harness.backends.tensorrt import plan as tp
-from harness.errors import HarnessError
-from harness.sut import QSL
+from harness.core.errors import HarnessError
+from harness.loadgen.sut import QSL
 
 CHW = (3, 4, 4)
 SAMPLE_BYTES = 3 * 4 * 4          # int8 linear
@@ -371,7 +372,7 @@ def fake(monkeypatch, tmp_path):
         trt_backend.TensorRTRunner._converted = (None, None, None)
         engine = tmp_path / "e.plan"
         engine.write_bytes(b"plan")
-        engines.write_meta(str(engine), {
+        backend_base.write_meta(str(engine), {
             "input_name": "input", "output_name": "top1", "output_dtype": "int32", "input_dtype": "int8",
             "input_format": "linear", "input_shape": list(CHW), "input_scale": 1.0, "batch_size": 8,
             "num_profiles": profiles, "quantization": "explicit", "precision": "int8", "plugins": [],
@@ -556,7 +557,7 @@ def test_calibration_cache_rewritten_or_refused_for_the_installed_tensorrt(tmp_p
     assert trt_backend.calibration_cache_bytes(str(path), "10.8.0.43").startswith(b"TRT-100800-")
     assert path.read_text() == old
     # make calibrate without TensorRT writes the container's TensorRT 10 header, not 8601.
-    from harness import calibration
+    from harness.artifacts import calibration
     assert calibration.DEFAULT_TRT_VERSION == str(tp.calibration_cache_version(tp.TARGET_TENSORRT)) == "100800"
 
 

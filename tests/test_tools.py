@@ -2,13 +2,12 @@
 import os
 
 from conftest import run_main
-from harness.flags import parse_args
+from harness.actions import parse_args
 
 
 def test_generate_conf_files_writes_every_system_and_scenario(tmp_path, monkeypatch, capsys):
-    import harness.loadgen_run as loadgen_run
-    from harness import tools
-    monkeypatch.setattr(loadgen_run, "measurements_dir",
+    from harness.actions import generate_conf_files as tools
+    monkeypatch.setattr(tools, "measurements_dir",
                         lambda system, scenario: str(tmp_path / system / "resnet50" / scenario))
     assert tools.generate_conf_files(parse_args(["--action=generate_conf_files"]), ["--action=generate_conf_files"]) == 0
     out = capsys.readouterr().out

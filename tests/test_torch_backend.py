@@ -1,5 +1,5 @@
 """The torch backend's ONNX importer and runner, on the CPU (the same code runs on CUDA GPUs; see
-tools/gpu/bench_torch.py for the GPU runs)."""
+scripts/gpu/bench_torch.py for the GPU runs)."""
 import json
 import os
 
@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import VAL_MAP_1300, run_main
-from harness import onnx_graph
+from harness.graph import onnx_graph
 from harness.backends.torch.onnx_torch import OnnxModule
 
 torch = pytest.importorskip("torch")   # requirements.txt pins the CPU build; it is always there under `make test`
@@ -77,7 +77,7 @@ def test_import_matches_onnxruntime(which, effnet_path, tmp_path):
 
 
 def test_unsupported_op_fails_at_import():
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
     node = helper.make_node("LRN", ["x"], ["y"], size=3)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])

@@ -1,4 +1,4 @@
-"""make tune (code/harness/tune.py): the search as pure functions with fake probes, the overlay, the progress line,
+"""make tune (code/harness/tune/tuner.py): the search as pure functions with fake probes, the overlay, the progress line,
 and real short runs through code/main.py and LoadGen (null backend): a tune end to end, the stray audit.config
 refusal, and LoadGen's FindPeakPerformance mode passed through."""
 import json
@@ -10,9 +10,10 @@ import pytest
 
 from conftest import MAIN, ROOT, VAL_MAP_1300, run_main
 
-from harness.errors import HarnessError
-from harness import tune as T
-from harness.progress import ProgressLine, enabled, format_line
+from harness.core.errors import HarnessError
+from harness.tune import tuner as T
+from harness.loadgen.logs import find_peak_result
+from harness.loadgen.progress import ProgressLine, enabled, format_line
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def test_child_argv_drops_what_the_probe_owns():
 # ---------------------------------------------------------------------------------------------------------------
 # The overlay
 def test_overlay_into_a_block_and_into_an_inherited_config_ver(tmp_path):
-    from harness.config import resolve
+    from harness.config.files import resolve
     data = {"default": {"backend": "onnxruntime", "server_target_qps": 1},
             "Base": {"batch_size": 4, "config_ver": {"int8": {"precision": "int8", "batch_size": 8}}},
             "CPU": {"extends": "Base", "server_target_qps": 30}}
@@ -226,7 +227,7 @@ def test_overlay_into_a_block_and_into_an_inherited_config_ver(tmp_path):
 
 
 def test_shipped_config_round_trips_through_write_config(tmp_path):
-    from harness.config import config_path, load_config_file
+    from harness.config.files import config_path, load_config_file
     for scenario in ("Offline", "Server", "SingleStream", "MultiStream"):
         path = config_path(scenario)
         out = tmp_path / f"{scenario}.json"
@@ -251,7 +252,7 @@ def test_find_peak_result_reads_loadgen_messages(tmp_path):
              {"key": "generic_message", "value": "FindPeakPerformance: Found boundaries: [500.0, 1000.0)"},
              {"key": "generic_message", "value": "FindPeakPerformance: Found peak performance field: 812.500000"}]
     log.write_text("".join(":::MLLOG " + json.dumps(e) + "\n" for e in lines))
-    found = T.find_peak_result(str(log))
+    found = find_peak_result(str(log))
     assert found["peak_target_qps"] == 812.5 and len(found["messages"]) == 2
 
 

@@ -1,20 +1,19 @@
-"""Shared harness code (the v1.0 harness's `code/common`).
+"""The harness (the v1.0 harness's `code/common`), in layers; a module imports only from its own layer or below.
 
-`code/` is deliberately not a Python package: a package named `code` would shadow the standard library's `code`
-module, which pdb and the interactive console import. `code/main.py` puts `code/` on sys.path, so the importable
-packages are `harness` (shared code) and `resnet50` (benchmark-specific facts: model registry, ImageNet recipes).
+    core/        errors, exit codes, paths (the whole build/ tree), storage (locks, atomic writes, digests, JSON),
+                 options (Flag, parse_bool), env switches, interrupt, process isolation
+    graph/       sample formats, ONNX graph surgery, the calibration-cache format
+    backends/    one folder per inference backend (beside the benchmark package `resnet50/`, same layer)
+    config/      scenarios and test modes, the flag table, config files, systems, the RunConfig, a command's context
+    artifacts/   engines, calibration, run fingerprints
+    loadgen/     LoadGen itself, its settings and user.conf, the SUT and QSL, timing, progress, limits, the one
+                 LoadGen-log reader, one scenario's run
+    report/      the HTML report of run folders
+    submission/  staging, truncation, summaries, checks and audits of a submission tree
+    tune/        the search for a config's target
+    actions/     one module per `--action` of code/main.py
+
+tests/unit/test_layers.py walks the imports and holds this order. `code/` is deliberately not a Python package: a
+package named `code` would shadow the standard library's `code` module, which pdb and the interactive console import.
+`code/main.py` puts `code/` on sys.path, so the importable packages are `harness` and `resnet50`.
 """
-import os
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BENCHMARK = "resnet50"
-
-
-def file_digest(path: str, algorithm: str = "md5") -> str:
-    """Hex digest of a file's bytes, read in chunks (models, arrays and logs can be large)."""
-    import hashlib
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()

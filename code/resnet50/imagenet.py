@@ -1,6 +1,6 @@
 """ImageNet facts: the val/cal maps and the per-model preprocessing recipes (image file -> float32 CHW).
 
-The sample formats live in harness/formats.py; the preprocessed-array store (arrays, manifests, the worker pool) in
+The sample formats live in harness/graph/formats.py; the preprocessed-array store (arrays, manifests, the worker pool) in
 resnet50/preprocessing.py.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Optional
 
 import numpy as np
 
-from harness import REPO_ROOT
-from harness.errors import HarnessError
+from harness.core.paths import REPO_ROOT
+from harness.core.errors import HarnessError
 
 # ----------------------------------------------------------------------------------------------------------------
 # Maps

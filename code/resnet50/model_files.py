@@ -14,10 +14,10 @@ from typing import Optional
 
 import numpy as np
 
-from harness import file_digest
-from harness.artifacts import cached_md5
-from harness.errors import HarnessError
-from .models import ModelSpec
+from harness.core.storage import file_digest
+from harness.core.storage import cached_md5
+from harness.core.errors import HarnessError
+from resnet50.models import ModelSpec
 
 INPUT_NAME = "input_tensor:0"
 OUTPUT_NAME = "softmax_tensor:0"

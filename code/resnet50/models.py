@@ -11,8 +11,8 @@ import struct
 from dataclasses import dataclass
 from typing import Optional
 
-from harness import REPO_ROOT
-from harness.errors import HarnessError
+from harness.core.paths import REPO_ROOT
+from harness.core.errors import HarnessError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ of the row on disk (committed every 2 s, only after an fsync of the array), and 
 what the partial array is of. Only a finished array is fsynced and renamed to `<name>.npy`, after which its manifest
 is renamed into place; the manifest's `checksum` digests the rows' CRC-32s (`row_crc32`).
 
-Integrity (harness/artifacts.py): a run holds an exclusive lock on each format folder it writes (a second run waits,
+Integrity (harness/core/storage.py): a run holds an exclusive lock on each format folder it writes (a second run waits,
 then refuses; `--overwrite` never deletes what another run holds); every pwrite is checked (a short write is
 continued, a failed one is a StorageError naming the file and the cause: disk full, read-only, permission, never
 "bad image"); each worker reads every row back right after writing it and compares it byte for byte, and the rows
@@ -46,13 +46,22 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from harness import REPO_ROOT
-from harness.artifacts import (StorageError, file_stamp, folder_lock, folder_locks, fsync_dir, pwrite_all,
-                               read_json, storage_error, write_json_atomic)
-from harness.errors import HarnessError
-from harness.formats import check_format, format_dtype, format_shape, to_format
-from .imagenet import RECIPES, ImageMap, preprocess_file
-from .models import ModelSpec
+from harness.core.paths import REPO_ROOT
+from harness.core.storage import (
+    StorageError,
+    file_stamp,
+    folder_lock,
+    folder_locks,
+    fsync_dir,
+    pwrite_all,
+    read_json,
+    storage_error,
+    write_json_atomic,
+)
+from harness.core.errors import HarnessError
+from harness.graph.formats import check_format, format_dtype, format_shape, to_format
+from resnet50.imagenet import RECIPES, ImageMap, preprocess_file
+from resnet50.models import ModelSpec
 
 MANIFEST_VERSION = 3       # 3: the array file's stamp, CRCs read back from disk
 COMMIT_SECONDS = 2.0      # how often finished rows are fsynced and recorded in the done-map

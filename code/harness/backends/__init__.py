@@ -1,21 +1,24 @@
 """Inference backends behind one narrow interface (see base.py), one folder each (backends/<name>/).
 
-A backend folder holds `options.py` (OPTIONS: the flags and config keys it reads, as harness.options.Flag) and
-`backend.py` (BACKEND: build, load, run). Adding a backend is one folder plus one line in `_BACKENDS`. Backends are
-imported lazily, so CPU users never need CUDA, and reading options never loads a backend's libraries.
+A backend folder holds `options.py` (INFO and OPTIONS: what it is, and the flags and config keys it reads, as
+harness.core.options.Flag), `backend.py` (BACKEND: build, load, run) and `__init__.py`, which hands out BACKEND only
+when asked for it: reading the options never loads a backend's libraries, so CPU users never need CUDA. Adding a
+backend is one folder plus one line in `_BACKENDS` (its package, imported by name).
 """
 from __future__ import annotations
 
-import importlib
-
-from ..errors import HarnessError
-from .base import Backend, BackendInfo, Runner  # noqa: F401
+from harness.core.errors import HarnessError
+from harness.backends import null as _null
+from harness.backends import onnxruntime as _onnxruntime
+from harness.backends import tensorrt as _tensorrt
+from harness.backends import torch as _torch
+from harness.backends.base import Backend, BackendInfo, Runner  # noqa: F401
 
 _BACKENDS = {
-    "onnxruntime": "harness.backends.onnxruntime",
-    "null": "harness.backends.null",
-    "torch": "harness.backends.torch",
-    "tensorrt": "harness.backends.tensorrt",
+    "onnxruntime": _onnxruntime,
+    "null": _null,
+    "torch": _torch,
+    "tensorrt": _tensorrt,
 }
 
 
@@ -26,7 +29,7 @@ def registered() -> tuple[str, ...]:
 def _package(name: str):
     if name not in _BACKENDS:
         raise HarnessError(f"--backend={name}: unknown backend; known: {', '.join(_BACKENDS)}.")
-    return importlib.import_module(_BACKENDS[name])
+    return _BACKENDS[name]
 
 
 def backend_options(name: str) -> tuple:

@@ -11,10 +11,16 @@ CUDA streams) sets `concurrency` to that number: the SUT runs that many worker t
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
+
+from harness.core.errors import HarnessError
+from harness.core.storage import write_json_atomic
+from harness.core.options import parse_devices
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class BuildRequest:
     batch_sizes: list[int]
     input_shape: tuple[int, int, int]
     settings: dict[str, Any] = field(default_factory=dict)   # the merged config
+    model_key: str = ""                 # the model registry key (resnet50/models.py)
+    input_scale: Optional[float] = None  # the registry's fixed int8 input scale, when it has one
 
 
 class Runner:
@@ -92,7 +100,6 @@ class Backend:
 
     def device_ids(self, settings: dict[str, Any]) -> list[str]:
         """The devices a GPU backend runs one runner on (`devices`, default: its first device)."""
-        from ..options import parse_devices
         return parse_devices(settings.get("devices")) or ["0"]
 
     def preprocessed_format(self, settings: dict[str, Any]) -> str:
@@ -100,3 +107,23 @@ class Backend:
         unless overridden. A backend with int8 engine inputs may return the matching int8 format (int8_linear,
         int8_nhwc, int8_chw4: quantised with the registry's input_scale) to skip converting samples at load time."""
         return "fp32_nchw"
+
+
+# The engine's sidecar: what a runner needs to know about its inputs and outputs, written by the backend's build.
+def meta_path(engine_path: str) -> str:
+    """What a runner needs to know about an engine's inputs and outputs (dtype, layout, scale, profiles)."""
+    return engine_path + ".meta.json"
+
+
+def write_meta(engine_path: str, meta: dict) -> None:
+    write_json_atomic(meta_path(engine_path), meta, indent=1)
+
+
+def read_meta(engine_path: str) -> dict:
+    try:
+        with open(meta_path(engine_path)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise HarnessError(f"{meta_path(engine_path)} is missing: the engine {engine_path} was not built by this "
+                           "harness (or not completely). Rebuild it with `make generate_engines ... --overwrite`."
+                           ) from None

@@ -1,5 +1,5 @@
 """Options every GPU backend (torch, tensorrt) reads: which GPUs, how many streams, graphs, samples on the device."""
-from ..options import Flag, parse_bool
+from harness.core.options import Flag, parse_bool
 
 GPU_OPTIONS = (
     Flag("devices", str, None, "GPU backends: comma list of device ids (default: all).", config_key="devices"),

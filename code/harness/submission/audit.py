@@ -20,7 +20,6 @@ printed, failed tries are kept as <TEST04>.try<N>/ and verification.json lists t
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from dataclasses import dataclass
@@ -28,20 +27,34 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import REPO_ROOT, BENCHMARK
-from ..errors import HarnessError
-from ..interrupt import RunInterrupted
-from ..loadgen_run import response_label
-from ..run import ScenarioJob, run_configs, run_isolated, run_scenario, system_id
-from ..runconfig import RunConfig
-from ..scenarios import get as get_scenario
-from . import audit_policy, rules
-from .logs import (DetailLog, load_json, read_accuracy_entries, read_detail, responses_by_index, sha256_file,
-                   write_json)
-from .runs import Run, discover, fingerprint_differences, newest, systems_with_runs
+from harness.config.command import Command
+from harness.core.paths import REPO_ROOT, BENCHMARK
+from harness.core.errors import HarnessError
+from harness.core.interrupt import RunInterrupted
+from harness.loadgen.logs import response_label
+from harness.loadgen.scenario import ScenarioJob, run_scenario
+from harness.config.context import run_configs, system_id
+from harness.core.isolation import run_isolated
+from harness.config.runconfig import RunConfig
+from harness.config.scenarios import get as get_scenario
+from harness.submission import audit_policy, rules
+from harness.submission.logs import (
+    DetailLog,
+    load_json,
+    read_accuracy_entries,
+    read_detail,
+    responses_by_index,
+    sha256_file,
+    write_json,
+)
+from harness.submission.runs import Run, discover, newest, systems_with_runs
+from harness.artifacts.fingerprints import fingerprint_differences
+from resnet50.imagenet import read_map
+from harness.core.paths import new_run_root
+from harness.report.page import render_after_run
 
 
-def default_log_dir(args: argparse.Namespace) -> str:
+def default_log_dir(args: Command) -> str:
     return os.path.abspath(args.log_dir or os.path.join(REPO_ROOT, "build", "logs"))
 
 
@@ -267,7 +280,6 @@ def _labels(acc: Optional[Run]) -> Optional[np.ndarray]:
     path = ((acc.summary or {}).get("dataset") or {}).get("map") if acc else None
     if not path or not os.path.exists(path):
         return None
-    from resnet50.imagenet import read_map
     return read_map(path).labels
 
 
@@ -297,8 +309,7 @@ def run_one(job: AuditJob) -> dict[str, Any]:
     return result
 
 
-def run_audit_harness(args: argparse.Namespace, argv: Optional[list[str]] = None) -> int:
-    from ..loadgen_run import new_run_root
+def run_audit_harness(args: Command, argv: Optional[list[str]] = None) -> int:
     version = rules.get_round(args.audit_version or args.round)
     tests = rules.audit_tests_for(version, args.audit_test)
     system = system_id(args)
@@ -347,7 +358,6 @@ def run_audit_harness(args: argparse.Namespace, argv: Optional[list[str]] = None
             failed.append(f"{test} {scenario}")
         print(f"{test} {scenario:<13} {verdict}")
     print(f"Logs: {run_root}")
-    from ..report import render_after_run
     render_after_run(run_root)
     if any(r is None for r in results.values()):
         raise HarnessError(f"Audit run(s) did not finish: {', '.join(failed)}.")

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from .runs import Run, fingerprint_differences
+from harness.submission.runs import Run
+from harness.artifacts.fingerprints import fingerprint_differences
 
 RETRIED_TESTS = {"TEST04": 3}
 

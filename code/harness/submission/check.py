@@ -16,18 +16,26 @@ Its verdict is printed beside the project's, its errors sorted into short-run / 
 """
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Optional
 
-from .. import REPO_ROOT
-from ..errors import HarnessError
-from . import official, rules, system_desc
-from .audit import compare_performance, compare_responses, audit_applied
-from .logs import load_json, read_accuracy_entries, read_accuracy_txt, read_detail, sha256_file
-from .integrity import (LEGACY_ROOT_FILES, accuracy_problems, backup_path, record_path, records_dir, root_extras,
-                        summary_detail_problems)
-from .stage import DRY_RUN_MARKER, RECORD, default_results_dir, system_paths
+from harness.config.command import Command
+from harness.core.paths import REPO_ROOT
+from harness.core.errors import HarnessError
+from harness.submission import official, rules, system_desc
+from harness.submission.audit import compare_performance, compare_responses, audit_applied
+from harness.submission.logs import load_json, read_accuracy_entries, read_accuracy_txt, read_detail, sha256_file
+from harness.submission.integrity import (
+    LEGACY_ROOT_FILES,
+    accuracy_problems,
+    backup_path,
+    record_path,
+    records_dir,
+    root_extras,
+    summary_detail_problems,
+)
+from harness.submission.stage import DRY_RUN_MARKER, RECORD, default_results_dir, system_paths
+from resnet50.imagenet import read_map
 
 ERROR, RULE, NOT_READY = "ERROR", "RULE", "NOT READY"
 DIVISION_DIRS = ("closed", "open", "network")
@@ -173,7 +181,6 @@ def _map_labels(report: Report, scenario_entry: dict, where: str):
     if not path:
         return None
     try:
-        from resnet50.imagenet import read_map
         image_map = read_map(path)
     except (HarnessError, OSError) as e:
         report.add(ERROR, where, f"cannot recompute the top-1: the val map {path} recorded at staging cannot be "
@@ -396,7 +403,7 @@ def check_system(report: Report, base: str, r: rules.Round, system: str, divisio
                         report.add(ERROR, rel, "not staged by this harness (added afterwards)")
 
 
-def check_submission(args: argparse.Namespace, argv: list[str]) -> int:
+def check_submission(args: Command, argv: list[str]) -> int:
     results_dir = default_results_dir(args)
     report = check_tree(results_dir, args.round)
     structure_only = bool(args.structure_only)

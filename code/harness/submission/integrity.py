@@ -22,8 +22,9 @@ import re
 import shutil
 from typing import Any, Optional
 
-from ..errors import HarnessError
-from .logs import DetailLog, read_accuracy_entries
+from harness.core.errors import HarnessError
+from harness.submission.logs import DetailLog, read_accuracy_entries
+from harness.loadgen.logs import response_label
 
 RECORD = "staging_record.json"
 ROOT_ENTRIES = ("closed", "open", "network")   # what MLCommons' checker reads at the root of a submission
@@ -193,7 +194,6 @@ def accuracy_problems(accuracy_txt: str, full_log: str, labels: Optional[Any] = 
     if total and abs(100.0 * good / total - top1) > 0.0005 + 1e-9:
         problems.append(f"accuracy={top1}% is not good/total = {good}/{total}")
     if labels is not None and first:
-        from ..loadgen_run import response_label
         found = 0
         for idx, data in first.items():
             label = response_label(data)

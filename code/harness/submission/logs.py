@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .. import file_digest
-from ..loadgen_run import parse_detail
-from . import rules
+from harness.core.storage import file_digest
+from harness.loadgen.logs import parse_detail
+from harness.submission import rules
 
 
 @dataclass

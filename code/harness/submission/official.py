@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .integrity import records_dir
+from harness.submission.integrity import records_dir
 
 SHORT_RUN = "short run"
 NOT_READY = "not ready"

@@ -24,9 +24,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..errors import HarnessError
+from harness.core.errors import HarnessError
 from resnet50.models import get_model
-from ..scenarios import SCENARIOS, SUBMISSION_ORDER, get as get_scenario
+from harness.config.scenarios import SCENARIOS, SUBMISSION_ORDER, get as get_scenario
 
 BENCHMARK_DIR = "resnet50"               # results/<system>/resnet50/<Scenario>; the checker maps it to "resnet"
 MODEL_KEY_CLOSED = "resnet50"            # the closed division runs the reference ResNet50-v1.5

@@ -22,30 +22,38 @@ recorded in DRY_RUN.txt and staging_record.json, and check_submission fails the 
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import shutil
 from typing import Any, Optional
 
-from .. import REPO_ROOT, BENCHMARK
-from ..errors import HarnessError
-from ..run import system_id
-from ..scenarios import get as get_scenario
-from . import rules, system_desc
-from .integrity import RECORD  # noqa: F401  (check.py imports it from here)
-from .integrity import check_safe_name, move_legacy_files, record_path as staging_record_path, records_dir
-from .audit import default_log_dir
-from .logs import load_json, read_accuracy_txt, sha256_file, write_json
-from .reproduce import reproduce_lines
-from .runs import Run, discover, fingerprint_differences, newest, systems_with_runs
+from harness.config.command import Command
+from harness.core.paths import REPO_ROOT, BENCHMARK
+from harness.core.errors import HarnessError
+from harness.config.context import system_id
+from harness.config.scenarios import get as get_scenario
+from harness.submission import rules, system_desc
+from harness.submission.integrity import RECORD  # noqa: F401  (check.py imports it from here)
+from harness.submission.integrity import (
+    check_safe_name,
+    move_legacy_files,
+    record_path as staging_record_path,
+    records_dir,
+)
+from harness.submission.audit import default_log_dir
+from harness.submission.logs import load_json, read_accuracy_txt, sha256_file, write_json
+from harness.submission.reproduce import reproduce_lines
+from harness.submission.runs import Run, discover, newest, systems_with_runs
+from harness.artifacts.fingerprints import fingerprint_differences
+from resnet50.models import MODELS
+from harness.core.storage import folder_lock
 
 DRY_RUN_MARKER = "DRY_RUN.txt"
 HARNESS_FILES = ("code", "configs", "Makefile", "README.md", "FAQ.md", "command_flags.md", "calibration.md",
                  "requirements.txt")
 
 
-def default_results_dir(args: argparse.Namespace) -> str:
+def default_results_dir(args: Command) -> str:
     return os.path.abspath(args.results_dir or os.path.join(REPO_ROOT, "build", "submission"))
 
 
@@ -159,7 +167,6 @@ def _make_command(command: Optional[str], action: Optional[str] = None) -> str:
 
 
 def _measurements(perf: Run) -> dict[str, Any]:
-    from resnet50.models import MODELS
     fp = perf.fingerprint or {}
     spec = MODELS.get(fp.get("model"))
     precision = fp.get("precision") or "fp32"
@@ -273,15 +280,14 @@ def write_markers(results_dir: str, record: dict) -> None:
             os.remove(path)
 
 
-def update_results(args: argparse.Namespace, argv: list[str]) -> int:
+def update_results(args: Command, argv: list[str]) -> int:
     """Staging holds `<results_dir>.lock` (a sibling: the tree itself holds only what the checker expects)."""
-    from ..artifacts import folder_lock
     results_dir = os.path.abspath(default_results_dir(args)).rstrip(os.sep)
     with folder_lock(results_dir, "update_results", lock_file=results_dir + ".lock"):
         return _update_results(args, argv)
 
 
-def _update_results(args: argparse.Namespace, argv: list[str]) -> int:
+def _update_results(args: Command, argv: list[str]) -> int:
     if args.submitter is not None:
         check_safe_name(args.submitter)
     r = rules.get_round(args.round, for_staging=True)

@@ -1,17 +1,17 @@
 """summarize_results: one row per staged result -> <results_dir>/results_summary.csv and a Markdown table."""
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 
-from ..errors import HarnessError
-from ..scenarios import get as get_scenario
-from . import rules
-from .check import _verdict
-from .logs import load_json, read_accuracy_txt, read_detail
-from .integrity import RECORD, record_path, records_dir
-from .stage import default_results_dir
+from harness.config.command import Command
+from harness.core.errors import HarnessError
+from harness.config.scenarios import get as get_scenario
+from harness.submission import rules
+from harness.submission.check import _verdict
+from harness.submission.logs import load_json, read_accuracy_txt, read_detail
+from harness.submission.integrity import RECORD, record_path, records_dir
+from harness.submission.stage import default_results_dir
 
 COLUMNS = ("Organization", "Division", "SystemType", "SystemName", "Platform", "Model", "Scenario", "Result",
            "Units", "Validity", "Accuracy", "Compliance", "DryRun", "Framework", "Processor", "Accelerator")
@@ -65,7 +65,7 @@ def markdown(table: list[dict[str, str]], columns=("Platform", "Model", "Scenari
     return "\n".join(lines)
 
 
-def summarize_results(args: argparse.Namespace, argv: list[str]) -> int:
+def summarize_results(args: Command, argv: list[str]) -> int:
     results_dir = default_results_dir(args)
     table = rows(results_dir)
     path = os.path.join(records_dir(results_dir), "results_summary.csv")   # outside the submission root

@@ -13,9 +13,11 @@ import platform
 from importlib import metadata
 from typing import Any, Optional
 
-from .. import REPO_ROOT
-from ..errors import HarnessError
-from . import rules
+from harness.core.paths import REPO_ROOT
+from harness.core.errors import HarnessError
+from harness.submission import rules
+from harness.backends import backend_info
+from harness.submission.integrity import check_safe_name
 
 TEMPLATE_DIR = os.path.join(REPO_ROOT, "configs", "systems")
 PLACEHOLDER = "TODO"
@@ -107,7 +109,6 @@ def detect(system: str, backends: set[str]) -> dict[str, Any]:
         out["host_storage_capacity"] = f"{st.f_blocks * st.f_frsize / 1e9:.0f} GB"
     except OSError:
         pass
-    from ..backends import backend_info
     infos = {b: backend_info(b) for b in backends}
     gpu_backends = {b for b, info in infos.items() if info.device_kind == "gpu"}
     gpus = _gpus() if gpu_backends else []
@@ -168,7 +169,6 @@ def build(system: str, submitter: Optional[str], division: str, category: str, b
     if not desc["submitter"] or is_placeholder(desc["submitter"]):
         raise HarnessError(f"No submitter: pass --submitter=<organisation> or set \"submitter\" in "
                            f"{os.path.relpath(user_file(system), REPO_ROOT)}.")
-    from .integrity import check_safe_name
     check_safe_name(desc["submitter"], "--submitter" if submitter else f"submitter of {user_file(system)}")
     desc["division"] = division
     desc["system_type"] = category

@@ -10,15 +10,15 @@ updated with the new file hashes and each full log's hash, so check_submission c
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 
-from ..errors import HarnessError
-from . import rules
-from .logs import load_json, read_accuracy_txt, sha256_file, write_json
-from .integrity import backup_path, record_path as staging_record_path
-from .stage import default_results_dir
+from harness.config.command import Command
+from harness.core.errors import HarnessError
+from harness.submission import rules
+from harness.submission.logs import load_json, read_accuracy_txt, sha256_file, write_json
+from harness.submission.integrity import backup_path, record_path as staging_record_path
+from harness.submission.stage import default_results_dir
 
 
 def accuracy_folders(results_dir: str, record: dict) -> list[tuple[str, str]]:
@@ -75,7 +75,7 @@ def truncate_folder(results_dir: str, folder: str) -> tuple[str, str]:
     return f"truncated {size} -> {len(cut)} bytes, full log in {backup}", digest
 
 
-def truncate_results(args: argparse.Namespace, argv: list[str]) -> int:
+def truncate_results(args: Command, argv: list[str]) -> int:
     results_dir = default_results_dir(args)
     record_path = staging_record_path(results_dir)
     record = load_json(record_path)

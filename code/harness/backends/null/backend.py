@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .options import INFO
-from ..base import Backend, BuildRequest, Runner
+from harness.backends.null.options import INFO
+from harness.backends.base import Backend, BuildRequest, Runner
 
 
 class NullRunner(Runner):

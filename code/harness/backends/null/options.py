@@ -1,6 +1,6 @@
 """The null backend: what it is (INFO) and the options it reads (OPTIONS)."""
-from ..base import BackendInfo
-from ...options import Flag
+from harness.backends.base import BackendInfo
+from harness.core.options import Flag
 
 OPTIONS = (
     Flag("null_label", int, None, "null backend: the class index it answers every sample with (default 0).",

@@ -11,10 +11,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ... import onnx_graph
-from ...errors import HarnessError
-from .options import INFO
-from ..base import Backend, BuildRequest, Runner
+from harness.graph import onnx_graph
+from harness.core.errors import HarnessError
+from harness.backends.onnxruntime.options import INFO
+from harness.backends.base import Backend, BuildRequest, Runner
 
 
 def _ort():

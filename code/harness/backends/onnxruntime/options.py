@@ -1,6 +1,6 @@
 """The onnxruntime backend: what it is (INFO) and the options it reads (OPTIONS)."""
-from ..base import BackendInfo
-from ...options import Flag, parse_bool
+from harness.backends.base import BackendInfo
+from harness.core.options import Flag, parse_bool
 
 OPTIONS = (
     Flag("threads", int, None, "onnxruntime: intra-op threads per worker (default: all cores).", config_key="threads",

@@ -1,6 +1,6 @@
 """TensorRT on NVIDIA GPUs (TensorRT 10 Python API, cuda-python for memory, streams and CUDA graphs).
 
-Every decision is made in plain code (harness/backends/tensorrt/plan.py, harness/onnx_graph.py) that the CPU tests cover; this
+Every decision is made in plain code (harness/backends/tensorrt/plan.py, harness/graph/onnx_graph.py) that the CPU tests cover; this
 module only carries them out. TensorRT and cuda-python are imported lazily, when an engine is built or loaded, so
 CPU users never need them; when they (or a driver, or a GPU) are missing the error says which and what to do.
 
@@ -23,13 +23,13 @@ from typing import Any, Optional
 import numpy as np
 import onnx
 
-from ... import onnx_graph
-from . import contract
-from . import plan as tp
-from ...engines import read_meta, write_meta
-from ...errors import HarnessError
-from .options import INFO
-from ..base import Backend, BuildRequest, Runner
+from harness.graph import onnx_graph
+from harness.backends.tensorrt import contract
+from harness.backends.tensorrt import plan as tp
+from harness.backends.base import read_meta, write_meta
+from harness.core.errors import HarnessError
+from harness.backends.tensorrt.options import INFO
+from harness.backends.base import Backend, BuildRequest, Runner
 
 CONTAINER_HINT = ("Run inside the NVIDIA container (`make prebuild`, FAQ.md 'The TensorRT backend'), which has "
                   "TensorRT 10 and cuda-python; CPU-only machines use --backend=onnxruntime.")
@@ -709,14 +709,13 @@ class TensorRTBackend(Backend):
     def export_onnx(self, request: BuildRequest) -> tuple[str, tp.EnginePlan, dict[str, Any]]:
         """Write the ONNX TensorRT's parser would be given (graph surgery done, contract checked) beside where the
         engine goes; needs neither TensorRT nor a GPU (`make generate_engines ... --onnx_only`)."""
-        from resnet50.models import get_model
         settings = request.settings
-        spec = get_model(settings.get("model"))
-        plan = tp.make_plan(settings, spec.key, request.input_shape, request.onnx_path)
+        plan = tp.make_plan(settings, request.model_key or settings.get("model"), request.input_shape,
+                            request.onnx_path)
         tp.check_plugins(plan.plugins)
         model = onnx_graph.load(request.onnx_path)
         onnx_graph.check_input(model, request.onnx_path, request.input_shape)
-        graph, meta = prepare_graph(model, plan, spec.input_scale)
+        graph, meta = prepare_graph(model, plan, request.input_scale)
         os.makedirs(os.path.dirname(request.engine_path), exist_ok=True)
         path = self.onnx_path(request.engine_path)
         onnx.save(graph, path + ".partial")

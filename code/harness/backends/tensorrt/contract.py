@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from ...errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.graph.onnx_graph import TOP1_OUTPUT, graph_inputs
 
 TARGET = "TensorRT 10"
 OPSET_RANGE = (9, 20)          # operators.md (TensorRT 10.x): "the inclusive range of opset 9 to opset 20"
@@ -99,7 +100,6 @@ def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[f
     expects. `input_dtype` int8/fp16/fp32; `input_scale` the int8 input scale the engine metadata will carry;
     `quantization` explicit (Q/DQ), implicit (calibration cache) or none; `plugin_ops` op types that plugin
     libraries provide (True: plugin libraries are loaded and may provide any op, so unknown ops are not reported)."""
-    from ...onnx_graph import TOP1_OUTPUT, graph_inputs
     problems: list[str] = []
     graph = model.graph
     types = _tensor_types(model)

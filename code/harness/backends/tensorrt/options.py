@@ -1,7 +1,7 @@
 """The tensorrt backend: what it is (INFO) and the options it reads (OPTIONS) (besides the GPU ones in backends/gpu_options.py)."""
-from ..base import BackendInfo
-from ...options import Flag, parse_bool
-from ..gpu_options import GPU_OPTIONS
+from harness.backends.base import BackendInfo
+from harness.core.options import Flag, parse_bool
+from harness.backends.gpu_options import GPU_OPTIONS
 
 OPTIONS = GPU_OPTIONS + (
     Flag("input_dtype", str, None, "tensorrt: engine input type (int8 is quantised with the model's input scale).",

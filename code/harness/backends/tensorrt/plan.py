@@ -39,11 +39,17 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ... import REPO_ROOT
-from ...errors import HarnessError
-from ...options import parse_bool, parse_devices as device_words
-from ...formats import (DTYPE_BYTES, NUMPY_DTYPES, convert_samples, from_chw4, quantize_int8,  # noqa: F401
-                       sample_nbytes, to_chw4)
+from harness.core.paths import REPO_ROOT
+from harness.core.errors import HarnessError
+from harness.graph.calibration_cache import (  # noqa: F401 (the backend and tests read them through this module)
+    CACHE_CALIBRATOR, TARGET_TENSORRT, cache_for_tensorrt, calibration_cache_header, calibration_cache_version,
+    format_calibration_cache, parse_calibration_cache, read_calibration_cache, version_tuple,
+)
+from harness.core.options import parse_bool, parse_devices as device_words
+from harness.core.paths import calibration_cache_path
+from harness.graph.formats import (  # noqa: F401 (the backend and tests read them through this module)
+    DTYPE_BYTES, NUMPY_DTYPES, convert_samples, from_chw4, quantize_int8, sample_nbytes, to_chw4,
+)
 
 INPUT_DTYPES = ("int8", "fp16", "fp32")
 INPUT_FORMATS = ("linear", "chw4")
@@ -55,7 +61,7 @@ GRAPH_FINE_STEP = 16          # CUDA graphs for every batch size up to this, the
 # ---------------------------------------------------------------------------------------------------------------
 # Settings
 def as_bool(value: Any) -> bool:
-    """A setting's truth (None: false), by the one bool parser (harness/options.py)."""
+    """A setting's truth (None: false), by the one bool parser (harness/core/options.py)."""
     return False if value is None else parse_bool(value)
 
 
@@ -158,39 +164,6 @@ def timing_cache_path(settings: dict[str, Any]) -> Optional[str]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Calibration cache (TensorRT format: a `TRT-<version>-<Calibrator>` header, then `<tensor>: <hex float32>` lines)
-def parse_calibration_cache(text: str, path: str = "<calibration cache>") -> tuple[str, dict[str, float]]:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines or not lines[0].startswith("TRT-"):
-        raise HarnessError(f"{path}: not a TensorRT calibration cache (the first line should be "
-                           "`TRT-<version>-EntropyCalibration2` or similar).")
-    scales: dict[str, float] = {}
-    for n, line in enumerate(lines[1:], 2):
-        name, sep, value = line.rpartition(":")
-        try:
-            if not sep:
-                raise ValueError
-            scales[name.strip()] = float(np.frombuffer(bytes.fromhex(value.strip()), dtype=">f4")[0])
-        except (ValueError, IndexError):
-            raise HarnessError(f"{path}:{n}: expected `<tensor>: <8 hex digits>`, got {line!r}.") from None
-    return lines[0], scales
-
-
-def read_calibration_cache(path: str) -> tuple[str, dict[str, float]]:
-    try:
-        with open(path) as f:
-            return parse_calibration_cache(f.read(), path)
-    except FileNotFoundError:
-        raise HarnessError(f"No calibration cache at {path}: implicit INT8 needs one. Run `make calibrate` (it writes "
-                           "the cache there) or pass --calib_cache=<file>; or drop --implicit_int8 to build from "
-                           "the calibrated Q/DQ model.") from None
-    except UnicodeDecodeError:
-        raise HarnessError(f"{path}: not a text TensorRT calibration cache.") from None
-
-
-def format_calibration_cache(header: str, scales: dict[str, float]) -> str:
-    """The inverse of parse_calibration_cache (hex of the big-endian float32 scale, as TensorRT writes it)."""
-    lines = [header] + [f"{name}: {np.array(scale, dtype='>f4').tobytes().hex()}" for name, scale in scales.items()]
-    return "\n".join(lines) + "\n"
 
 
 def choose_input_scale(registry_scale: Optional[float], qdq_scale: Optional[float],
@@ -231,7 +204,6 @@ class EnginePlan:
 
 
 def calibration_cache_for(settings: dict[str, Any], model_key: str) -> str:
-    from ...engines import calibration_cache_path
     explicit = settings.get("calib_cache")
     if explicit:
         return os.path.abspath(str(explicit))
@@ -306,54 +278,7 @@ def graph_size_for(n: int, sizes: Sequence[int]) -> int:
 
 # ---------------------------------------------------------------------------------------------------------------
 # TensorRT versions: the calibration cache header and the engine's version
-TARGET_TENSORRT = "10.8.0"          # the container's TensorRT (docker/Dockerfile); cache headers default to it
 MIN_TENSORRT_MAJOR = 10
-CACHE_CALIBRATOR = "EntropyCalibration2"   # the calibrator class the builder replays the cache through
-
-
-def version_tuple(version: str) -> tuple[int, int, int]:
-    parts = []
-    for word in str(version).split(".")[:3]:
-        digits = "".join(ch for ch in word if ch.isdigit()) if word[:1].isdigit() else ""
-        if not digits:
-            raise HarnessError(f"TensorRT version {version!r} is not <major>.<minor>.<patch>[.<build>].")
-        parts.append(int(digits))
-    while len(parts) < 3:
-        parts.append(0)
-    return parts[0], parts[1], parts[2]
-
-
-def calibration_cache_version(version: str) -> int:
-    """The number in a calibration cache header, as TensorRT writes it: NV_TENSORRT_VERSION, which is
-    major*10000 + minor*100 + patch from TensorRT 10 on (10.8.0 -> 100800) and major*1000 + minor*100 + patch
-    before (8.6.1 -> 8601)."""
-    major, minor, patch = version_tuple(version)
-    return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
-
-
-def calibration_cache_header(version: str = TARGET_TENSORRT, calibrator: str = CACHE_CALIBRATOR) -> str:
-    return f"TRT-{calibration_cache_version(version)}-{calibrator}"
-
-
-def cache_for_tensorrt(text: str, installed: str, path: str = "<calibration cache>") -> tuple[str, Optional[str]]:
-    """The calibration cache as the installed TensorRT will accept it: TensorRT rejects a cache whose header names
-    another version (it then calibrates, which a cache-only calibrator cannot do). The harness's caches hold
-    amax/127 scales computed by `make calibrate`, independent of the TensorRT version, so the header is rewritten to
-    the installed version (returned with a note saying so); another calibrator's cache is refused."""
-    header, scales = parse_calibration_cache(text, path)
-    parts = header.split("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        raise HarnessError(f"{path}: header {header!r} is not `TRT-<version>-<calibrator>`.")
-    if parts[2] != CACHE_CALIBRATOR:
-        raise HarnessError(f"{path}: a {parts[2]} cache; the builder replays caches through {CACHE_CALIBRATOR} and "
-                           "TensorRT refuses another calibrator's cache. Re-run `make calibrate` (its cache is "
-                           f"{CACHE_CALIBRATOR}).")
-    want = calibration_cache_header(installed)
-    if header == want:
-        return text, None
-    return (format_calibration_cache(want, scales),
-            f"{path}: header {header} rewritten to {want} for the installed TensorRT {installed} (the scales are "
-            "unchanged).")
 
 
 def check_engine_version(built_with: Optional[str], installed: str, engine_path: str) -> None:

@@ -1,11 +1,11 @@
 """The torch backend: options.py (what it reads from flags and configs), backend.py (build, load, run).
 
 BACKEND is imported on first use, so reading the options never loads the backend's libraries."""
-from .options import INFO, OPTIONS  # noqa: F401
+from harness.backends.torch.options import INFO, OPTIONS  # noqa: F401
 
 
 def __getattr__(name):
     if name == "BACKEND":
-        from .backend import BACKEND
+        from harness.backends.torch.backend import BACKEND
         return BACKEND
     raise AttributeError(name)

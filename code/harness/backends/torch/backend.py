@@ -21,11 +21,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ... import onnx_graph
-from ...errors import HarnessError
-from ...options import parse_bool, parse_devices
-from .options import INFO
-from ..base import Backend, BuildRequest, Runner
+from harness.graph import onnx_graph
+from harness.core.errors import HarnessError
+from harness.core.options import parse_bool, parse_devices
+from harness.backends.torch.options import INFO
+from harness.backends.base import Backend, BuildRequest, Runner
+from harness.backends.torch.onnx_torch import OnnxModule
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -198,7 +199,6 @@ class TorchBackend(Backend):
         model = onnx_graph.load(request.onnx_path)
         onnx_graph.check_input(model, request.onnx_path, request.input_shape)
         top1 = onnx_graph.top1_graph(model)
-        from .onnx_torch import OnnxModule
         OnnxModule(top1)  # fails here, at build time, on an op the importer does not know
         os.makedirs(os.path.dirname(request.engine_path), exist_ok=True)
         import onnx
@@ -216,7 +216,6 @@ class TorchBackend(Backend):
         with self._lock:
             if key not in self._modules:
                 import onnx
-                from .onnx_torch import OnnxModule
                 dtype = getattr(torch, _DTYPES[settings.get("precision", "fp16")])
                 module = OnnxModule(onnx.load(engine_path), dtype=dtype).eval().to(device)
                 if _flag(settings, "channels_last", True):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
 
-from ...errors import HarnessError
+from harness.core.errors import HarnessError
 
 # Ops evaluated on the host (numpy) when all their inputs are host values.
 _HOST_OK = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "ConstantOfShape", "Reshape",

@@ -1,7 +1,7 @@
 """The torch backend: what it is (INFO) and the options it reads (OPTIONS) (besides the GPU ones in backends/gpu_options.py)."""
-from ..base import BackendInfo
-from ...options import Flag, parse_bool, parse_int_list
-from ..gpu_options import GPU_OPTIONS
+from harness.backends.base import BackendInfo
+from harness.core.options import Flag, parse_bool, parse_int_list
+from harness.backends.gpu_options import GPU_OPTIONS
 
 OPTIONS = GPU_OPTIONS + (
     Flag("torch_compile", parse_bool, None, "torch backend: torch.compile in its default mode.", switch=True,

@@ -1,0 +1,197 @@
+"""One scenario through the real LoadGen: settings (user.conf), log folders, the run, its summary and accuracy."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.core import interrupt
+from harness.loadgen import limits as run_limits
+from harness.core.errors import HarnessError
+from harness.config.scenarios import get as get_scenario
+from harness.core.paths import measurements_dir
+from harness.loadgen.lib import _lg, make_log_settings
+from harness.loadgen.logs import read_detail_log, response_label
+from harness.loadgen.settings import AUDIT_CONFIG, refuse_stray_audit_config, test_settings, user_conf_lines
+from harness.loadgen.progress import ProgressLine  # the status line while LoadGen runs (off when stdout is no terminal)
+from harness.loadgen.logs import find_peak_result
+from harness.loadgen import timing as sut_timing
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Settings
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Folders
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Logs
+
+
+def summarize(scenario, detail: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's figures: the scenario's headline (`metric`), the latency percentiles, and the figure the
+    submission checker reads under LoadGen's own name (`checker_metric`; e.g. result_completed_samples_per_sec)."""
+    sc = get_scenario(scenario)
+
+    def ms(key):
+        value = detail.get(key)
+        return None if value is None else round(float(value) / 1e6, 4)
+
+    out: dict[str, Any] = {"result_validity": detail.get("result_validity"), "metric": sc.summary_metric}
+    out[sc.summary_metric] = ms(sc.summary_source) if sc.latency_bound else detail.get(sc.summary_source)
+    if sc.name == "Server":
+        out["completed_samples_per_second"] = detail.get("result_completed_samples_per_sec")
+        out["p99_latency_ms"] = ms("result_99.00_percentile_latency_ns")
+        out["server_coalesce_queries"] = detail.get("requested_server_coalesce_queries")   # as LoadGen read it
+    elif sc.name == "SingleStream":
+        out["early_stopping_p90_latency_ms"] = ms("early_stopping_latency_ss")
+    elif sc.name == "MultiStream":
+        out["early_stopping_p99_latency_ms"] = ms("early_stopping_latency_ms")
+    out["checker_metric"] = sc.checker_key
+    out[sc.checker_key] = detail.get(sc.checker_key)
+    out[sc.summary_source] = detail.get(sc.summary_source)
+    out["p50_latency_ms"] = ms("result_50.00_percentile_latency_ns")
+    out["p90_latency_ms"] = out.get("p90_latency_ms") or ms("result_90.00_percentile_latency_ns")
+    out["min_duration_ms"] = detail.get("effective_min_duration_ms")
+    out["min_query_count"] = detail.get("effective_min_query_count")
+    out["performance_sample_count"] = detail.get("effective_performance_sample_count")
+    out["loadgen_errors"] = detail.get("_errors", [])
+    return out
+
+
+def evaluate_accuracy(accuracy_json: str, labels: np.ndarray, fp32_top1: float, model_key: str,
+                      out_dir: str) -> dict[str, Any]:
+    """Top-1 from mlperf_log_accuracy.json (int32 labels) against the val map; writes accuracy.txt and a JSON."""
+    try:
+        with open(accuracy_json) as f:
+            entries = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise HarnessError(f"Cannot read {accuracy_json} ({e}); the accuracy run did not finish.") from None
+    seen: dict[int, int] = {}
+    for entry in entries:
+        seen[int(entry["qsl_idx"])] = response_label(entry["data"])
+    if not seen:
+        raise HarnessError(f"{accuracy_json} holds no responses.")
+    idx = np.fromiter(seen.keys(), dtype=np.int64)
+    found = np.fromiter(seen.values(), dtype=np.int64)
+    good = int((labels[idx] == found).sum())
+    total = len(idx)
+    top1 = 100.0 * good / total
+    target = 0.99 * fp32_top1
+    result = {"model": model_key, "top1": round(top1, 3), "good": good, "total": total,
+              "dataset_size": int(len(labels)), "fp32_reference_top1": fp32_top1,
+              "target_top1_99pct": round(target, 3), "pass": top1 >= target}
+    with open(os.path.join(out_dir, "accuracy.txt"), "w") as f:
+        f.write(f"accuracy={top1:.3f}%, good={good}, total={total}\n")
+    with open(os.path.join(out_dir, "accuracy_summary.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def run_loadgen(scenario, test_mode: str, cfg: dict[str, Any], qsl, sut, out_dir: str,
+                verbose: bool = False, audit=None) -> dict[str, Any]:
+    """Run one scenario; returns the summary (without accuracy).
+
+    `audit` (a harness.submission.rules.AuditTest) makes it a compliance run: its audit.config is written into
+    out_dir, handed to LoadGen by path, and removed when the run ends, whatever happens."""
+    lg = getattr(sut, "lg", None) or _lg()   # the native SUT brings its own LoadGen (harness/loadgen/sut.py)
+    scenario = get_scenario(scenario)
+    refuse_stray_audit_config()
+    conf_dir = measurements_dir(cfg["system_id"], scenario.name)
+    os.makedirs(conf_dir, exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
+    user_conf = os.path.join(conf_dir, "user.conf")
+    text = "\n".join(user_conf_lines(scenario, cfg, qsl.total)) + "\n"
+    for path in (user_conf, os.path.join(out_dir, "user.conf")):
+        with open(path, "w") as f:
+            f.write(text)
+    settings = test_settings(lg, scenario, cfg, user_conf, test_mode)
+
+    log_settings = make_log_settings(lg, out_dir, verbose)
+
+    # A normal run never reads an audit.config: point LoadGen at a path that cannot exist.
+    audit_path = os.path.join(out_dir, "no-audit.config")
+    if audit is not None:
+        audit_path = os.path.join(out_dir, AUDIT_CONFIG)
+        with open(audit_path, "w") as f:
+            f.write(audit.config)
+        if audit.sets_test05:  # LoadGen 6 reads `test05` only from its built-in mlperf.conf, never an audit.config
+            settings.test05 = True
+    # --- interruption (harness/core/interrupt.py): the test runs on a worker thread so that Ctrl-C / SIGTERM reach
+    # Python; the first ends the run within seconds and marks it, a second exits at once.
+    def remove_audit_config():
+        if audit is not None and os.path.exists(audit_path):
+            os.remove(audit_path)
+
+    def mark_interrupted(finished: bool = False):
+        remove_audit_config()
+        interrupt.write_marker(out_dir, guard.signum, _interrupted_info(scenario.name, test_mode, out_dir, finished,
+                                                                      time.time() - start))
+        if not finished:
+            print(f"ERROR: {scenario}: interrupted by {interrupt.signal_name(guard.signum)} after "
+                  f"{time.time() - start:.1f} s; LoadGen was stopped mid-test: the logs in {out_dir} are partial and "
+                  "marked INTERRUPTED (not a result).", file=sys.stderr, flush=True)
+    # --- end interruption
+    try:
+        sut_handle = sut.start()
+        qsl_handle = qsl.construct(lg)
+        start = time.time()
+        progress = ProgressLine.for_run(scenario.name, settings, sut)
+        try:
+            with interrupt.SignalGuard(on_second=mark_interrupted) as guard:
+                ended = interrupt.run_interruptibly(
+                    lambda: lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path),
+                    guard, sut.abort, mark_interrupted,
+                    # FindPeakPerformance runs many tests of min_duration in one StartTest: no watchdog there
+                    time_limit_s=None if test_mode == "FindPeakPerformance" else
+                    run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
+        finally:
+            progress.stop()
+            sut.stop()
+            lg.DestroyQSL(qsl_handle)
+            sut.destroy()
+    finally:
+        remove_audit_config()
+    wall = time.time() - start
+    if ended == "interrupted":
+        mark_interrupted(finished=True)
+        raise interrupt.RunInterrupted(guard.signum, f"{scenario}: interrupted by {interrupt.signal_name(guard.signum)}"
+                                       f" after {wall:.1f} s; the logs in {out_dir} are marked INTERRUPTED (not a "
+                                       "result).")
+    if sut.errors:
+        raise HarnessError(f"{scenario.name}: the backend failed during the run: {sut.errors[0]!r}")
+    summary = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
+    if test_mode == "FindPeakPerformance":
+        summary["find_peak"] = find_peak_result(os.path.join(out_dir, "mlperf_log_detail.txt"))
+    summary["wall_seconds"] = round(wall, 2)
+    if ended == "time_limit":
+        run_limits.mark_ended_at_max_duration(out_dir, summary, run_limits.max_duration_ms(cfg))
+        print(f"WARNING: {scenario}: LoadGen had not finished {run_limits.max_duration_ms(cfg)} ms (max_duration) "
+              "after it started; the remaining queries were answered at once and the run is INVALID. Lower the "
+              "target, or raise --max_duration.", file=sys.stderr)
+    summary["sut"] = getattr(sut, "kind", "python")
+    summary["sut_workers"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
+                              for st in sut.stats]
+    if getattr(sut, "timing", None):   # per-sample latency histogram and completion timeline (harness/report/page.py)
+        sut_timing.write(out_dir, sut.timing)
+    return summary
+
+
+def _interrupted_info(scenario: str, test_mode: str, out_dir: str, finished: bool, wall: float) -> dict[str, Any]:
+    """What an interrupted run's summary.json holds: LoadGen's own verdict when it got to write one."""
+    info: dict[str, Any] = {"scenario": scenario, "test_mode": test_mode, "wall_seconds": round(wall, 2),
+                            "loadgen_finished": finished}
+    if finished:
+        try:
+            detail = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
+            info["loadgen_result_validity"] = detail.pop("result_validity", None)
+            info.update(detail)
+        except HarnessError:
+            pass
+    return info

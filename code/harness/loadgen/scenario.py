@@ -1,0 +1,111 @@
+"""The run layer: which system this is, the validated RunConfigs of a command, model and engine paths, and running
+one scenario through LoadGen (`run_scenario`), in its own process where a command runs several (`run_isolated`).
+
+actions.py maps `--action` names to functions here and in prepare.py; harness/submission/ builds on this module.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config import runconfig
+from harness.backends import get_backend
+from harness.backends.base import BuildRequest
+from harness.artifacts.engines import check_engine_current
+from harness.core.errors import HarnessError
+from harness.config.runconfig import RunConfig
+from harness.config.context import model_spec, preprocessed_dir
+from harness.artifacts.engines import engine_path
+from resnet50.imagenet import read_map
+from resnet50.preprocessing import load_preprocessed
+from harness.loadgen.run import evaluate_accuracy, run_loadgen
+from harness.core.paths import scenario_dir
+from harness.loadgen.limits import target_warning
+from harness.artifacts.fingerprints import run_fingerprint
+from harness.loadgen.sut import QSL, make_sut
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Context
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One scenario
+@dataclass(frozen=True)
+class ScenarioJob:
+    """Everything a run of one scenario needs: picklable, so that it can run in a process of its own."""
+    rc: RunConfig
+    run_root: str
+    command: str                      # the command line, recorded in summary.json
+    audit: Any = None                 # a harness.submission.rules.AuditTest: a compliance run
+
+
+def run_scenario(job: ScenarioJob) -> dict[str, Any]:
+    """One scenario through LoadGen; writes <run root>/<system>/resnet50/<Scenario>[/<TEST0X>]/summary.json and
+    returns that summary."""
+
+    rc, audit = job.rc, job.audit
+    settings = rc.settings()
+    scenario = rc.scenario.name
+    test_mode = "PerformanceOnly" if audit is not None else rc.loadgen.test_mode
+    spec = model_spec(rc)
+    backend = get_backend(rc.backend_name)
+    backend.require()
+    engine = engine_path(rc, spec, backend)
+    check_engine_current(engine, backend, settings, spec, rc.paths.model_path)   # built from this model, calibration
+    image_map = read_map(rc.paths.map_path)
+    data = load_preprocessed(spec, image_map, preprocessed_dir(rc), backend.preprocessed_format(settings),
+                             verify=rc.verify)
+    if data.skipped:
+        print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
+              f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
+    if not backend.info.reads_model and not os.path.exists(engine):   # built at run time (the null backend)
+        backend.build(BuildRequest("", engine, rc.precision, [1], spec.input_shape, settings))
+    if backend.device_kind == "gpu":   # one runner per GPU (a runner may run several streams: its concurrency)
+        runners = [backend.load(engine, d, settings) for d in backend.device_ids(settings)]
+    else:
+        runners = [backend.load(engine, None, settings) for _ in range(rc.workers)]
+    qsl = QSL(data.array, rc.loadgen.performance_sample_count or runconfig.DEFAULT_PERFORMANCE_SAMPLE_COUNT, runners)
+    sut = make_sut(settings.get("sut") or "auto", qsl, runners, rc.batch_size, spec.output_offset,
+                   rc.batch_timeout_s)
+    out_dir = scenario_dir(job.run_root, rc.system_id, scenario)
+    if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
+        out_dir = os.path.join(out_dir, audit.name)
+    warning = test_mode != "AccuracyOnly" and target_warning(settings, scenario, os.path.dirname(job.run_root),
+                                                             exclude=job.run_root)
+    if warning:
+        print(warning, file=sys.stderr)
+    print(f"[run_harness] {scenario} {test_mode}: {spec.key} on {backend.name} ({rc.precision}, "
+          f"batch {sut.batch_size}, {len(runners)} worker(s), {sut.kind} SUT), config_ver {rc.config_ver}, {qsl.total} samples, "
+          f"logs in {out_dir}")
+    summary = run_loadgen(rc.scenario, test_mode, settings, qsl, sut, out_dir, rc.verbose, audit)
+    summary["test_mode"] = test_mode
+    summary["settings"] = {k: v for k, v in settings.items() if not isinstance(v, dict)}
+    summary["engine"] = engine
+    summary["dataset"] = {"array": data.path, "map": image_map.path, "samples": qsl.total,
+                          "map_images": len(image_map.files), "skipped": data.skipped}
+    summary["fingerprint"] = run_fingerprint(settings, spec, backend, engine, image_map, qsl.total, sut.batch_size)
+    summary["command"] = job.command
+    if audit is not None:
+        summary["audit"] = {"test": audit.name, "config": audit.config}
+    if test_mode in ("AccuracyOnly", "SubmissionRun"):
+        if data.labels is None:
+            raise HarnessError(f"{image_map.path} has no labels; accuracy needs a `<file> <label>` map.")
+        summary["accuracy"] = evaluate_accuracy(os.path.join(out_dir, "mlperf_log_accuracy.json"), data.labels,
+                                                spec.fp32_top1, spec.key, out_dir)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A job in a process of its own
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Actions
+
+
