@@ -1,0 +1,47 @@
+"""harness/core/paths.py: the build/ tree and run folders."""
+import os
+
+from harness.core import paths
+
+
+def test_repo_root_holds_the_code():
+    assert os.path.isfile(os.path.join(paths.REPO_ROOT, "code", "main.py"))
+    assert paths.BUILD_DIR == os.path.join(paths.REPO_ROOT, "build")
+    assert paths.LOGS_DIR == os.path.join(paths.REPO_ROOT, "build", "logs")
+    assert paths.BENCHMARK == "resnet50"
+
+
+def test_new_run_root_never_reuses_a_folder(tmp_path):
+    base = str(tmp_path)
+    made = [paths.new_run_root(base) for _ in range(4)]
+    assert len(set(made)) == 4
+    assert all(os.path.isdir(p) and os.path.dirname(p) == base for p in made)
+    assert all(os.listdir(p) == [] for p in made)
+
+
+def test_new_run_root_suffix_and_numbering(tmp_path):
+    first = paths.new_run_root(str(tmp_path), "int8")
+    assert os.path.basename(first).endswith("-int8")
+    # a folder of the same stamp exists: the next one gets -2, -3 ... after the stamp
+    stamp = os.path.basename(first)
+    os.makedirs(os.path.join(str(tmp_path), stamp + "-2"), exist_ok=True)
+    again = [paths.new_run_root(str(tmp_path), "int8") for _ in range(2)]
+    for path in again:
+        name = os.path.basename(path)
+        assert name != stamp and name != stamp + "-2"
+        assert "-int8" in name
+
+
+def test_scenario_and_measurements_dirs():
+    assert paths.scenario_dir("/r", "CPU-x-2c", "Offline") == os.path.join("/r", "CPU-x-2c", "resnet50", "Offline")
+    assert paths.measurements_dir("T4x1", "Server") == os.path.join(paths.REPO_ROOT, "measurements", "T4x1",
+                                                                    "resnet50", "Server")
+
+
+def test_engine_and_calibration_paths():
+    assert paths.engine_dir("T4x1", "Offline") == os.path.join(paths.REPO_ROOT, "build", "engines", "T4x1",
+                                                               "resnet50", "Offline")
+    assert paths.engine_dir("T4x1", "Offline", base="/e") == os.path.join("/e", "T4x1", "resnet50", "Offline")
+    assert paths.calibration_cache_path("resnet50") == os.path.join(paths.REPO_ROOT, "build", "models", "resnet50",
+                                                                    "calibration", "entropy.cache")
+    assert paths.calibration_cache_path("m", "minmax", "/b") == os.path.join("/b", "m", "calibration", "minmax.cache")
