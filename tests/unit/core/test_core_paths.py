@@ -19,17 +19,12 @@ def test_new_run_root_never_reuses_a_folder(tmp_path):
     assert all(os.listdir(p) == [] for p in made)
 
 
-def test_new_run_root_suffix_and_numbering(tmp_path):
-    first = paths.new_run_root(str(tmp_path), "int8")
-    assert os.path.basename(first).endswith("-int8")
-    # a folder of the same stamp exists: the next one gets -2, -3 ... after the stamp
-    stamp = os.path.basename(first)
-    os.makedirs(os.path.join(str(tmp_path), stamp + "-2"), exist_ok=True)
-    again = [paths.new_run_root(str(tmp_path), "int8") for _ in range(2)]
-    for path in again:
-        name = os.path.basename(path)
-        assert name != stamp and name != stamp + "-2"
-        assert "-int8" in name
+def test_new_run_root_suffix_and_numbering(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths.time, "strftime", lambda fmt: "2026.01.02-03.04.05")   # one second for every call
+    names = [os.path.basename(paths.new_run_root(str(tmp_path))) for _ in range(3)]
+    assert names == ["2026.01.02-03.04.05", "2026.01.02-03.04.05-2", "2026.01.02-03.04.05-3"]
+    names = [os.path.basename(paths.new_run_root(str(tmp_path), "int8")) for _ in range(2)]
+    assert names == ["2026.01.02-03.04.05-int8", "2026.01.02-03.04.05-int8-2"]
 
 
 def test_scenario_and_measurements_dirs():
