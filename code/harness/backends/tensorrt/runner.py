@@ -270,7 +270,8 @@ class TensorRTRunner(Runner):
             return
         converted = self._convert(array)
         if self.start_from_device:
-            self.samples_dev = libs.check(cudart.cudaMalloc(max(1, converted.nbytes)), f"cudaMalloc({converted.nbytes})")
+            self.samples_dev = libs.check(cudart.cudaMalloc(max(1, converted.nbytes)),
+                                          f"cudaMalloc({converted.nbytes})")
             libs.check(cudart.cudaMemcpy(self.samples_dev, converted.ctypes.data, converted.nbytes,
                                      cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy (samples)")
             self.samples_count = len(converted)
