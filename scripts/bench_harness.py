@@ -46,7 +46,8 @@ def raw_loop(engine: str, batch: int, threads: int, seconds: float) -> float:
     from resnet50.models import get_model
     data = load_preprocessed(get_model("efficientnet-lite0"), read_map(MAP), default_preprocessed_dir())
     array = np.ascontiguousarray(data.array[:1024])           # in RAM, as the QSL holds it
-    runner = get_backend("onnxruntime").load(engine, None, {"threads": threads})
+    backend = get_backend("onnxruntime")
+    runner = backend.load(engine, None, backend.options({"threads": threads}))
     runner.infer(array[:batch])
     done, start, i = 0, time.perf_counter(), 0
     while time.perf_counter() - start < seconds:

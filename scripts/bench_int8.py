@@ -105,16 +105,17 @@ def bench_forms(args, spec, model_path, calibration, backend, BuildRequest, sess
     os.makedirs(out_dir, exist_ok=True)
     forms = [f for f in (args.forms.split(",") if args.forms else calibration.FORMS) if f]
     engines = {}
-    settings = {"threads": args.threads}
+    options = {"threads": args.threads, "batch_size": args.batch_size, "model": spec.key}
     engines["fp32"] = os.path.join(out_dir, "fp32.engine.onnx")
-    backend.build(BuildRequest(model_path, engines["fp32"], "fp32", [args.batch_size], spec.input_shape,
-                               settings))
+    backend.build(BuildRequest(model_path, engines["fp32"], spec.input_shape,
+                               backend.options(dict(options, precision="fp32"))))
     for form in forms:
         qdq = os.path.join(out_dir, f"{form}.qdq.onnx")
         calibration.write_qdq(p["prepared"], p["ranges"], method, calibration.FORMS[form], qdq, "input_tensor:0",
                               spec.input_scale)
         engines[form] = os.path.join(out_dir, f"{form}.engine.onnx")
-        backend.build(BuildRequest(qdq, engines[form], "int8", [args.batch_size], spec.input_shape, settings))
+        backend.build(BuildRequest(qdq, engines[form], spec.input_shape,
+                                   backend.options(dict(options, precision="int8"))))
     sessions = {k: ort.InferenceSession(v, session_options(args.threads), providers=["CPUExecutionProvider"])
                 for k, v in engines.items()}
     accuracy = {}

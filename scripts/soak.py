@@ -113,7 +113,8 @@ def accuracy(args) -> dict:
                            time.strftime("soak-accuracy-%Y.%m.%d-%H.%M.%S"))
     cfg = {"system_id": "CPU", "config_block": "CPU", "config_ver": "default", "min_duration": 0,
            "offline_expected_qps": 1e6}
-    runners = [get_backend("null").load("", None, {"null_label": args.label}) for _ in range(args.workers)]
+    null = get_backend("null")
+    runners = [null.load("", None, null.options({"null_label": args.label})) for _ in range(args.workers)]
     placeholder = np.zeros((args.samples, 1), dtype=np.int8)     # the null backend reads no pixels
     qsl = QSL(placeholder, 1024, runners)
     sut = SUT(_lg(), qsl, runners, args.batch_size, 0)

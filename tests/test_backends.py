@@ -1,7 +1,9 @@
 """The backend registry (code/harness/backends/): a backend is one folder plus one registry line.
 
 The toy backend below is written into a copy of the harness as a new folder, registered with one line, and runs
-Offline end to end through code/main.py and the real LoadGen; its option is a flag at once."""
+Offline end to end through code/main.py and the real LoadGen; its option is a flag at once, and reaches the backend
+as a field of its typed options (backends/base.py options_class)."""
+import dataclasses
 import json
 import os
 import shutil
@@ -15,7 +17,7 @@ from harness.backends import all_options, backend_info, backend_options, get_bac
 from harness.config.flags import CONFIG_KEYS, FLAGS
 
 TOY_INIT = '''"""The toy backend."""
-from .options import INFO, OPTIONS  # noqa: F401
+from .options import INFO, OPTIONS, Options  # noqa: F401
 
 
 def __getattr__(name):
@@ -24,12 +26,13 @@ def __getattr__(name):
         return BACKEND
     raise AttributeError(name)
 '''
-TOY_OPTIONS = '''from ..base import BackendInfo
+TOY_OPTIONS = '''from ..base import BackendInfo, options_class
 from harness.core.options import Flag
 
 OPTIONS = (Flag("toy_answer", int, None, "toy backend: the class it answers.", config_key="toy_answer", min=0),)
 INFO = BackendInfo("toy", "cpu", ".toy.json", precisions=("fp32",), build_keys=("toy_answer",),
                    framework="toy", reads_model=False)
+Options = options_class("ToyOptions", OPTIONS)
 '''
 TOY_BACKEND = '''import json
 import os
@@ -37,7 +40,7 @@ import os
 import numpy as np
 
 from ..base import Backend, Runner
-from .options import INFO
+from .options import INFO, Options
 
 
 class ToyRunner(Runner):
@@ -50,6 +53,7 @@ class ToyRunner(Runner):
 
 class ToyBackend(Backend):
     info = INFO
+    options_type = Options
 
     def build(self, request):
         os.makedirs(os.path.dirname(request.engine_path), exist_ok=True)
@@ -57,8 +61,8 @@ class ToyBackend(Backend):
             json.dump({"toy": True}, f)
         return request.engine_path
 
-    def load(self, engine_path, device, settings):
-        return ToyRunner(int(settings.get("toy_answer") or 0))
+    def load(self, engine_path, device, options):
+        return ToyRunner(int(options.toy_answer or 0))
 
 
 BACKEND = ToyBackend()
@@ -74,6 +78,31 @@ def test_every_backend_declares_what_it_is_and_reads():
             assert option in FLAGS and CONFIG_KEYS[option.config_key] is option
         assert set(info.build_keys) <= set(CONFIG_KEYS), name
     assert {o.name for o in all_options()} >= {"threads", "devices", "torch_compile", "input_format", "null_label"}
+
+
+def test_each_backend_reads_a_frozen_typed_options_object():
+    """Every backend's Options is generated from its OPTIONS: the common run values, then one field per option,
+    typed from its Flag, default None; from_values takes flat settings and ignores other keys."""
+    from typing import Optional
+    from harness.backends import make_options, options_type
+    from harness.backends.base import RunOptions
+    for name in registered():
+        cls = options_type(name)
+        assert issubclass(cls, RunOptions) and get_backend(name).options_type is cls
+        names = [f.name for f in dataclasses.fields(cls)]
+        common = [f.name for f in dataclasses.fields(RunOptions)]
+        assert names == common + [o.config_key for o in backend_options(name)], name
+    fields = {f.name: f for f in dataclasses.fields(options_type("tensorrt"))}
+    assert fields["use_graphs"].type == Optional[bool] and fields["gpu_copy_streams"].type == Optional[int]
+    assert fields["warmup_duration"].type == Optional[float] and fields["plugins"].type == Optional[str]
+    assert fields["use_graphs"].default is None
+    options = make_options("onnxruntime", {"threads": 3, "precision": "int8", "batch_size": 8, "model": "resnet50",
+                                           "system_id": "CPU", "spin": None, "workers": 2})
+    assert (options.threads, options.spin, options.precision, options.batch_size, options.model_key,
+            options.system_id) == (3, None, "int8", 8, "resnet50", "CPU")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.threads = 1
+    assert make_options("null", {}).batch_size == 1 and make_options("null", {}).null_label is None
 
 
 @pytest.mark.slow
@@ -132,5 +161,5 @@ def test_onnxruntime_spin_reaches_the_session(monkeypatch):
                                  ("Server", ["--spin"], True), ("Offline", ["--spin=0"], False)):
         cfg = runconfig.build(parse_args(["--action=run", "--system_name=CPU", f"--scenarios={scenario}"] + argv),
                               scenario, "CPU", "default")
-        ort_backend.BACKEND.load("x.onnx", None, cfg.settings())
+        ort_backend.BACKEND.load("x.onnx", None, cfg.options())
         assert seen == {"t": cfg.settings().get("threads"), "s": spin}, (scenario, argv)

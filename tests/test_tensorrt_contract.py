@@ -16,7 +16,8 @@ from harness.artifacts import calibration
 from harness.graph import formats, onnx_graph
 from harness.backends.tensorrt import contract
 from harness.backends.tensorrt import plan as tp
-from harness.backends.tensorrt.backend import prepare_graph
+from harness.backends.tensorrt.build import prepare_graph
+from harness.backends.tensorrt.options import Options
 from harness.core.errors import HarnessError
 from resnet50 import imagenet, preprocessing
 from resnet50.models import get_model
@@ -64,7 +65,7 @@ def calibrate_for_tensorrt(spec, model_path, folder):
 
 def _plan(spec, **settings):
     base = {"system_id": "H200x1", "precision": "int8", "batch_size": 8, "gpu_copy_streams": 1}
-    return tp.make_plan(dict(base, **settings), spec.key, spec.input_shape, "model.onnx")
+    return tp.make_plan(Options.from_values(dict(base, model=spec.key, **settings)), spec.input_shape, "model.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +208,8 @@ def test_contract_violations_are_named():
 def test_opset_8_models_are_converted_for_tensorrt():
     spec = get_model("resnet50-synthetic")
     model = _fc_model(opset=8)
-    graph, meta = prepare_graph(model, tp.make_plan({"system_id": "x", "precision": "fp32", "batch_size": 2},
-                                                    spec.key, (4, 1, 1), "m.onnx"), None)
+    graph, meta = prepare_graph(model, tp.make_plan(Options(system_id="x", precision="fp32", batch_size=2,
+                                                            model_key=spec.key), (4, 1, 1), "m.onnx"), None)
     assert onnx_graph.opset_version(graph) == 13 and meta["input_dtype"] == "fp32"
 
 

@@ -18,6 +18,8 @@ from harness.config import files as configs
 from harness.artifacts import engines
 from harness.graph import onnx_graph
 from harness.backends.tensorrt import plan as tp
+from harness.backends.tensorrt.build import prepare_graph
+from harness.backends.tensorrt.options import Options
 from harness.artifacts.calibration import quantized_model_path
 from harness.artifacts.engines import engine_path
 from harness.config.context import run_config
@@ -142,11 +144,10 @@ def test_fp16_input_graph():
 
 def _plan(settings, source="model.onnx", shape=(3, 16, 16)):
     base = {"system_id": "H200x1", "precision": "int8", "batch_size": 8, "gpu_copy_streams": 2}
-    return tp.make_plan(dict(base, **settings), "resnet50", shape, source)
+    return tp.make_plan(Options.from_values(dict(base, model="resnet50", **settings)), shape, source)
 
 
 def test_prepare_graph_explicit_records_the_input_scale(qdq_model):
-    from harness.backends.tensorrt.backend import prepare_graph
     plan = _plan({"input_dtype": "int8", "input_format": "chw4"})
     graph, meta = prepare_graph(qdq_model, plan, registry_scale=None)
     assert meta["input_scale"] == pytest.approx(onnx_graph.input_quant_scale(qdq_model))
@@ -161,7 +162,6 @@ def test_prepare_graph_explicit_records_the_input_scale(qdq_model):
 
 
 def test_prepare_graph_implicit_takes_the_scale_from_the_cache(tmp_path):
-    from harness.backends.tensorrt.backend import prepare_graph
     cache = tmp_path / "entropy.cache"
     cache.write_text(tp.format_calibration_cache("TRT-100800-EntropyCalibration2", {"x": 0.03125, "c": 0.5}))
     plan = _plan({"implicit_int8": True, "input_dtype": "int8", "calib_cache": str(cache)})
@@ -186,6 +186,10 @@ def _cfg(scenario, system, **cli):
     return _rc(scenario, system, **cli).settings()
 
 
+def _opts(scenario, system, **cli):
+    return _rc(scenario, system, **cli).options()
+
+
 def gpu_blocks():
     for scenario in SCENARIOS:
         with open(configs.config_path(scenario)) as f:
@@ -198,35 +202,36 @@ def gpu_blocks():
 def test_every_tensorrt_block_gives_a_valid_plan():
     seen = set()
     for scenario, system in gpu_blocks():
-        cfg = _cfg(scenario, system)
-        spec = get_model(cfg["model"])
-        plan = tp.make_plan(cfg, spec.key, spec.input_shape, "x.onnx")
+        cfg = _opts(scenario, system)
+        spec = get_model(cfg.model_key)
+        plan = tp.make_plan(cfg, spec.input_shape, "x.onnx")
         assert plan.int8 and plan.fp16 and plan.quantization == "explicit", (scenario, system)
         assert plan.input_dtype == "int8" and plan.input_format in ("linear", "chw4")
-        assert len(plan.profiles) == int(cfg.get("gpu_copy_streams") or 1)
+        assert len(plan.profiles) == int(cfg.gpu_copy_streams or 1)
         seen.add(system)
     assert {"A100-SXM4-40GBx1", "A100-SXM4-40GBx8", "A10x1", "A10x2", "T4x1", "T4x8", "H100-SXM-80GBx1",
             "H100-SXM-80GBx8", "H200x1", "H200x8"} <= seen
 
 
 def test_seed_and_nvidia_plans():
-    a100 = _cfg("Offline", "A100-SXM4-40GBx1")
-    plan = tp.make_plan(a100, "ofa-autosinian-is176", (3, 176, 176), "x.onnx")
+    a100 = _opts("Offline", "A100-SXM4-40GBx1")
+    assert a100.model_key == "ofa-autosinian-is176"
+    plan = tp.make_plan(a100, (3, 176, 176), "x.onnx")
     assert plan.input_format == "chw4" and plan.batch_size == 8640
     assert plan.profiles == [((1, 3, 176, 176), (8640, 3, 176, 176), (8640, 3, 176, 176))] * 4
-    h200 = _cfg("Offline", "H200x1")
-    plan = tp.make_plan(h200, "resnet50", (3, 224, 224), "x.onnx")
+    h200 = _opts("Offline", "H200x1")
+    plan = tp.make_plan(h200, (3, 224, 224), "x.onnx")
     assert (plan.input_format, plan.batch_size, len(plan.profiles)) == ("linear", 2048, 2)
     assert plan.workspace_size == 1 << 30
     assert plan.timing_cache == os.path.join(ROOT, "build", "engines", "H200x1", "timing.cache")
-    server = _cfg("Server", "H200x8")
+    server = _opts("Server", "H200x8")
     assert tp.stream_layout(tp.copy_streams(server), tp.inference_streams(server), False) == [0, 1, 2, 3]
-    t4 = _cfg("Server", "T4x8")
+    t4 = _opts("Server", "T4x8")
     assert tp.stream_layout(tp.copy_streams(t4), tp.inference_streams(t4), False) == [0, 1, 0, 1]
     assert tp.stream_layout(4, 1, True) == [None] * 4
     # Flags win over the config.
-    plan = tp.make_plan(_cfg("Offline", "H200x1", workspace_size=4 << 30, timing_cache="none", gpu_copy_streams=3,
-                             plugins=__file__), "resnet50", (3, 224, 224), "x.onnx")
+    plan = tp.make_plan(_opts("Offline", "H200x1", workspace_size=4 << 30, timing_cache="none", gpu_copy_streams=3,
+                              plugins=__file__), (3, 224, 224), "x.onnx")
     assert (plan.workspace_size, plan.timing_cache, len(plan.profiles), plan.plugins) == \
         (4 << 30, None, 3, [os.path.abspath(__file__)])
 
@@ -243,22 +248,24 @@ def test_seed_and_nvidia_plans():
 def test_bad_settings_are_clear_errors(settings, needle):
     base = {"system_id": "H200x1", "batch_size": 4}
     with pytest.raises(HarnessError, match=needle):
-        tp.make_plan(dict(base, **settings), "resnet50", (3, 224, 224), "x.onnx")
+        tp.make_plan(Options.from_values(dict(base, model="resnet50", **settings)), (3, 224, 224), "x.onnx")
 
 
 def test_build_inputs_and_calibration_cache_home(tmp_path):
     spec = get_model("resnet50")
     fp32, qdq = spec.default_path, quantized_model_path(spec.default_path, "tensorrt")
     assert qdq.endswith("resnet50_v1.int8-qdq.tensorrt.onnx")
-    assert tp.build_inputs({"precision": "int8"}, "resnet50", fp32, qdq) == {"model": qdq}
-    assert tp.build_inputs({"precision": "fp16"}, "resnet50", fp32, qdq) == {"model": fp32}
-    assert tp.build_inputs({"precision": "int8", "implicit_int8": True}, "resnet50", fp32, qdq) == {
+    def opts(**values):
+        return Options(model_key="resnet50", **values)
+    assert tp.build_inputs(opts(precision="int8"), fp32, qdq) == {"model": qdq}
+    assert tp.build_inputs(opts(precision="fp16"), fp32, qdq) == {"model": fp32}
+    assert tp.build_inputs(opts(precision="int8", implicit_int8=True), fp32, qdq) == {
         "model": fp32, "calibration_cache": os.path.join(ROOT, "build", "models", "resnet50", "calibration",
                                                          "entropy.cache")}
     lib = tmp_path / "libplugin.so"
     lib.write_bytes(b"x")
-    got = tp.build_inputs({"precision": "int8", "implicit_int8": True, "calib_cache": "c.cache",
-                           "calib_method": "minmax", "plugins": f"{lib},{lib}"}, "resnet50", fp32, qdq)
+    got = tp.build_inputs(opts(precision="int8", implicit_int8=True, calib_cache="c.cache", calib_method="minmax",
+                               plugins=f"{lib},{lib}"), fp32, qdq)
     assert got == {"model": fp32, "calibration_cache": os.path.abspath("c.cache"), "plugin0": str(lib)}
     assert paths.calibration_cache_path("resnet50", "minmax").endswith("resnet50/calibration/minmax.cache")
     with pytest.raises(HarnessError, match="not found"):

@@ -21,6 +21,10 @@ import pytest
 from harness.backends import base as backend_base
 from harness.artifacts import engines
 from harness.backends.tensorrt import backend as trt_backend
+from harness.backends.tensorrt import build as trt_build
+from harness.backends.tensorrt import libs as trt_libs
+from harness.backends.tensorrt import runner as trt_runner
+from harness.backends.tensorrt.options import Options
 from harness.backends.tensorrt import plan as tp
 from harness.core.errors import HarnessError
 from harness.loadgen.sut import QSL
@@ -362,14 +366,14 @@ def fake(monkeypatch, tmp_path):
     def make(gpus, profiles=2, capture_fails=False, version="10.8.0.43"):
         cuda = FakeCuda(gpus, capture_fails)
         trt = FakeTrt(cuda, profiles)
-        monkeypatch.setattr(trt_backend, "_cudart", lambda: cuda)
-        monkeypatch.setattr(trt_backend, "_driver", lambda: cuda)
-        monkeypatch.setattr(trt_backend, "_nvrtc", lambda: cuda)
-        monkeypatch.setattr(trt_backend, "_trt", lambda: trt)
-        for cache in (trt_backend.GatherKernel._ptx, trt_backend.GatherKernel._functions,
-                      trt_backend.GatherKernel._modules):
+        monkeypatch.setattr(trt_libs, "load_cudart", lambda: cuda)
+        monkeypatch.setattr(trt_libs, "load_driver", lambda: cuda)
+        monkeypatch.setattr(trt_libs, "load_nvrtc", lambda: cuda)
+        monkeypatch.setattr(trt_libs, "load_tensorrt", lambda: trt)
+        for cache in (trt_runner.GatherKernel._ptx, trt_runner.GatherKernel._functions,
+                      trt_runner.GatherKernel._modules):
             cache.clear()
-        trt_backend.TensorRTRunner._converted = (None, None, None)
+        trt_runner.TensorRTRunner._converted = (None, None, None)
         engine = tmp_path / "e.plan"
         engine.write_bytes(b"plan")
         backend_base.write_meta(str(engine), {
@@ -405,11 +409,11 @@ def check_discipline(cuda: FakeCuda, runners, closed=False):
 @pytest.mark.parametrize("start_from_device", [False, True])
 def test_device_discipline_on_several_gpus(fake, gpus, start_from_device):
     cuda, engine = fake(gpus)
-    settings = {"start_from_device": start_from_device, "gpu_inference_streams": 1}
+    options = Options(start_from_device=start_from_device, gpu_inference_streams=1)
     backend = trt_backend.BACKEND
     # As actions.run_scenario does: every runner is created on the main thread, then the QSL loads samples into
     # all of them from the main thread (LoadSamplesToRam), then worker threads infer.
-    runners = [backend.load(engine, str(d), settings) for d in range(gpus)]
+    runners = [backend.load(engine, str(d), options) for d in range(gpus)]
     qsl = QSL(samples(), 40, runners)
     qsl.load(range(40))
     results, errors = {}, []
@@ -449,8 +453,8 @@ def test_device_discipline_on_several_gpus(fake, gpus, start_from_device):
 
 def test_graphs_and_shared_inference_streams(fake):
     cuda, engine = fake(2, profiles=3)
-    runners = [trt_backend.BACKEND.load(engine, str(d), {"use_graphs": True, "gpu_inference_streams": 2,
-                                                          "start_from_device": True}) for d in range(2)]
+    runners = [trt_backend.BACKEND.load(engine, str(d), Options(use_graphs=True, gpu_inference_streams=2,
+                                                                 start_from_device=True)) for d in range(2)]
     qsl = QSL(samples(), 40, runners)
     qsl.load(range(40))
     for runner in runners:
@@ -464,7 +468,7 @@ def test_graphs_and_shared_inference_streams(fake):
 
 def test_loaded_samples_are_on_each_gpu_and_unload_frees_them(fake):
     cuda, engine = fake(8)
-    runners = [trt_backend.BACKEND.load(engine, str(d), {"start_from_device": True}) for d in range(8)]
+    runners = [trt_backend.BACKEND.load(engine, str(d), Options(start_from_device=True)) for d in range(8)]
     qsl = QSL(samples(), 40, runners)
     qsl.load(range(40))
     assert [cuda.owner(r.samples_dev) for r in runners] == list(range(8))
@@ -478,7 +482,7 @@ def test_loaded_samples_are_on_each_gpu_and_unload_frees_them(fake):
 def test_an_enqueue_error_during_capture_is_the_error_raised(fake):
     cuda, engine = fake(1, capture_fails=True)
     with pytest.raises(HarnessError) as info:
-        trt_backend.BACKEND.load(engine, "0", {"use_graphs": True})
+        trt_backend.BACKEND.load(engine, "0", Options(use_graphs=True))
     assert "execute_async_v3 failed" in str(info.value) and "capturing the CUDA graph for batch 1" in str(info.value)
     assert "cudaStreamEndCapture" not in str(info.value)
     assert [c for c in cuda.calls if c[0] == "cudaStreamEndCapture"]      # the capture was still ended
@@ -487,14 +491,14 @@ def test_an_enqueue_error_during_capture_is_the_error_raised(fake):
 def test_engine_of_another_tensorrt_version_is_refused(fake):
     _, engine = fake(1, version="10.7.0.23")
     with pytest.raises(HarnessError, match="built with TensorRT 10.7.0.23, but TensorRT 10.8.0.43"):
-        trt_backend.BACKEND.load(engine, "0", {})
+        trt_backend.BACKEND.load(engine, "0", Options())
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The gather kernel: source, compile options, launch arguments, semantics
 def test_gather_kernel_source_compile_and_launch(fake):
     cuda, engine = fake(2)
-    runners = [trt_backend.BACKEND.load(engine, str(d), {"start_from_device": True}) for d in range(2)]
+    runners = [trt_backend.BACKEND.load(engine, str(d), Options(start_from_device=True)) for d in range(2)]
     assert cuda.nvrtc_source == tp.GATHER_SOURCE
     assert cuda.nvrtc_options == ["--std=c++17", "--gpu-architecture=compute_90"]
     for size in (16, 4, 1):
@@ -554,7 +558,7 @@ def test_calibration_cache_rewritten_or_refused_for_the_installed_tensorrt(tmp_p
     # The builder's calibrator gets the rewritten bytes; the source file (a build input) is left as it was.
     path = tmp_path / "entropy.cache"
     path.write_text(old)
-    assert trt_backend.calibration_cache_bytes(str(path), "10.8.0.43").startswith(b"TRT-100800-")
+    assert trt_build.calibration_cache_bytes(str(path), "10.8.0.43").startswith(b"TRT-100800-")
     assert path.read_text() == old
     # make calibrate without TensorRT writes the container's TensorRT 10 header, not 8601.
     from harness.artifacts import calibration
@@ -599,16 +603,16 @@ class FakeConfig:
 def test_timing_cache_result_is_checked(tmp_path):
     path = tmp_path / "timing.cache"
     config = FakeConfig()
-    assert trt_backend.apply_timing_cache(config, str(path)) is None and config.set == [b""]
-    assert trt_backend.save_timing_cache(config, str(path)) is None and path.read_bytes() == b"fresh-timings"
+    assert trt_build.apply_timing_cache(config, str(path)) is None and config.set == [b""]
+    assert trt_build.save_timing_cache(config, str(path)) is None and path.read_bytes() == b"fresh-timings"
     path.write_bytes(b"ours")
     config = FakeConfig()
-    assert trt_backend.apply_timing_cache(config, str(path)) is None and config.set == [b"ours"]
+    assert trt_build.apply_timing_cache(config, str(path)) is None and config.set == [b"ours"]
     path.write_bytes(b"another GPU's")
     config = FakeConfig()
-    note = trt_backend.apply_timing_cache(config, str(path))
+    note = trt_build.apply_timing_cache(config, str(path))
     assert "not usable" in note and config.set == [b"another GPU's", b""]
     config = FakeConfig(damaged=True)
-    assert "not usable" in trt_backend.apply_timing_cache(config, str(path)) and config.set == [b""]
-    assert "no timing cache" in trt_backend.save_timing_cache(FakeConfig(), str(tmp_path / "other.cache"))
+    assert "not usable" in trt_build.apply_timing_cache(config, str(path)) and config.set == [b""]
+    assert "no timing cache" in trt_build.save_timing_cache(FakeConfig(), str(tmp_path / "other.cache"))
     assert not (tmp_path / "other.cache").exists()

@@ -82,14 +82,14 @@ def raw_loop(model: str, system: str, seconds: float, extra: list) -> dict:
     args = parse_args([f"--system_name={system}", "--config_ver=torch", "--backend=torch", f"--model={model}",
                        f"--map_path={MAP}", *extra])
     rc = run_config(args, "Offline", system)
-    cfg = rc.settings()
+    options = rc.options()
     backend = get_backend("torch")
     spec = get_model(model)
     data = load_preprocessed(spec, read_map(MAP), default_preprocessed_dir())
     array = np.ascontiguousarray(data.array[:1024])
-    runner = backend.load(engine_path(rc, spec, backend), "0", cfg)
+    runner = backend.load(engine_path(rc, spec, backend), "0", options)
     runner.load_samples(array)
-    bs = int(cfg["batch_size"])
+    bs = int(options.batch_size)
     rows = np.arange(1024) % len(array)
     for _ in range(3):
         runner.infer(rows[:bs])

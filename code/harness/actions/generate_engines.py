@@ -34,6 +34,7 @@ def generate_engines(args: Command, argv: Optional[list[str]] = None) -> None:
             backend.require()
         fp32_path = model_path(rc, spec)
         path = engine_path(rc, spec, backend)    # an error when --model_path does not exist
+        options = rc.options()
         inputs = engine_inputs(backend, settings, spec, fp32_path)
         source = inputs["model"]
         if backend.info.reads_model or rc.precision == "int8":   # the null backend reads no FP32 model
@@ -44,8 +45,7 @@ def generate_engines(args: Command, argv: Optional[list[str]] = None) -> None:
         with folder_lock(os.path.dirname(path), f"generate_engines {scenario}"):
             if onnx_only:        # the exact graph TensorRT would parse, without TensorRT (issue 12)
                 onnx_path, _, _ = backend.export_onnx(BuildRequest(
-                    onnx_path=source, engine_path=path, precision=rc.precision, batch_sizes=[rc.batch_size],
-                    input_shape=spec.input_shape, settings=settings, model_key=spec.key,
+                    onnx_path=source, engine_path=path, input_shape=spec.input_shape, options=options,
                     input_scale=spec.input_scale))
                 print(f"[generate_engines] {scenario}: ONNX for TensorRT's parser written (no engine built): "
                       f"{onnx_path}")
@@ -55,9 +55,8 @@ def generate_engines(args: Command, argv: Optional[list[str]] = None) -> None:
                 print(f"[generate_engines] {scenario} ({rc.config_ver}): {path} is up to date.")
                 continue
             remove_record(path)
-            backend.build(BuildRequest(onnx_path=source, engine_path=path, precision=rc.precision,
-                                       batch_sizes=[rc.batch_size], input_shape=spec.input_shape, settings=settings,
-                                       model_key=spec.key, input_scale=spec.input_scale))
+            backend.build(BuildRequest(onnx_path=source, engine_path=path, input_shape=spec.input_shape,
+                                       options=options, input_scale=spec.input_scale))
             write_record(path, record)
         print(f"[generate_engines] {scenario} ({rc.config_ver}): built {path}")
 

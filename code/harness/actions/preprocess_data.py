@@ -46,7 +46,7 @@ def preprocess_data(args: Command, argv: Optional[list[str]] = None) -> None:
 def _backend_format(rc: RunConfig) -> str:
     """The format the config's backend reads (fp32_nchw when that backend cannot be loaded here)."""
     try:
-        return get_backend(rc.backend_name).preprocessed_format(rc.settings())
+        return get_backend(rc.backend_name).preprocessed_format(rc.options())
     except HarnessError:
         return "fp32_nchw"
 

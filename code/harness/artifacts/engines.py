@@ -63,11 +63,12 @@ def model_identity(spec, model_file: Optional[str]) -> str:
 
 
 def engine_inputs(backend, settings: dict[str, Any], spec, fp32_path: str) -> dict[str, str]:
-    """The files an engine of `backend` is built from: the backend's own list (source model first), plus the FP32
-    model and, for calibrated int8, the calibration record."""
+    """The files an engine of `backend` is built from: the backend's own list (source model first; it reads the
+    run's settings as its typed options), plus the FP32 model and, for calibrated int8, the calibration record."""
     if os.path.exists(fp32_path):
         check_model_file(spec, fp32_path)     # the registry's file still has the registry's md5
-    inputs = dict(backend.build_inputs(settings, spec.key, fp32_path, quantized_model_path(fp32_path, backend.name)))
+    options = backend.options(dict(settings, model=spec.key))      # the backend's typed options (backends/base.py)
+    inputs = dict(backend.build_inputs(options, fp32_path, quantized_model_path(fp32_path, backend.name)))
     if inputs.get("model") != fp32_path:
         inputs["fp32_model"] = fp32_path
     if settings.get("precision") == "int8":

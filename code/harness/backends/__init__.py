@@ -1,7 +1,8 @@
 """Inference backends behind one narrow interface (see base.py), one folder each (backends/<name>/).
 
-A backend folder holds `options.py` (INFO and OPTIONS: what it is, and the flags and config keys it reads, as
-harness.core.options.Flag), `backend.py` (BACKEND: build, load, run) and `__init__.py`, which hands out BACKEND only
+A backend folder holds `options.py` (INFO, OPTIONS and Options: what it is, the flags and config keys it reads, as
+harness.core.options.Flag, and the frozen dataclass base.options_class makes of them, which Backend.load and
+BuildRequest carry), `backend.py` (BACKEND: build, load, run) and `__init__.py`, which hands out BACKEND only
 when asked for it: reading the options never loads a backend's libraries, so CPU users never need CUDA. Adding a
 backend is one folder plus one line in `_BACKENDS` (its package, imported by name).
 """
@@ -12,7 +13,7 @@ from harness.backends import null as _null
 from harness.backends import onnxruntime as _onnxruntime
 from harness.backends import tensorrt as _tensorrt
 from harness.backends import torch as _torch
-from harness.backends.base import Backend, BackendInfo, Runner  # noqa: F401
+from harness.backends.base import Backend, BackendInfo, Runner, RunOptions  # noqa: F401
 
 _BACKENDS = {
     "onnxruntime": _onnxruntime,
@@ -35,6 +36,16 @@ def _package(name: str):
 def backend_options(name: str) -> tuple:
     """The options (harness.options.Flag) the backend `name` reads."""
     return tuple(_package(name).OPTIONS)
+
+
+def options_type(name: str) -> type:
+    """The typed options class (a RunOptions dataclass) of the backend `name`, without loading its libraries."""
+    return _package(name).Options
+
+
+def make_options(name: str, values) -> RunOptions:
+    """The backend `name`'s typed options from flat settings (RunConfig.settings(); unknown keys are ignored)."""
+    return options_type(name).from_values(values)
 
 
 def backend_info(name: str) -> BackendInfo:

@@ -1,8 +1,15 @@
 """The backend interface: build an engine artifact, load it on a device, run a batch, return top-1 indices.
 
-    engine = backend.build(BuildRequest(...))         # writes request.engine_path, returns it
-    runner = backend.load(engine_path, device, settings)
+    options = rc.options()                            # the backend's typed options (options_class below)
+    engine = backend.build(BuildRequest(onnx_path, engine_path, input_shape, options))   # writes engine_path
+    runner = backend.load(engine_path, device, options)
     top1 = runner.infer(batch)                        # (n,) raw argmax indices, before the model's output offset
+
+A backend's options are one frozen dataclass per backend, generated from the options it declares
+(backends/<name>/options.py: `Options = options_class("...", OPTIONS)`): one field per Flag (typed from it, default
+None), after the run values every backend may read (RunOptions: precision, batch_size, model_key, system_id,
+calib_method, verbose). Backends read attributes (`options.threads`), never a settings dict; the batch size travels
+only as `options.batch_size`.
 
 A runner that keeps the loaded samples itself (on a GPU with start_from_device, or the null backend that needs
 none) sets `takes_rows = True`: the SUT then hands it row numbers into the array given to `load_samples` instead of
@@ -13,14 +20,14 @@ from __future__ import annotations
 
 import json
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from harness.core.errors import HarnessError
 from harness.core.storage import write_json_atomic
-from harness.core.options import parse_devices
+from harness.core.options import Flag, parse_bool, parse_devices, parse_int_list
 
 
 @dataclass(frozen=True)
@@ -37,16 +44,64 @@ class BackendInfo:
     reads_model: bool = True                  # False: builds without a model and at run time (the null backend)
 
 
-@dataclass
+@dataclass(frozen=True)
+class RunOptions:
+    """The run values every backend may read besides its own options: the base of every backend's options class.
+    RunConfig.options() fills them (config/runconfig.py); a test or script may construct one directly."""
+    precision: str = "fp32"
+    batch_size: int = 1                   # after the scenario's batch rule; the only way the batch size travels
+    model_key: str = ""                   # the model registry key (resnet50/models.py)
+    system_id: str = ""
+    calib_method: str = "entropy"
+    verbose: bool = False
+
+    # The flat settings' key of each common field where the names differ (RunConfig.settings() says "model").
+    _SETTINGS_KEYS = {"model_key": "model"}
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> "RunOptions":
+        """This class's fields from a flat mapping (RunConfig.settings()): other keys are ignored, None (unset)
+        keeps the field's default."""
+        given = {}
+        for f in fields(cls):
+            value = values.get(f.name, values.get(cls._SETTINGS_KEYS.get(f.name, f.name)))
+            if value is not None:
+                given[f.name] = value
+        return cls(**given)
+
+
+_FIELD_TYPES = {str: str, int: int, float: float, parse_bool: bool, parse_int_list: tuple[int, ...]}
+
+
+def options_class(name: str, options: Sequence[Flag]) -> type:
+    """The frozen options dataclass of a backend: RunOptions' fields, then one field per declared option (named by
+    its config key, typed from the Flag, default the Flag's default: None for every option today)."""
+    out = []
+    for flag in options:
+        kind = bool if flag.switch else _FIELD_TYPES.get(flag.type, Any)
+        out.append((flag.config_key or flag.name, Optional[kind], field(default=flag.default)))
+    return make_dataclass(name, out, bases=(RunOptions,), frozen=True)
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     onnx_path: str           # the FP32 model (or, for int8, the calibrated Q/DQ model)
     engine_path: str         # where the artifact goes
-    precision: str
-    batch_sizes: list[int]
     input_shape: tuple[int, int, int]
-    settings: dict[str, Any] = field(default_factory=dict)   # the merged config
-    model_key: str = ""                 # the model registry key (resnet50/models.py)
+    options: RunOptions = field(default_factory=RunOptions)   # the backend's typed options (precision, batch, ...)
     input_scale: Optional[float] = None  # the registry's fixed int8 input scale, when it has one
+
+    @property
+    def precision(self) -> str:
+        return self.options.precision
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
+
+    @property
+    def model_key(self) -> str:
+        return self.options.model_key
 
 
 class Runner:
@@ -65,8 +120,14 @@ class Runner:
 
 
 class Backend:
-    """Subclasses set `info` (their options.py INFO); name, device_kind and engine_suffix come from it."""
+    """Subclasses set `info` and `options_type` (their options.py INFO and Options); name, device_kind and
+    engine_suffix come from `info`."""
     info: BackendInfo = BackendInfo("base", "cpu", ".onnx", ("fp32",))
+    options_type: type = RunOptions
+
+    def options(self, values: Mapping[str, Any]) -> RunOptions:
+        """This backend's typed options from flat settings (RunOptions.from_values)."""
+        return self.options_type.from_values(values)
 
     @property
     def name(self) -> str:
@@ -83,7 +144,7 @@ class Backend:
     def build(self, request: BuildRequest) -> str:
         raise NotImplementedError
 
-    def load(self, engine_path: str, device: Optional[str], settings: dict[str, Any]) -> Runner:
+    def load(self, engine_path: str, device: Optional[str], options: RunOptions) -> Runner:
         raise NotImplementedError
 
     def versions(self) -> dict[str, str]:
@@ -93,16 +154,15 @@ class Backend:
     def require(self) -> None:
         """Raise HarnessError naming what is missing (library, driver, device) when this backend cannot run here."""
 
-    def build_inputs(self, settings: dict[str, Any], model_key: str, fp32_path: str,
-                     quantized_path: str) -> dict[str, str]:
+    def build_inputs(self, options: RunOptions, fp32_path: str, quantized_path: str) -> dict[str, str]:
         """The files an engine is built from, the source model under "model": their md5s go into the rebuild record."""
-        return {"model": quantized_path if settings.get("precision") == "int8" else fp32_path}
+        return {"model": quantized_path if options.precision == "int8" else fp32_path}
 
-    def device_ids(self, settings: dict[str, Any]) -> list[str]:
+    def device_ids(self, options: RunOptions) -> list[str]:
         """The devices a GPU backend runs one runner on (`devices`, default: its first device)."""
-        return parse_devices(settings.get("devices")) or ["0"]
+        return parse_devices(getattr(options, "devices", None)) or ["0"]
 
-    def preprocessed_format(self, settings: dict[str, Any]) -> str:
+    def preprocessed_format(self, options: RunOptions) -> str:
         """The preprocessed format (resnet50/imagenet.py FORMATS) a run loads for this backend's runners: FP32 NCHW
         unless overridden. A backend with int8 engine inputs may return the matching int8 format (int8_linear,
         int8_nhwc, int8_chw4: quantised with the registry's input_scale) to skip converting samples at load time."""

@@ -9,7 +9,9 @@ config value by the schema); what depends on several values (the scenario's batc
 backend reads) is checked here. A bad value is a HarnessError naming the flag or the file + block + key, the value
 and what is allowed: main.py prints it as one line and exits 2, before any folder, engine or user.conf is written.
 
-`settings()` is the flat dict that backends (BuildRequest.settings, Backend.load) and summary.json read.
+`settings()` is the flat dict that summary.json, user.conf and the engine build records read; `options()` is the
+same run's values as the chosen backend's typed options (backends/base.py RunOptions + the backend's declared
+options), what Backend.load and BuildRequest carry.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from resnet50.models import get_model
 from harness.backends import backend_info
 from resnet50.imagenet import default_map_path
 from harness.backends import registered
+from harness.backends import make_options
+from harness.backends.base import RunOptions
 
 DEFAULT_BACKEND = "onnxruntime"
 DEFAULT_PRECISION = "fp32"
@@ -118,6 +122,11 @@ class RunConfig:
                    scenario=self.scenario.name, backend=self.backend.name, model=self.model,
                    precision=self.precision, batch_size=self.batch_size, verbose=self.verbose)
         return out
+
+    def options(self) -> RunOptions:
+        """The chosen backend's typed options with this run's values (precision, batch size after the batch rule,
+        model key, system id, calib_method, verbose, and the options the backend declares)."""
+        return make_options(self.backend.name, self.settings())
 
 
 def _path(value: Optional[str]) -> Optional[str]:

@@ -57,17 +57,18 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     engine = engine_path(rc, spec, backend)
     check_engine_current(engine, backend, settings, spec, rc.paths.model_path)   # built from this model, calibration
     image_map = read_map(rc.paths.map_path)
-    data = load_preprocessed(spec, image_map, preprocessed_dir(rc), backend.preprocessed_format(settings),
+    options = rc.options()
+    data = load_preprocessed(spec, image_map, preprocessed_dir(rc), backend.preprocessed_format(options),
                              verify=rc.verify)
     if data.skipped:
         print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
               f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
     if not backend.info.reads_model and not os.path.exists(engine):   # built at run time (the null backend)
-        backend.build(BuildRequest("", engine, rc.precision, [1], spec.input_shape, settings))
+        backend.build(BuildRequest("", engine, spec.input_shape, options))
     if backend.device_kind == "gpu":   # one runner per GPU (a runner may run several streams: its concurrency)
-        runners = [backend.load(engine, d, settings) for d in backend.device_ids(settings)]
+        runners = [backend.load(engine, d, options) for d in backend.device_ids(options)]
     else:
-        runners = [backend.load(engine, None, settings) for _ in range(rc.workers)]
+        runners = [backend.load(engine, None, options) for _ in range(rc.workers)]
     qsl = QSL(data.array, rc.loadgen.performance_sample_count or runconfig.DEFAULT_PERFORMANCE_SAMPLE_COUNT, runners)
     sut = make_sut(settings.get("sut") or "auto", qsl, runners, rc.batch_size, spec.output_offset,
                    rc.batch_timeout_s)

@@ -1,7 +1,7 @@
 """The null backend: options.py (what it reads from flags and configs), backend.py (build, load, run).
 
 BACKEND is imported on first use, so reading the options never loads the backend's libraries."""
-from harness.backends.null.options import INFO, OPTIONS  # noqa: F401
+from harness.backends.null.options import INFO, OPTIONS, Options  # noqa: F401
 
 
 def __getattr__(name):

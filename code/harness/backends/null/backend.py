@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
-from harness.backends.null.options import INFO
+from harness.backends.null.options import INFO, Options
 from harness.backends.base import Backend, BuildRequest, Runner
 
 
@@ -31,6 +31,7 @@ class NullRunner(Runner):
 
 class NullBackend(Backend):
     info = INFO
+    options_type = Options
 
     def build(self, request: BuildRequest) -> str:
         os.makedirs(os.path.dirname(request.engine_path), exist_ok=True)
@@ -38,8 +39,8 @@ class NullBackend(Backend):
             json.dump({"backend": "null", "label": 0}, f)
         return request.engine_path
 
-    def load(self, engine_path: str, device: Optional[str], settings: dict[str, Any]) -> Runner:
-        return NullRunner(int(settings.get("null_label", 0)), int(settings.get("null_latency_us") or 0))
+    def load(self, engine_path: str, device: Optional[str], options: Options) -> Runner:
+        return NullRunner(int(options.null_label or 0), int(options.null_latency_us or 0))
 
 
 BACKEND = NullBackend()

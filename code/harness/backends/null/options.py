@@ -1,5 +1,6 @@
-"""The null backend: what it is (INFO) and the options it reads (OPTIONS)."""
-from harness.backends.base import BackendInfo
+"""The null backend: what it is (INFO), the options it reads (OPTIONS) and their typed
+form (Options: what Backend.load and BuildRequest carry)."""
+from harness.backends.base import BackendInfo, options_class
 from harness.core.options import Flag
 
 OPTIONS = (
@@ -11,3 +12,5 @@ OPTIONS = (
 
 INFO = BackendInfo("null", "cpu", ".null.json", precisions=("fp32", "fp16", "bf16", "int8"),
                    framework="none (null backend: answers instantly, measures the harness only)", reads_model=False)
+
+Options = options_class("NullOptions", OPTIONS)

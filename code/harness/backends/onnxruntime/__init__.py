@@ -1,7 +1,7 @@
 """The onnxruntime backend: options.py (what it reads from flags and configs), backend.py (build, load, run).
 
 BACKEND is imported on first use, so reading the options never loads the backend's libraries."""
-from harness.backends.onnxruntime.options import INFO, OPTIONS  # noqa: F401
+from harness.backends.onnxruntime.options import INFO, OPTIONS, Options  # noqa: F401
 
 
 def __getattr__(name):

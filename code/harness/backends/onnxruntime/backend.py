@@ -7,13 +7,13 @@ so every run executes the same optimised graph. `threads` (intra-op) and the SUT
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from harness.graph import onnx_graph
 from harness.core.errors import HarnessError
-from harness.backends.onnxruntime.options import INFO
+from harness.backends.onnxruntime.options import INFO, Options
 from harness.backends.base import Backend, BuildRequest, Runner
 
 
@@ -52,6 +52,7 @@ class OrtRunner(Runner):
 
 class OnnxRuntimeBackend(Backend):
     info = INFO
+    options_type = Options
 
     def build(self, request: BuildRequest) -> str:
         if request.precision not in ("fp32", "int8"):
@@ -63,7 +64,7 @@ class OnnxRuntimeBackend(Backend):
         surgery = request.engine_path + ".surgery.onnx"
         import onnx
         onnx.save(onnx_graph.top1_graph(model), surgery)
-        options = session_options(request.settings.get("threads"))
+        options = session_options(request.options.threads)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         tmp = request.engine_path + ".partial.onnx"
         options.optimized_model_filepath = tmp
@@ -72,11 +73,11 @@ class OnnxRuntimeBackend(Backend):
         os.remove(surgery)
         return request.engine_path
 
-    def load(self, engine_path: str, device: Optional[str], settings: dict[str, Any]) -> Runner:
+    def load(self, engine_path: str, device: Optional[str], options: Options) -> Runner:
         if not os.path.exists(engine_path):
             raise HarnessError(f"Engine {engine_path} does not exist; run `make generate_engines` with the same "
                                "RUN_ARGS first (or `make run`, which builds then runs).")
-        return OrtRunner(engine_path, settings.get("threads"), settings.get("spin"))
+        return OrtRunner(engine_path, options.threads, options.spin)
 
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": _ort().__version__}

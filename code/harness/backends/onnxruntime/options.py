@@ -1,5 +1,6 @@
-"""The onnxruntime backend: what it is (INFO) and the options it reads (OPTIONS)."""
-from harness.backends.base import BackendInfo
+"""The onnxruntime backend: what it is (INFO), the options it reads (OPTIONS) and their typed
+form (Options: what Backend.load and BuildRequest carry)."""
+from harness.backends.base import BackendInfo, options_class
 from harness.core.options import Flag, parse_bool
 
 OPTIONS = (
@@ -13,3 +14,5 @@ OPTIONS = (
 
 INFO = BackendInfo("onnxruntime", "cpu", ".onnx", precisions=("fp32", "int8"), build_keys=("threads",),
                    framework="ONNX Runtime", framework_package="onnxruntime", calibration_form="u8s8")
+
+Options = options_class("OnnxRuntimeOptions", OPTIONS)

@@ -94,6 +94,10 @@ def _default_opset(model: onnx.ModelProto) -> int:
     return 0
 
 
+def _where(node: onnx.NodeProto) -> str:
+    return f"{node.op_type} node {node.name or '(unnamed)'!r}"
+
+
 def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[float] = None,
                quantization: str = "none", plugin_ops: Union[Sequence[str], bool] = ()) -> list[str]:
     """Everything in `model` that TensorRT 10's ONNX parser would reject, or that breaks what the harness's runner
@@ -101,24 +105,27 @@ def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[f
     `quantization` explicit (Q/DQ), implicit (calibration cache) or none; `plugin_ops` op types that plugin
     libraries provide (True: plugin libraries are loaded and may provide any op, so unknown ops are not reported)."""
     problems: list[str] = []
-    graph = model.graph
-    types = _tensor_types(model)
-    producer = {out: node for node in graph.node for out in node.output}
-
-    def where(node: onnx.NodeProto) -> str:
-        return f"{node.op_type} node {node.name or '(unnamed)'!r}"
-
     opset = _default_opset(model)
     if not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
         problems.append(f"opset {opset}: {TARGET}'s ONNX parser takes opsets {OPSET_RANGE[0]} to {OPSET_RANGE[1]} "
                         "(convert the model with onnx.version_converter).")
+    types = _tensor_types(model)
+    problems += _op_violations(model, types, plugin_ops)
+    problems += _qdq_violations(model, types, quantization)
+    problems += _input_violations(model, input_dtype, input_scale, quantization)
+    problems += _output_violations(model)
+    return problems
 
+
+def _op_violations(model: onnx.ModelProto, types: dict, plugin_ops: Union[Sequence[str], bool]) -> list[str]:
+    problems: list[str] = []
+    graph = model.graph
     # Every op in the support matrix, with a supported type on its data input.
     for node in graph.node:
         if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
             if plugin_ops is True or (not isinstance(plugin_ops, bool) and node.op_type in plugin_ops):
                 continue
-            problems.append(f"{where(node)} (domain {node.domain or 'ai.onnx'!r}) is not in the support matrix of "
+            problems.append(f"{_where(node)} (domain {node.domain or 'ai.onnx'!r}) is not in the support matrix of "
                             f"onnx-tensorrt for {TARGET} as checked here (backends/tensorrt/contract.py SUPPORTED); "
                             "a plugin op needs its library in --plugins.")
             continue
@@ -126,32 +133,43 @@ def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[f
             continue
         t = types.get(node.input[0])
         if t is not None and t not in SUPPORTED[node.op_type]:
-            problems.append(f"{where(node)}: input {node.input[0]!r} is {_type_name(t)}; {TARGET} supports "
+            problems.append(f"{_where(node)}: input {node.input[0]!r} is {_type_name(t)}; {TARGET} supports "
                             f"{', '.join(_type_name(x) for x in SUPPORTED[node.op_type])} there.")
+    return problems
 
+
+def _qdq_violations(model: onnx.ModelProto, types: dict, quantization: str) -> list[str]:
+    problems: list[str] = []
+    graph = model.graph
     # Q/DQ: INT8 (or FP8/INT4) into DequantizeLinear, zero points zero, no INT32 bias Q/DQ.
     qdq = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     for node in qdq:
         data = node.input[0]
         if node.op_type == "DequantizeLinear" and types.get(data) == I32:
-            problems.append(f"{where(node)}: dequantizes the INT32 initializer {data!r}, a bias quantised by ONNX "
+            problems.append(f"{_where(node)}: dequantizes the INT32 initializer {data!r}, a bias quantised by ONNX "
                             "Runtime's quantiser (QuantizeBias=True, its default); TensorRT's dequantize input must "
                             "be INT8, FP8 or INT4. Re-run `make calibrate` (the TensorRT form keeps biases float).")
         zero_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
         if zero_name:
             zero = _constant(model, zero_name)
             if zero is None or zero.any():
-                problems.append(f"{where(node)}: zero point {zero_name!r} is not a constant zero; TensorRT "
+                problems.append(f"{_where(node)}: zero point {zero_name!r} is not a constant zero; TensorRT "
                                 "quantisation is symmetric (operators.md: zero point must be 0).")
             elif zero.dtype not in (np.int8,) and str(zero.dtype) not in ("float8_e4m3fn", "int4"):
-                problems.append(f"{where(node)}: zero point {zero_name!r} is {zero.dtype}; TensorRT quantises to "
+                problems.append(f"{_where(node)}: zero point {zero_name!r} is {zero.dtype}; TensorRT quantises to "
                                 "INT8 (or FP8/INT4), not UINT8 (use the TensorRT Q/DQ form of `make calibrate`).")
     if quantization == "explicit" and not qdq:
         problems.append("explicit quantisation, but the graph has no QuantizeLinear/DequantizeLinear nodes.")
     if quantization != "explicit" and qdq:
         problems.append(f"{len(qdq)} Q/DQ nodes in a graph built with quantization={quantization}: TensorRT would "
                         "build it as explicitly quantised and ignore the calibration cache.")
+    return problems
 
+
+def _input_violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[float],
+                      quantization: str) -> list[str]:
+    problems: list[str] = []
+    graph = model.graph
     # The input: one image tensor of the engine's dtype; an int8 input goes straight into DequantizeLinear with the
     # scale the metadata carries (the runner quantises samples with it).
     inputs = graph_inputs(model)
@@ -173,12 +191,18 @@ def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[f
                     continue
                 scale = _constant(model, n.input[1])
                 if scale is None or scale.size != 1:
-                    problems.append(f"{where(n)}: the int8 input's scale is not one constant.")
+                    problems.append(f"{_where(n)}: the int8 input's scale is not one constant.")
                 elif input_scale is not None and not np.isclose(float(scale.reshape(-1)[0]), input_scale,
                                                                 rtol=1e-6, atol=0):
-                    problems.append(f"{where(n)}: the int8 input's scale is {float(scale.reshape(-1)[0])!r}, but "
+                    problems.append(f"{_where(n)}: the int8 input's scale is {float(scale.reshape(-1)[0])!r}, but "
                                     f"the samples are quantised with {input_scale!r} (model registry / metadata).")
+    return problems
 
+
+def _output_violations(model: onnx.ModelProto) -> list[str]:
+    problems: list[str] = []
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
     # The output: one int32 [N] top-1, from a TopK(k=1) on the logits.
     outputs = list(graph.output)
     if len(outputs) != 1 or outputs[0].name != TOP1_OUTPUT or outputs[0].type.tensor_type.elem_type != I32 \
@@ -193,16 +217,16 @@ def violations(model: onnx.ModelProto, input_dtype: str, input_scale: Optional[f
         k_value = int(k.reshape(-1)[0]) if k is not None and k.size == 1 else next(
             (a.i for a in node.attribute if a.name == "k"), None)
         if k_value != 1:
-            problems.append(f"{where(node)}: K must be a constant 1 (operators.md: an initializer, < {MAX_TOPK}).")
+            problems.append(f"{_where(node)}: K must be a constant 1 (operators.md: an initializer, < {MAX_TOPK}).")
         if any(a.name == "sorted" and a.i != 1 for a in node.attribute):
-            problems.append(f"{where(node)}: `sorted` must be 1 for {TARGET}.")
+            problems.append(f"{_where(node)}: `sorted` must be 1 for {TARGET}.")
         name, path = node.input[0], []
         while name in producer and producer[name].op_type in _VALUE_KEEPING:
             path.append(producer[name].op_type)
             name = producer[name].input[0]
         source = producer.get(name)
         if source is None or source.op_type not in _FC_OPS:
-            problems.append(f"{where(node)} is fed by {source.op_type if source else 'a graph input'} "
+            problems.append(f"{_where(node)} is fed by {source.op_type if source else 'a graph input'} "
                             f"({name!r}), not by the logits of the FC layer ({'/'.join(_FC_OPS)}): a Softmax or a "
                             "Q/DQ pair before TopK ranks quantised probabilities, whose ties go to the lowest index.")
     if any(n.op_type in ("Softmax", "LogSoftmax") for n in graph.node):

@@ -1,5 +1,6 @@
-"""The tensorrt backend: what it is (INFO) and the options it reads (OPTIONS) (besides the GPU ones in backends/gpu_options.py)."""
-from harness.backends.base import BackendInfo
+"""The tensorrt backend: what it is (INFO), the options it reads (OPTIONS) and their typed
+form (Options: what Backend.load and BuildRequest carry) (besides the GPU ones in backends/gpu_options.py)."""
+from harness.backends.base import BackendInfo, options_class
 from harness.core.options import Flag, parse_bool
 from harness.backends.gpu_options import GPU_OPTIONS
 
@@ -28,3 +29,5 @@ INFO = BackendInfo("tensorrt", "gpu", ".plan", precisions=("fp32", "fp16", "int8
                    build_keys=("input_dtype", "input_format", "workspace_size", "gpu_copy_streams", "implicit_int8",
                                "plugins"),
                    framework="TensorRT", framework_package="tensorrt", calibration_form="tensorrt")
+
+Options = options_class("TensorRTOptions", OPTIONS)

@@ -1,6 +1,7 @@
 """Every decision of the TensorRT path that can be made without TensorRT, in plain code the CPU tests cover.
 
-The TensorRT backend (backends/tensorrt/backend.py) only carries these decisions out with TensorRT and CUDA calls.
+The TensorRT backend (backends/tensorrt/backend.py, build.py, runner.py) only carries these decisions out with TensorRT
+and CUDA calls. The functions here read the run's values from the backend's typed options (options.py Options).
 
 Build (`make generate_engines`):
 - Source model: for int8, the calibrated Q/DQ ONNX (`calibration.quantized_model_path(model, "tensorrt")`, explicit
@@ -47,6 +48,7 @@ from harness.graph.calibration_cache import (  # noqa: F401 (the backend and tes
 )
 from harness.core.options import parse_bool, parse_devices as device_words
 from harness.core.paths import calibration_cache_path
+from harness.backends.tensorrt.options import Options
 from harness.graph.formats import (  # noqa: F401 (the backend and tests read them through this module)
     DTYPE_BYTES, NUMPY_DTYPES, convert_samples, from_chw4, quantize_int8, sample_nbytes, to_chw4,
 )
@@ -86,18 +88,18 @@ def check_plugins(paths: Sequence[str]) -> None:
                            "--plugins takes a comma list of .so files (paths relative to the repo root or absolute).")
 
 
-def quantization_mode(settings: dict[str, Any]) -> str:
+def quantization_mode(options: Options) -> str:
     """'explicit' (Q/DQ ONNX), 'implicit' (FP32 ONNX + calibration cache) or 'none' (no INT8)."""
-    if settings.get("precision") != "int8":
+    if options.precision != "int8":
         return "none"
-    return "implicit" if as_bool(settings.get("implicit_int8")) else "explicit"
+    return "implicit" if as_bool(options.implicit_int8) else "explicit"
 
 
-def input_dtype_format(settings: dict[str, Any]) -> tuple[str, str]:
+def input_dtype_format(options: Options) -> tuple[str, str]:
     """The engine input's dtype and layout, checked against the precision."""
-    precision = settings.get("precision") or "fp32"
-    dtype = str(settings.get("input_dtype") or ("int8" if precision == "int8" else "fp32")).lower()
-    fmt = str(settings.get("input_format") or "linear").lower()
+    precision = options.precision or "fp32"
+    dtype = str(options.input_dtype or ("int8" if precision == "int8" else "fp32")).lower()
+    fmt = str(options.input_format or "linear").lower()
     if dtype not in INPUT_DTYPES:
         raise HarnessError(f"input_dtype={dtype!r}: expected one of {', '.join(INPUT_DTYPES)}.")
     if fmt not in INPUT_FORMATS:
@@ -120,15 +122,15 @@ def builder_flags(precision: str) -> dict[str, bool]:
     return {"int8": precision == "int8", "fp16": precision in ("int8", "fp16")}
 
 
-def copy_streams(settings: dict[str, Any]) -> int:
-    n = int(settings.get("gpu_copy_streams") or 1)
+def copy_streams(options: Options) -> int:
+    n = int(options.gpu_copy_streams or 1)
     if n < 1:
         raise HarnessError(f"gpu_copy_streams={n}: needs at least 1.")
     return n
 
 
-def inference_streams(settings: dict[str, Any]) -> int:
-    n = int(settings.get("gpu_inference_streams") or 1)
+def inference_streams(options: Options) -> int:
+    n = int(options.gpu_inference_streams or 1)
     if n < 1:
         raise HarnessError(f"gpu_inference_streams={n}: needs at least 1.")
     return n
@@ -143,23 +145,23 @@ def profile_shapes(batch_size: int, chw: Sequence[int], count: int) -> list[tupl
     return [shape for _ in range(count)]
 
 
-def workspace_size(settings: dict[str, Any]) -> int:
-    size = int(settings.get("workspace_size") or DEFAULT_WORKSPACE_SIZE)
+def workspace_size(options: Options) -> int:
+    size = int(options.workspace_size or DEFAULT_WORKSPACE_SIZE)
     if size < (1 << 20):
         raise HarnessError(f"workspace_size={size} bytes is too small (at least 1 MiB; the default is 1 GiB).")
     return size
 
 
-def timing_cache_path(settings: dict[str, Any]) -> Optional[str]:
+def timing_cache_path(options: Options) -> Optional[str]:
     """The timing cache: `timing_cache` (a path, or none/off), default build/engines/<system>/timing.cache.
 
     It holds layer timings only for one GPU model and TensorRT version, so it lives per system."""
-    value = settings.get("timing_cache")
+    value = options.timing_cache
     if value is not None and str(value).strip().lower() in TIMING_CACHE_OFF:
         return None
     if value:
         return os.path.abspath(str(value))
-    return os.path.join(REPO_ROOT, "build", "engines", settings["system_id"], "timing.cache")
+    return os.path.join(REPO_ROOT, "build", "engines", options.system_id, "timing.cache")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -203,37 +205,39 @@ class EnginePlan:
         return asdict(self)
 
 
-def calibration_cache_for(settings: dict[str, Any], model_key: str) -> str:
-    explicit = settings.get("calib_cache")
+def calibration_cache_for(options: Options) -> str:
+    explicit = options.calib_cache
     if explicit:
         return os.path.abspath(str(explicit))
-    return calibration_cache_path(model_key, str(settings.get("calib_method") or "entropy"))
+    return calibration_cache_path(options.model_key, str(options.calib_method or "entropy"))
 
 
-def build_inputs(settings: dict[str, Any], model_key: str, fp32_path: str, quantized_path: str) -> dict[str, str]:
+def build_inputs(options: Options, fp32_path: str, quantized_path: str) -> dict[str, str]:
     """The files an engine is built from (each one's md5 goes into the rebuild record): the source model first."""
-    mode = quantization_mode(settings)
+    mode = quantization_mode(options)
     inputs = {"model": quantized_path if mode == "explicit" else fp32_path}
     if mode == "implicit":
-        inputs["calibration_cache"] = calibration_cache_for(settings, model_key)
-    for i, lib in enumerate(parse_plugins(settings.get("plugins"))):
+        inputs["calibration_cache"] = calibration_cache_for(options)
+    for i, lib in enumerate(parse_plugins(options.plugins)):
         inputs[f"plugin{i}"] = lib
     return inputs
 
 
-def make_plan(settings: dict[str, Any], model_key: str, input_shape: Sequence[int], source: str) -> EnginePlan:
-    precision = settings.get("precision") or "fp32"
+def make_plan(options: Options, input_shape: Sequence[int], source: str) -> EnginePlan:
+    """The engine's build plan from the run's typed options (model key, precision, batch size and the tensorrt
+    options among them)."""
+    precision = options.precision or "fp32"
     flags = builder_flags(precision)
-    dtype, fmt = input_dtype_format(settings)
-    mode = quantization_mode(settings)
-    batch = int(settings.get("batch_size") or 1)
-    plugins = parse_plugins(settings.get("plugins"))
+    dtype, fmt = input_dtype_format(options)
+    mode = quantization_mode(options)
+    batch = int(options.batch_size or 1)
+    plugins = parse_plugins(options.plugins)
     return EnginePlan(
         source=source, quantization=mode, precision=precision, int8=flags["int8"], fp16=flags["fp16"],
         input_dtype=dtype, input_format=fmt, input_shape=tuple(int(d) for d in input_shape), batch_size=batch,
-        profiles=profile_shapes(batch, input_shape, copy_streams(settings)),
-        calibration_cache=calibration_cache_for(settings, model_key) if mode == "implicit" else None,
-        plugins=plugins, workspace_size=workspace_size(settings), timing_cache=timing_cache_path(settings))
+        profiles=profile_shapes(batch, input_shape, copy_streams(options)),
+        calibration_cache=calibration_cache_for(options) if mode == "implicit" else None,
+        plugins=plugins, workspace_size=workspace_size(options), timing_cache=timing_cache_path(options))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ import numpy as np
 
 from harness.graph import onnx_graph
 from harness.core.errors import HarnessError
-from harness.core.options import parse_bool, parse_devices
-from harness.backends.torch.options import INFO
+from harness.core.options import parse_devices
+from harness.backends.torch.options import INFO, Options
 from harness.backends.base import Backend, BuildRequest, Runner
 from harness.backends.torch.onnx_torch import OnnxModule
 
@@ -39,9 +39,9 @@ def _torch():
     return torch
 
 
-def _flag(settings: dict, key: str, default: bool = False) -> bool:
-    value = settings.get(key)
-    return default if value is None else parse_bool(value)
+def _flag(value: Optional[bool], default: bool = False) -> bool:
+    """A switch option's value: unset (None) is the default."""
+    return default if value is None else bool(value)
 
 
 class DeviceUploads:
@@ -68,19 +68,19 @@ class DeviceUploads:
 class StreamSlot:
     """One CUDA stream with its own static buffers and CUDA graphs; one SUT worker at a time uses it."""
 
-    def __init__(self, module, device: str, settings: dict[str, Any], batch_size: int, uploads: DeviceUploads):
+    def __init__(self, module, device: str, options: Options, input_shape: tuple, uploads: DeviceUploads):
         torch = _torch()
         self.uploads = uploads
         self.torch = torch
         self.device = torch.device(device)
-        self.dtype = getattr(torch, _DTYPES[settings.get("precision", "fp16")])
-        self.channels_last = _flag(settings, "channels_last", True)
-        self.use_graphs = _flag(settings, "use_graphs", False)
-        self.takes_rows = _flag(settings, "start_from_device", False)
-        self.batch_size = int(batch_size)
+        self.dtype = getattr(torch, _DTYPES[options.precision])
+        self.channels_last = _flag(options.channels_last, True)
+        self.use_graphs = _flag(options.use_graphs, False)
+        self.takes_rows = _flag(options.start_from_device, False)
+        self.batch_size = int(options.batch_size or 1)
         # Batch sizes prepared (and captured as CUDA graphs): the configured one and its halves down to 1/8, so a
         # partial Server batch runs at the next size up instead of a full batch.
-        sizes = settings.get("graph_batch_sizes") or [max(1, self.batch_size >> k) for k in range(4)]
+        sizes = options.graph_batch_sizes or [max(1, self.batch_size >> k) for k in range(4)]
         self.sizes = sorted({int(x) for x in sizes if int(x) <= self.batch_size} | {self.batch_size})
         self.module = module
         self.cuda = self.device.type == "cuda"
@@ -88,7 +88,7 @@ class StreamSlot:
         self.stream = torch.cuda.Stream(device=self.device) if self.cuda else None
         self.graphs: dict[int, tuple] = {}
         self.device_data = None
-        c, h, w = settings["input_shape"]
+        c, h, w = input_shape
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         with self._on_stream():
             self.static_in = torch.zeros((self.batch_size, c, h, w), dtype=self.dtype, device=self.device)
@@ -187,6 +187,7 @@ class TorchRunner(Runner):
 
 class TorchBackend(Backend):
     info = INFO
+    options_type = Options
 
     def __init__(self):
         self._modules: dict[tuple, Any] = {}
@@ -206,26 +207,26 @@ class TorchBackend(Backend):
         onnx.save(top1, tmp)
         os.replace(tmp, request.engine_path)
         with open(request.engine_path + ".settings.json", "w") as f:
-            json.dump({"precision": request.precision, "batch_sizes": request.batch_sizes,
+            json.dump({"precision": request.precision, "batch_sizes": [request.batch_size],
                        "input_shape": list(request.input_shape)}, f)
         return request.engine_path
 
-    def _module(self, engine_path: str, device: str, settings: dict[str, Any]):
+    def _module(self, engine_path: str, device: str, options: Options):
         torch = _torch()
-        key = (engine_path, device, settings.get("precision"), _flag(settings, "torch_compile"))
+        key = (engine_path, device, options.precision, _flag(options.torch_compile))
         with self._lock:
             if key not in self._modules:
                 import onnx
-                dtype = getattr(torch, _DTYPES[settings.get("precision", "fp16")])
+                dtype = getattr(torch, _DTYPES[options.precision])
                 module = OnnxModule(onnx.load(engine_path), dtype=dtype).eval().to(device)
-                if _flag(settings, "channels_last", True):
+                if _flag(options.channels_last, True):
                     module = module.to(memory_format=torch.channels_last)
-                if _flag(settings, "torch_compile"):
+                if _flag(options.torch_compile):
                     module = torch.compile(module)
                 self._modules[key] = module
             return self._modules[key]
 
-    def load(self, engine_path: str, device: Optional[str], settings: dict[str, Any]) -> Runner:
+    def load(self, engine_path: str, device: Optional[str], options: Options) -> Runner:
         torch = _torch()
         cpu = str(device).startswith("cpu")   # --devices=cpu: the same code on the CPU, for tests without a GPU
         if not cpu and not torch.cuda.is_available():
@@ -237,16 +238,15 @@ class TorchBackend(Backend):
                                "RUN_ARGS first (or `make run`).")
         with open(engine_path + ".settings.json") as f:
             built = json.load(f)
-        settings = dict(settings, input_shape=built["input_shape"])
+        input_shape = tuple(built["input_shape"])
         dev = "cpu" if cpu else f"cuda:{int(device or 0)}"
-        module = self._module(engine_path, dev, settings)
-        streams = max(1, int(settings.get("gpu_inference_streams") or 1))
-        return TorchRunner([StreamSlot(module, dev, settings, int(settings.get("batch_size") or 1), self.uploads)
-                            for _ in range(streams)])
+        module = self._module(engine_path, dev, options)
+        streams = max(1, int(options.gpu_inference_streams or 1))
+        return TorchRunner([StreamSlot(module, dev, options, input_shape, self.uploads) for _ in range(streams)])
 
-    def device_ids(self, settings: dict[str, Any]) -> list[str]:
+    def device_ids(self, options: Options) -> list[str]:
         """`devices` (comma list, or `cpu`), default every visible GPU."""
-        given = parse_devices(settings.get("devices"))
+        given = parse_devices(options.devices)
         if given:
             return given
         torch = _torch()

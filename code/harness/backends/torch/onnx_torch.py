@@ -90,6 +90,55 @@ def _pad_pairs(pads: list[int]) -> tuple[list[int], bool]:
     return torch_pads, begins == ends
 
 
+def _fold_constants(nodes: list, consts: dict[str, np.ndarray]) -> list:
+    """Constant folding: Constant nodes and nodes whose inputs are all constant become entries of `consts` (computed
+    on the host); returns the nodes left."""
+    kept = []
+    for node in nodes:
+        if node.op_type == "Constant":
+            consts[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"]) \
+                if "value" in _attrs(node) else np.asarray(list(_attrs(node).values())[0])
+            continue
+        if all((not i) or i in consts for i in node.input) and node.op_type not in ("Shape",):
+            for name, value in zip(node.output, _eval_host(node, [consts.get(i) if i else None
+                                                                  for i in node.input])):
+                consts[name] = value
+            continue
+        kept.append(node)
+    return kept
+
+
+def _fold_batch_norms(kept: list, consts: dict[str, np.ndarray], output_names: list[str]) -> list:
+    """Conv + BatchNormalization folding: a Conv with constant weights whose only consumer is a BatchNormalization
+    with constant parameters takes the scaled weights and bias (new constants) and the BN's output; the BN goes."""
+    consumers: dict[str, list] = {}
+    for node in kept:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    folded = set()
+    for node in kept:
+        if node.op_type != "Conv" or node.input[1] not in consts:
+            continue
+        users = consumers.get(node.output[0], [])
+        if len(users) != 1 or users[0].op_type != "BatchNormalization" or \
+                not all(i in consts for i in users[0].input[1:5]) or node.output[0] in output_names:
+            continue
+        bn = users[0]
+        scale, bias, mean, var = (consts[i].astype(np.float64) for i in bn.input[1:5])
+        eps = _attrs(bn).get("epsilon", 1e-5)
+        factor = scale / np.sqrt(var + eps)
+        w = consts[node.input[1]].astype(np.float64)
+        b = consts[node.input[2]].astype(np.float64) if len(node.input) > 2 and node.input[2] else 0.0
+        new_w, new_b = f"{node.output[0]}__w", f"{node.output[0]}__b"
+        consts[new_w] = (w * factor.reshape(-1, 1, 1, 1)).astype(np.float32)
+        consts[new_b] = ((b - mean) * factor + bias).astype(np.float32)
+        del node.input[1:]
+        node.input.extend([new_w, new_b])
+        node.output[0] = bn.output[0]
+        folded.add(id(bn))
+    return [n for n in kept if id(n) not in folded]
+
+
 class OnnxModule(torch.nn.Module):
     def __init__(self, model: onnx.ModelProto, dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -102,48 +151,16 @@ class OnnxModule(torch.nn.Module):
         self.input_name = next(i.name for i in graph.input if i.name not in init_names)
         self.output_names = [o.name for o in graph.output]
         consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-        nodes = list(graph.node)
-        # 1. Constant folding.
-        kept = []
-        for node in nodes:
-            if node.op_type == "Constant":
-                consts[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"]) \
-                    if "value" in _attrs(node) else np.asarray(list(_attrs(node).values())[0])
-                continue
-            if all((not i) or i in consts for i in node.input) and node.op_type not in ("Shape",):
-                for name, value in zip(node.output, _eval_host(node, [consts.get(i) if i else None
-                                                                      for i in node.input])):
-                    consts[name] = value
-                continue
-            kept.append(node)
-        # 2. Conv + BatchNormalization folding.
-        consumers: dict[str, list] = {}
-        for node in kept:
-            for i in node.input:
-                consumers.setdefault(i, []).append(node)
-        folded = set()
-        for node in kept:
-            if node.op_type != "Conv" or node.input[1] not in consts:
-                continue
-            users = consumers.get(node.output[0], [])
-            if len(users) != 1 or users[0].op_type != "BatchNormalization" or \
-                    not all(i in consts for i in users[0].input[1:5]) or node.output[0] in self.output_names:
-                continue
-            bn = users[0]
-            scale, bias, mean, var = (consts[i].astype(np.float64) for i in bn.input[1:5])
-            eps = _attrs(bn).get("epsilon", 1e-5)
-            factor = scale / np.sqrt(var + eps)
-            w = consts[node.input[1]].astype(np.float64)
-            b = consts[node.input[2]].astype(np.float64) if len(node.input) > 2 and node.input[2] else 0.0
-            new_w, new_b = f"{node.output[0]}__w", f"{node.output[0]}__b"
-            consts[new_w] = (w * factor.reshape(-1, 1, 1, 1)).astype(np.float32)
-            consts[new_b] = ((b - mean) * factor + bias).astype(np.float32)
-            del node.input[1:]
-            node.input.extend([new_w, new_b])
-            node.output[0] = bn.output[0]
-            folded.add(id(bn))
-        kept = [n for n in kept if id(n) not in folded]
-        # 3. Classify: host nodes (shape arithmetic) vs tensor nodes; float constants used by tensor nodes -> buffers.
+        kept = _fold_constants(list(graph.node), consts)                  # 1. constant folding
+        kept = _fold_batch_norms(kept, consts, self.output_names)          # 2. Conv + BatchNormalization folding
+        self._classify(kept, consts, dtype)                                # 3. host vs tensor nodes, buffers
+        self.consts = consts
+        # Constants that tensor ops read as parameters (shapes, pads, bounds), as plain Python values.
+        self.params = {name: value.tolist() for name, value in consts.items() if name not in self._buffers_by_name}
+        self._host_cache: dict[tuple, dict[str, np.ndarray]] = {}
+
+    def _classify(self, kept: list, consts: dict[str, np.ndarray], dtype: torch.dtype) -> None:
+        """The plan: host nodes (shape arithmetic) vs tensor nodes; float constants used by tensor nodes -> buffers."""
         host_names = set(consts)
         self.plan: list[tuple[str, Any]] = []
         self._buffers_by_name: dict[str, str] = {}
@@ -164,10 +181,6 @@ class OnnxModule(torch.nn.Module):
                         self.register_buffer(buf, value.to(dtype) if value.is_floating_point() else value)
                         self._buffers_by_name[i] = buf
             self.plan.append(("tensor", (_OPS[node.op_type], tuple(node.input), tuple(node.output), _attrs(node))))
-        self.consts = consts
-        # Constants that tensor ops read as parameters (shapes, pads, bounds), as plain Python values.
-        self.params = {name: value.tolist() for name, value in consts.items() if name not in self._buffers_by_name}
-        self._host_cache: dict[tuple, dict[str, np.ndarray]] = {}
 
     def _value(self, name: str, env: dict, host: dict):
         if not name:

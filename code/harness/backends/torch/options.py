@@ -1,5 +1,6 @@
-"""The torch backend: what it is (INFO) and the options it reads (OPTIONS) (besides the GPU ones in backends/gpu_options.py)."""
-from harness.backends.base import BackendInfo
+"""The torch backend: what it is (INFO), the options it reads (OPTIONS) and their typed
+form (Options: what Backend.load and BuildRequest carry) (besides the GPU ones in backends/gpu_options.py)."""
+from harness.backends.base import BackendInfo, options_class
 from harness.core.options import Flag, parse_bool, parse_int_list
 from harness.backends.gpu_options import GPU_OPTIONS
 
@@ -16,3 +17,5 @@ INFO = BackendInfo("torch", "gpu", ".torch.onnx", precisions=("fp32", "fp16", "b
                    build_keys=("gpu_copy_streams", "torch_compile",
                                "channels_last"),
                    framework="PyTorch", framework_package="torch")
+
+Options = options_class("TorchOptions", OPTIONS)
