@@ -4,6 +4,7 @@ scale>` lines), the calibration methods, and TensorRT version numbers as cache h
 to read this module."""
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import numpy as np
@@ -58,7 +59,7 @@ CACHE_CALIBRATOR = "EntropyCalibration2"   # the calibrator class the builder re
 def version_tuple(version: str) -> tuple[int, int, int]:
     parts = []
     for word in str(version).split(".")[:3]:
-        digits = "".join(ch for ch in word if ch.isdigit()) if word[:1].isdigit() else ""
+        digits = re.match(r"\d*", word).group()      # the leading digits: 10.0.0b6 -> patch 0 (a pre-release)
         if not digits:
             raise HarnessError(f"TensorRT version {version!r} is not <major>.<minor>.<patch>[.<build>].")
         parts.append(int(digits))

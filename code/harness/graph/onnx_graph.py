@@ -187,7 +187,7 @@ def int8_input_graph(model: onnx.ModelProto) -> tuple[onnx.ModelProto, float]:
         zero = _initializer_value(model, node.input[2])
         if zero is None or zero.dtype != "int8" or int(zero.reshape(-1)[0]) != 0:
             raise HarnessError(f"The input QuantizeLinear {node.name!r} has zero point "
-                               f"{None if zero is None else zero.reshape(-1)[0]!r} ({getattr(zero, 'dtype', None)}); "
+                               f"{None if zero is None else zero.reshape(-1)[0].item()} ({getattr(zero, 'dtype', None)}); "
                                "an int8 input needs a symmetric int8 quantisation (zero point int8 0).")
     (inp,) = graph_inputs(model)
     graph = model.graph

@@ -62,8 +62,6 @@ def test_version_tuple_and_bad_versions():
             cc.version_tuple(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="version_tuple joins every digit of a word: a pre-release patch such as "
-                   "TensorRT 10.0.0b6's `0b6` reads as 6 (header 100006), not 0 (100000)")
 def test_a_pre_release_suffix_is_not_part_of_the_patch():
     assert cc.version_tuple("10.0.0b6") == (10, 0, 0)
 

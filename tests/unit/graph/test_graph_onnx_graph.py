@@ -141,8 +141,6 @@ def test_int8_input_graph_refusals():
         onnx_graph.int8_input_graph(qdq_model(zero_point=np.uint8(0)))
 
 
-@pytest.mark.xfail(strict=True, reason="the message shows the zero point with !r of a numpy scalar: NumPy 2 writes "
-                                       "`np.int8(3)`, not `3`")
 def test_the_zero_point_message_shows_the_plain_number():
     with pytest.raises(HarnessError, match=r"has zero point 3 \(int8\);"):
         onnx_graph.int8_input_graph(qdq_model(zero_point=np.int8(3)))
