@@ -10,7 +10,7 @@ import pytest
 from conftest import SAMPLES_250, SAMPLES_MAP_250, VAL_1300, run_main
 from harness.core.errors import HarnessError
 from resnet50 import imagenet
-from resnet50 import preprocessing
+from resnet50 import array_store, preprocessing
 from harness.graph import formats
 from resnet50.models import get_model
 
@@ -442,7 +442,7 @@ def test_compaction_failure_leaves_nothing_and_leftovers_are_removed(tmp_path, m
             raise preprocessing.storage_error(OSError(28, "No space left on device"), path)
         real(fd, data, offset, path)
 
-    monkeypatch.setattr(preprocessing, "pwrite_all", fail)
+    monkeypatch.setattr(array_store, "pwrite_all", fail)
     with pytest.raises(preprocessing.StorageError, match=r"\.partial\.compact: writing failed: the disk is full"):
         preprocessing.preprocess(spec, m, SAMPLES_250, base, allow_missing=True, workers=1, progress=False)
     assert not os.path.exists(npy + ".partial.compact") and not os.path.exists(npy)

@@ -1,7 +1,8 @@
 """ImageNet facts: the val/cal maps and the per-model preprocessing recipes (image file -> float32 CHW).
 
-The sample formats live in harness/graph/formats.py; the preprocessed-array store (arrays, manifests, the worker pool) in
-resnet50/preprocessing.py.
+The sample formats live in harness/graph/formats.py; preprocessing into arrays in resnet50/preprocessing.py, with the
+manifests in resnet50/manifest.py, the array store in resnet50/array_store.py and the worker pool in
+resnet50/preprocess_pool.py.
 """
 from __future__ import annotations
 

@@ -148,57 +148,14 @@ def build(args: Command, scenario: str, system_id: str, config_ver: str = "defau
 
     backend = values.get("backend") or DEFAULT_BACKEND
     options = {o.config_key for o in backend_options(backend) if o.config_key}
-    for flag_key in overrides(args):       # a backend option given on the command line for another backend
-        flag = CONFIG_KEYS[flag_key]
-        owners = _owners(flag_key)
-        if owners and flag_key not in options:
-            raise HarnessError(f"--{flag.name}: the {backend} backend does not read it (it is an option of "
-                               f"{', '.join(owners)}); leave it out or pick that --backend.")
+    _refuse_other_backends_flags(args, backend, options)
     model = get_model(values.get("model")).key
     precision = values.get("precision") or DEFAULT_PRECISION
     if precision not in backend_info(backend).precisions:
         raise fail("precision", precision, f"the {backend} backend builds {', '.join(backend_info(backend).precisions)}"
                    " engines.")
-
-    configured = values.get("batch_size")
-    if sc.fixed_batch is not None and configured is not None and configured != sc.fixed_batch:
-        raise fail("batch_size", configured, f"{sc.name} issues one sample per query, so it runs batch "
-                   f"{sc.fixed_batch}; set batch_size to {sc.fixed_batch} or leave it out for {sc.name}.")
-    spq = values.get("multi_stream_samples_per_query")
-    batch = sc.batch_size(configured, values)
-
-    fast = bool(getattr(args, "fast", False))
-    min_duration = values.get("min_duration")
-    min_query_count = values.get("min_query_count")
-    if fast:
-        if getattr(args, "min_duration", None) is None:
-            min_duration = FAST_MIN_DURATION_MS
-        if sc.name == "Offline" and getattr(args, "min_query_count", None) is None:
-            min_query_count = 1
-    if values.get("max_query_count") and min_query_count and values["max_query_count"] < min_query_count:
-        raise fail("max_query_count", values["max_query_count"],
-                   f"below min_query_count {min_query_count} ({sources.get('min_query_count', 'fast')}).")
-    max_duration = values.get("max_duration")
-    min_ms = min_duration if min_duration is not None else LOADGEN_DEFAULT_MIN_DURATION_MS
-    if max_duration and max_duration < min_ms:
-        raise fail("max_duration", max_duration, f"max_duration {max_duration} ms must be 0 (no limit) or at least "
-                   f"min_duration ({min_ms} ms): a shorter run can never be VALID.")
-
-    loadgen = LoadGenSettings(
-        test_mode=args.test_mode, min_duration_ms=min_duration, max_duration_ms=values.get("max_duration"),
-        min_query_count=min_query_count, max_query_count=values.get("max_query_count"),
-        performance_sample_count=values.get("performance_sample_count"),
-        offline_expected_qps=values.get("offline_expected_qps"), server_target_qps=values.get("server_target_qps"),
-        single_stream_expected_latency_ns=values.get("single_stream_expected_latency_ns"),
-        multi_stream_expected_latency_ns=values.get("multi_stream_expected_latency_ns"),
-        multi_stream_samples_per_query=spq, server_coalesce_queries=bool(values.get("server_coalesce_queries")))
-    paths = DataPaths(
-        data_dir=getattr(args, "data_dir", None),
-        map_path=_path(values.get("map_path") or default_map_path("val")),
-        calib_data_map=_path(values.get("calib_data_map") or default_map_path("cal")),
-        preprocessed_data_dir=getattr(args, "preprocessed_data_dir", None),
-        log_dir=getattr(args, "log_dir", None),
-        model_path=os.path.abspath(args.model_path) if getattr(args, "model_path", None) else None)
+    batch = _batch_size(sc, values, fail)
+    min_duration, min_query_count = _durations(args, sc, values, sources, fail)
     flat = dict(values)
     flat.update(backend=backend, model=model, precision=precision, batch_size=batch)
     for key, value in (("min_duration", min_duration), ("min_query_count", min_query_count)):
@@ -212,9 +169,71 @@ def build(args: Command, scenario: str, system_id: str, config_ver: str = "defau
         workers=int(values.get("workers") or 1), server_batch_timeout_us=int(values.get("server_batch_timeout_us") or 0),
         calib_method=values.get("calib_method") or "entropy", verbose=bool(getattr(args, "verbose", False)),
         verify=bool(getattr(args, "verify", False)),
-        loadgen=loadgen, paths=paths,
+        loadgen=_loadgen_settings(args, values, min_duration, min_query_count), paths=_data_paths(args, values),
         backend=BackendOptions(backend, tuple((k, v) for k, v in flat.items() if k in options)),
         values=tuple(flat.items()), sources=tuple(sources.items()))
+
+
+def _refuse_other_backends_flags(args: Command, backend: str, options: set) -> None:
+    """A backend option given on the command line for another backend is refused, naming its owners."""
+    for flag_key in overrides(args):
+        flag = CONFIG_KEYS[flag_key]
+        owners = _owners(flag_key)
+        if owners and flag_key not in options:
+            raise HarnessError(f"--{flag.name}: the {backend} backend does not read it (it is an option of "
+                               f"{', '.join(owners)}); leave it out or pick that --backend.")
+
+
+def _batch_size(sc: Scenario, values: dict, fail) -> int:
+    """The batch size after the scenario's rule (a fixed-batch scenario refuses another configured batch)."""
+    configured = values.get("batch_size")
+    if sc.fixed_batch is not None and configured is not None and configured != sc.fixed_batch:
+        raise fail("batch_size", configured, f"{sc.name} issues one sample per query, so it runs batch "
+                   f"{sc.fixed_batch}; set batch_size to {sc.fixed_batch} or leave it out for {sc.name}.")
+    return sc.batch_size(configured, values)
+
+
+def _durations(args: Command, sc: Scenario, values: dict, sources: dict, fail) -> tuple:
+    """min_duration and min_query_count (--fast shortens what the command line leaves unset), checked against
+    max_query_count and max_duration."""
+    min_duration = values.get("min_duration")
+    min_query_count = values.get("min_query_count")
+    if bool(getattr(args, "fast", False)):
+        if getattr(args, "min_duration", None) is None:
+            min_duration = FAST_MIN_DURATION_MS
+        if sc.name == "Offline" and getattr(args, "min_query_count", None) is None:
+            min_query_count = 1
+    if values.get("max_query_count") and min_query_count and values["max_query_count"] < min_query_count:
+        raise fail("max_query_count", values["max_query_count"],
+                   f"below min_query_count {min_query_count} ({sources.get('min_query_count', 'fast')}).")
+    max_duration = values.get("max_duration")
+    min_ms = min_duration if min_duration is not None else LOADGEN_DEFAULT_MIN_DURATION_MS
+    if max_duration and max_duration < min_ms:
+        raise fail("max_duration", max_duration, f"max_duration {max_duration} ms must be 0 (no limit) or at least "
+                   f"min_duration ({min_ms} ms): a shorter run can never be VALID.")
+    return min_duration, min_query_count
+
+
+def _loadgen_settings(args: Command, values: dict, min_duration, min_query_count) -> LoadGenSettings:
+    return LoadGenSettings(
+        test_mode=args.test_mode, min_duration_ms=min_duration, max_duration_ms=values.get("max_duration"),
+        min_query_count=min_query_count, max_query_count=values.get("max_query_count"),
+        performance_sample_count=values.get("performance_sample_count"),
+        offline_expected_qps=values.get("offline_expected_qps"), server_target_qps=values.get("server_target_qps"),
+        single_stream_expected_latency_ns=values.get("single_stream_expected_latency_ns"),
+        multi_stream_expected_latency_ns=values.get("multi_stream_expected_latency_ns"),
+        multi_stream_samples_per_query=values.get("multi_stream_samples_per_query"),
+        server_coalesce_queries=bool(values.get("server_coalesce_queries")))
+
+
+def _data_paths(args: Command, values: dict) -> DataPaths:
+    return DataPaths(
+        data_dir=getattr(args, "data_dir", None),
+        map_path=_path(values.get("map_path") or default_map_path("val")),
+        calib_data_map=_path(values.get("calib_data_map") or default_map_path("cal")),
+        preprocessed_data_dir=getattr(args, "preprocessed_data_dir", None),
+        log_dir=getattr(args, "log_dir", None),
+        model_path=os.path.abspath(args.model_path) if getattr(args, "model_path", None) else None)
 
 
 def _owners(config_key: str) -> list[str]:

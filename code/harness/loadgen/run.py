@@ -22,18 +22,6 @@ from harness.loadgen.logs import find_peak_result
 from harness.loadgen import timing as sut_timing
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Settings
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Folders
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Logs
-
-
 def summarize(scenario, detail: dict[str, Any]) -> dict[str, Any]:
     """summary.json's figures: the scenario's headline (`metric`), the latency percentiles, and the figure the
     submission checker reads under LoadGen's own name (`checker_metric`; e.g. result_completed_samples_per_sec)."""
@@ -103,69 +91,97 @@ def run_loadgen(scenario, test_mode: str, cfg: dict[str, Any], qsl, sut, out_dir
     lg = getattr(sut, "lg", None) or _lg()   # the native SUT brings its own LoadGen (harness/loadgen/sut.py)
     scenario = get_scenario(scenario)
     refuse_stray_audit_config()
-    conf_dir = measurements_dir(cfg["system_id"], scenario.name)
-    os.makedirs(conf_dir, exist_ok=True)
-    os.makedirs(out_dir, exist_ok=True)
-    user_conf = os.path.join(conf_dir, "user.conf")
-    text = "\n".join(user_conf_lines(scenario, cfg, qsl.total)) + "\n"
-    for path in (user_conf, os.path.join(out_dir, "user.conf")):
-        with open(path, "w") as f:
-            f.write(text)
+    user_conf = _write_user_conf(scenario, cfg, qsl.total, out_dir)
     settings = test_settings(lg, scenario, cfg, user_conf, test_mode)
-
     log_settings = make_log_settings(lg, out_dir, verbose)
-
-    # A normal run never reads an audit.config: point LoadGen at a path that cannot exist.
-    audit_path = os.path.join(out_dir, "no-audit.config")
-    if audit is not None:
-        audit_path = os.path.join(out_dir, AUDIT_CONFIG)
-        with open(audit_path, "w") as f:
-            f.write(audit.config)
-        if audit.sets_test05:  # LoadGen 6 reads `test05` only from its built-in mlperf.conf, never an audit.config
-            settings.test05 = True
-    # --- interruption (harness/core/interrupt.py): the test runs on a worker thread so that Ctrl-C / SIGTERM reach
-    # Python; the first ends the run within seconds and marks it, a second exits at once.
-    def remove_audit_config():
-        if audit is not None and os.path.exists(audit_path):
-            os.remove(audit_path)
-
-    def mark_interrupted(finished: bool = False):
-        remove_audit_config()
-        interrupt.write_marker(out_dir, guard.signum, _interrupted_info(scenario.name, test_mode, out_dir, finished,
-                                                                      time.time() - start))
-        if not finished:
-            print(f"ERROR: {scenario}: interrupted by {interrupt.signal_name(guard.signum)} after "
-                  f"{time.time() - start:.1f} s; LoadGen was stopped mid-test: the logs in {out_dir} are partial and "
-                  "marked INTERRUPTED (not a result).", file=sys.stderr, flush=True)
-    # --- end interruption
-    try:
-        sut_handle = sut.start()
-        qsl_handle = qsl.construct(lg)
-        start = time.time()
-        progress = ProgressLine.for_run(scenario.name, settings, sut)
-        try:
-            with interrupt.SignalGuard(on_second=mark_interrupted) as guard:
-                ended = interrupt.run_interruptibly(
-                    lambda: lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit_path),
-                    guard, sut.abort, mark_interrupted,
-                    # FindPeakPerformance runs many tests of min_duration in one StartTest: no watchdog there
-                    time_limit_s=None if test_mode == "FindPeakPerformance" else
-                    run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
-        finally:
-            progress.stop()
-            sut.stop()
-            lg.DestroyQSL(qsl_handle)
-            sut.destroy()
-    finally:
-        remove_audit_config()
-    wall = time.time() - start
+    test = _Test(scenario, test_mode, out_dir, audit, settings)
+    ended = test.run(lg, cfg, qsl, sut, settings, log_settings)
+    wall = time.time() - test.start
     if ended == "interrupted":
-        mark_interrupted(finished=True)
-        raise interrupt.RunInterrupted(guard.signum, f"{scenario}: interrupted by {interrupt.signal_name(guard.signum)}"
+        test.mark_interrupted(finished=True)
+        raise interrupt.RunInterrupted(test.guard.signum, f"{scenario}: interrupted by "
+                                       f"{interrupt.signal_name(test.guard.signum)}"
                                        f" after {wall:.1f} s; the logs in {out_dir} are marked INTERRUPTED (not a "
                                        "result).")
     if sut.errors:
         raise HarnessError(f"{scenario.name}: the backend failed during the run: {sut.errors[0]!r}")
+    return _run_summary(scenario, test_mode, cfg, sut, out_dir, ended, wall)
+
+
+def _write_user_conf(scenario, cfg: dict[str, Any], total: int, out_dir: str) -> str:
+    """The run's user.conf, written into measurements/<system>/resnet50/<Scenario>/ (the path LoadGen reads) and
+    into out_dir beside the logs; returns the first."""
+    conf_dir = measurements_dir(cfg["system_id"], scenario.name)
+    os.makedirs(conf_dir, exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
+    user_conf = os.path.join(conf_dir, "user.conf")
+    text = "\n".join(user_conf_lines(scenario, cfg, total)) + "\n"
+    for path in (user_conf, os.path.join(out_dir, "user.conf")):
+        with open(path, "w") as f:
+            f.write(text)
+    return user_conf
+
+
+class _Test:
+    """One StartTest, interruptible (harness/core/interrupt.py): the test runs on a worker thread so that Ctrl-C /
+    SIGTERM reach Python; the first ends the run within seconds and marks it, a second exits at once. A compliance
+    run's audit.config lives in out_dir for the test's length only."""
+
+    def __init__(self, scenario, test_mode: str, out_dir: str, audit, settings):
+        self.scenario, self.test_mode, self.out_dir, self.audit = scenario, test_mode, out_dir, audit
+        self.guard = None
+        self.start = None
+        # A normal run never reads an audit.config: point LoadGen at a path that cannot exist.
+        self.audit_path = os.path.join(out_dir, "no-audit.config")
+        if audit is not None:
+            self.audit_path = os.path.join(out_dir, AUDIT_CONFIG)
+            with open(self.audit_path, "w") as f:
+                f.write(audit.config)
+            if audit.sets_test05:  # LoadGen 6 reads `test05` only from its built-in mlperf.conf, never an audit.config
+                settings.test05 = True
+
+    def remove_audit_config(self) -> None:
+        if self.audit is not None and os.path.exists(self.audit_path):
+            os.remove(self.audit_path)
+
+    def mark_interrupted(self, finished: bool = False) -> None:
+        self.remove_audit_config()
+        interrupt.write_marker(self.out_dir, self.guard.signum,
+                               _interrupted_info(self.scenario.name, self.test_mode, self.out_dir, finished,
+                                                 time.time() - self.start))
+        if not finished:
+            print(f"ERROR: {self.scenario}: interrupted by {interrupt.signal_name(self.guard.signum)} after "
+                  f"{time.time() - self.start:.1f} s; LoadGen was stopped mid-test: the logs in {self.out_dir} are "
+                  "partial and marked INTERRUPTED (not a result).", file=sys.stderr, flush=True)
+
+    def run(self, lg, cfg: dict[str, Any], qsl, sut, settings, log_settings) -> str:
+        """The test from the SUT's start to its destruction; how it ended (interrupt.run_interruptibly)."""
+        try:
+            sut_handle = sut.start()
+            qsl_handle = qsl.construct(lg)
+            self.start = time.time()
+            progress = ProgressLine.for_run(self.scenario.name, settings, sut)
+            try:
+                with interrupt.SignalGuard(on_second=self.mark_interrupted) as self.guard:
+                    return interrupt.run_interruptibly(
+                        lambda: lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings,
+                                                            self.audit_path),
+                        self.guard, sut.abort, self.mark_interrupted,
+                        # FindPeakPerformance runs many tests of min_duration in one StartTest: no watchdog there
+                        time_limit_s=None if self.test_mode == "FindPeakPerformance" else
+                        run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
+            finally:
+                progress.stop()
+                sut.stop()
+                lg.DestroyQSL(qsl_handle)
+                sut.destroy()
+        finally:
+            self.remove_audit_config()
+
+
+def _run_summary(scenario, test_mode: str, cfg: dict[str, Any], sut, out_dir: str, ended: str,
+                 wall: float) -> dict[str, Any]:
+    """summary.json's run part, from LoadGen's detail log and the SUT; a run that hit max_duration is marked."""
     summary = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
     if test_mode == "FindPeakPerformance":
         summary["find_peak"] = find_peak_result(os.path.join(out_dir, "mlperf_log_detail.txt"))

@@ -1,7 +1,7 @@
-"""The run layer: which system this is, the validated RunConfigs of a command, model and engine paths, and running
-one scenario through LoadGen (`run_scenario`), in its own process where a command runs several (`run_isolated`).
-
-actions.py maps `--action` names to functions here and in prepare.py; harness/submission/ builds on this module.
+"""One scenario of a RunConfig through LoadGen (`run_scenario`): the backend and its engine, the preprocessed
+array, the QSL and SUT, the run (harness/loadgen/run.py), then summary.json with the dataset, fingerprint and
+accuracy. A ScenarioJob is picklable, so that harness/core/isolation.py can run it in a process of its own; the
+actions (harness/actions/) and harness/submission/ build on this module.
 """
 from __future__ import annotations
 
@@ -28,12 +28,6 @@ from harness.artifacts.fingerprints import run_fingerprint
 from harness.loadgen.sut import QSL, make_sut
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Context
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# One scenario
 @dataclass(frozen=True)
 class ScenarioJob:
     """Everything a run of one scenario needs: picklable, so that it can run in a process of its own."""
@@ -57,28 +51,9 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     engine = engine_path(rc, spec, backend)
     check_engine_current(engine, backend, settings, spec, rc.paths.model_path)   # built from this model, calibration
     image_map = read_map(rc.paths.map_path)
-    options = rc.options()
-    data = load_preprocessed(spec, image_map, preprocessed_dir(rc), backend.preprocessed_format(options),
-                             verify=rc.verify)
-    if data.skipped:
-        print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
-              f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
-    if not backend.info.reads_model and not os.path.exists(engine):   # built at run time (the null backend)
-        backend.build(BuildRequest("", engine, spec.input_shape, options))
-    if backend.device_kind == "gpu":   # one runner per GPU (a runner may run several streams: its concurrency)
-        runners = [backend.load(engine, d, options) for d in backend.device_ids(options)]
-    else:
-        runners = [backend.load(engine, None, options) for _ in range(rc.workers)]
-    qsl = QSL(data.array, rc.loadgen.performance_sample_count or runconfig.DEFAULT_PERFORMANCE_SAMPLE_COUNT, runners)
-    sut = make_sut(settings.get("sut") or "auto", qsl, runners, rc.batch_size, spec.output_offset,
-                   rc.batch_timeout_s)
-    out_dir = scenario_dir(job.run_root, rc.system_id, scenario)
-    if audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
-        out_dir = os.path.join(out_dir, audit.name)
-    warning = test_mode != "AccuracyOnly" and target_warning(settings, scenario, os.path.dirname(job.run_root),
-                                                             exclude=job.run_root)
-    if warning:
-        print(warning, file=sys.stderr)
+    data = _load_data(rc, spec, backend, settings, image_map)
+    qsl, sut, runners = _make_sut(rc, spec, backend, settings, engine, data)
+    out_dir = _out_dir(job, scenario, test_mode, settings)
     print(f"[run_harness] {scenario} {test_mode}: {spec.key} on {backend.name} ({rc.precision}, "
           f"batch {sut.batch_size}, {len(runners)} worker(s), {sut.kind} SUT), config_ver {rc.config_ver}, {qsl.total} samples, "
           f"logs in {out_dir}")
@@ -102,11 +77,39 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     return summary
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# A job in a process of its own
+def _load_data(rc: RunConfig, spec, backend, settings: dict, image_map):
+    """The preprocessed array of the map in the backend's format (verified); images it lacks are warned about."""
+    data = load_preprocessed(spec, image_map, preprocessed_dir(rc), backend.preprocessed_format(rc.options()),
+                             verify=rc.verify)
+    if data.skipped:
+        print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
+              f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
+    return data
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Actions
+def _make_sut(rc: RunConfig, spec, backend, settings: dict, engine: str, data):
+    """The QSL over the array, the backend's runners (one per GPU, or rc.workers on a CPU) and the SUT over them."""
+    options = rc.options()
+    if not backend.info.reads_model and not os.path.exists(engine):   # built at run time (the null backend)
+        backend.build(BuildRequest("", engine, spec.input_shape, options))
+    if backend.device_kind == "gpu":   # one runner per GPU (a runner may run several streams: its concurrency)
+        runners = [backend.load(engine, d, options) for d in backend.device_ids(options)]
+    else:
+        runners = [backend.load(engine, None, options) for _ in range(rc.workers)]
+    qsl = QSL(data.array, rc.loadgen.performance_sample_count or runconfig.DEFAULT_PERFORMANCE_SAMPLE_COUNT, runners)
+    sut = make_sut(settings.get("sut") or "auto", qsl, runners, rc.batch_size, spec.output_offset,
+                   rc.batch_timeout_s)
+    return qsl, sut, runners
 
 
+def _out_dir(job: ScenarioJob, scenario: str, test_mode: str, settings: dict) -> str:
+    """The scenario's log folder (a compliance run's in a folder of its own); warns when the target looks off
+    against earlier runs beside this one."""
+    out_dir = scenario_dir(job.run_root, job.rc.system_id, scenario)
+    if job.audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
+        out_dir = os.path.join(out_dir, job.audit.name)
+    warning = test_mode != "AccuracyOnly" and target_warning(settings, scenario, os.path.dirname(job.run_root),
+                                                             exclude=job.run_root)
+    if warning:
+        print(warning, file=sys.stderr)
+    return out_dir

@@ -180,7 +180,20 @@ def verify(test: rules.AuditTest, audit_dir: str, perf: Run, acc: Optional[Run],
     result["reference"] = {"performance": {"dir": perf.dir, "detail_sha256": sha256_file(perf.path(
         "mlperf_log_detail.txt"))}}
     not_applied = audit_applied(test, got, perf.detail)
+    ok = _verify_performance(test, audit_dir, perf, got, diffs, not_applied, result)
+    if test.compares_accuracy:
+        assert acc is not None
+        acc_ok = _verify_accuracy(test, audit_dir, acc, labels, diffs, not_applied, result)
+        ok = ok and acc_ok
+    result["passed"] = ok
+    write_json(os.path.join(audit_dir, "verification.json"), result)
+    return result
 
+
+def _verify_performance(test: rules.AuditTest, audit_dir: str, perf: Run, got: DetailLog, diffs: list[str],
+                        not_applied: Optional[str], result: dict[str, Any]) -> bool:
+    """verify_performance.txt: the audit run's result against the reference's, failed as well when the engine or
+    config differs or the audit config was not applied; the numbers and any reason go into `result`."""
     passed, lines, numbers = compare_performance(test, perf.detail, got)
     if diffs:
         lines.insert(-1, "the audit run used a different engine or config than the reference: " + "; ".join(diffs))
@@ -193,57 +206,63 @@ def verify(test: rules.AuditTest, audit_dir: str, perf: Run, acc: Optional[Run],
     with open(os.path.join(audit_dir, "verify_performance.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     result["performance"] = numbers | {"passed": passed}
-    ok = passed
     if not passed:
         result["reasons"].append(f"performance: {lines[-1].replace('TEST FAIL: ', '')}")
+    return passed
 
-    if test.compares_accuracy:
-        assert acc is not None
-        ref_log = acc.path("mlperf_log_accuracy.json")
-        test_log = os.path.join(audit_dir, "mlperf_log_accuracy.json")
-        result["reference"]["accuracy"] = {"dir": acc.dir, "accuracy_log_sha256": sha256_file(ref_log)}
-        lines = [f"{test.name} accuracy verification: responses logged in performance mode against the accuracy run",
-                 f"reference accuracy log = {_shown(ref_log)}", f"test accuracy log = {_shown(test_log)}"]
-        try:
-            ref_entries, test_entries = read_accuracy_entries(ref_log), read_accuracy_entries(test_log)
-            cmp = compare_responses(ref_entries, test_entries)
-            lines += [f"{k} = {v}" for k, v in cmp.items() if k not in ("passed", "mismatch_examples")]
-            lines += [f"mismatch: {e}" for e in cmp["mismatch_examples"]]
-            acc_ok = cmp["passed"] and not diffs and not not_applied
-            if acc_ok:
-                lines.append("TEST PASS")
-            else:
-                why = ("different engine or config than the accuracy run" if diffs else not_applied if not_applied
-                       else "no logged responses" if not cmp["matched"] else
-                       f"{cmp['mismatched']} response(s) differ, {cmp['missing_in_accuracy_run']} sample(s) missing "
-                       "from the accuracy run")
-                lines.append(f"TEST FAIL: {why}")
-            result["accuracy"] = cmp | {"passed": acc_ok}
-            if labels is not None:
-                indices = {int(e["qsl_idx"]) for e in test_entries}
-                g, n = top1(test_entries, labels)
-                bg, bn = top1(ref_entries, labels, indices)
-                for name, text in (("accuracy.txt", _accuracy_line(g, n)),
-                                   ("compliance_accuracy.txt", _accuracy_line(g, n)),
-                                   ("baseline_accuracy.txt", _accuracy_line(bg, bn))):
-                    with open(os.path.join(audit_dir, name), "w") as f:
-                        f.write(text)
-                result["accuracy"].update(compliance_top1=100.0 * g / max(n, 1),
-                                          baseline_top1=100.0 * bg / max(bn, 1))
-                lines[-1:-1] = [f"compliance top-1 = {_accuracy_line(g, n).strip()} (distinct samples logged here)",
-                                f"baseline top-1 = {_accuracy_line(bg, bn).strip()} (the accuracy run, same samples)"]
-        except ValueError as e:
-            acc_ok = False
-            lines.append(f"TEST FAIL: an accuracy log is {e}")
-            result["accuracy"] = {"passed": False}
-        with open(os.path.join(audit_dir, "verify_accuracy.txt"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        ok = ok and acc_ok
-        if not acc_ok:
-            result["reasons"].append(f"accuracy: {lines[-1].replace('TEST FAIL: ', '')}")
-    result["passed"] = ok
-    write_json(os.path.join(audit_dir, "verification.json"), result)
-    return result
+
+def _verify_accuracy(test: rules.AuditTest, audit_dir: str, acc: Run, labels: Optional[np.ndarray],
+                     diffs: list[str], not_applied: Optional[str], result: dict[str, Any]) -> bool:
+    """verify_accuracy.txt (TEST01): the responses logged in performance mode against the accuracy run's, and the
+    top-1 files when the labels are known; the comparison and any reason go into `result`."""
+    ref_log = acc.path("mlperf_log_accuracy.json")
+    test_log = os.path.join(audit_dir, "mlperf_log_accuracy.json")
+    result["reference"]["accuracy"] = {"dir": acc.dir, "accuracy_log_sha256": sha256_file(ref_log)}
+    lines = [f"{test.name} accuracy verification: responses logged in performance mode against the accuracy run",
+             f"reference accuracy log = {_shown(ref_log)}", f"test accuracy log = {_shown(test_log)}"]
+    try:
+        ref_entries, test_entries = read_accuracy_entries(ref_log), read_accuracy_entries(test_log)
+        cmp = compare_responses(ref_entries, test_entries)
+        lines += [f"{k} = {v}" for k, v in cmp.items() if k not in ("passed", "mismatch_examples")]
+        lines += [f"mismatch: {e}" for e in cmp["mismatch_examples"]]
+        acc_ok = cmp["passed"] and not diffs and not not_applied
+        if acc_ok:
+            lines.append("TEST PASS")
+        else:
+            why = ("different engine or config than the accuracy run" if diffs else not_applied if not_applied
+                   else "no logged responses" if not cmp["matched"] else
+                   f"{cmp['mismatched']} response(s) differ, {cmp['missing_in_accuracy_run']} sample(s) missing "
+                   "from the accuracy run")
+            lines.append(f"TEST FAIL: {why}")
+        result["accuracy"] = cmp | {"passed": acc_ok}
+        if labels is not None:
+            _write_top1(audit_dir, ref_entries, test_entries, labels, result["accuracy"], lines)
+    except ValueError as e:
+        acc_ok = False
+        lines.append(f"TEST FAIL: an accuracy log is {e}")
+        result["accuracy"] = {"passed": False}
+    with open(os.path.join(audit_dir, "verify_accuracy.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    if not acc_ok:
+        result["reasons"].append(f"accuracy: {lines[-1].replace('TEST FAIL: ', '')}")
+    return acc_ok
+
+
+def _write_top1(audit_dir: str, ref_entries: list[dict], test_entries: list[dict], labels: np.ndarray,
+                accuracy: dict[str, Any], lines: list[str]) -> None:
+    """accuracy.txt / compliance_accuracy.txt (top-1 of the responses logged here) and baseline_accuracy.txt (the
+    accuracy run's on the same samples); both figures go into `accuracy` and before the verdict in `lines`."""
+    indices = {int(e["qsl_idx"]) for e in test_entries}
+    g, n = top1(test_entries, labels)
+    bg, bn = top1(ref_entries, labels, indices)
+    for name, text in (("accuracy.txt", _accuracy_line(g, n)),
+                       ("compliance_accuracy.txt", _accuracy_line(g, n)),
+                       ("baseline_accuracy.txt", _accuracy_line(bg, bn))):
+        with open(os.path.join(audit_dir, name), "w") as f:
+            f.write(text)
+    accuracy.update(compliance_top1=100.0 * g / max(n, 1), baseline_top1=100.0 * bg / max(bn, 1))
+    lines[-1:-1] = [f"compliance top-1 = {_accuracy_line(g, n).strip()} (distinct samples logged here)",
+                    f"baseline top-1 = {_accuracy_line(bg, bn).strip()} (the accuracy run, same samples)"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -207,6 +207,25 @@ def check_scenario(report: Report, base: str, r: rules.Round, system: str, scena
                    entry: dict) -> None:
     report.results += 1
     sdir = os.path.join(base, rules.scenario_dir(r, system, scenario))
+    _check_measurements(report, base, r, system, scenario)
+    perf = _check_perf_log(report, os.path.join(sdir, "performance", "run_1", "mlperf_log_detail.txt"), scenario,
+                           division, r)
+    _need(report, os.path.join(sdir, "performance", "run_1", "mlperf_log_summary.txt"))
+
+    adir = os.path.join(sdir, "accuracy")
+    top1, acc_entries = _check_accuracy_folder(report, adir, rules.ACCURACY_FILES, entry)
+    labels = _map_labels(report, (entry.get("scenarios") or {}).get(scenario) or {}, os.path.join(adir, "accuracy.txt"))
+    _cross_check_accuracy(report, adir, entry, labels)
+    _check_accuracy_run(report, adir, scenario, division, entry, top1)
+
+    cdir = os.path.join(base, rules.compliance_dir(r, system, scenario))
+    for name in r.audit_tests:
+        _check_audit_test(report, os.path.join(cdir, name), name, r, scenario, division, entry, perf, labels,
+                          acc_entries)
+
+
+def _check_measurements(report: Report, base: str, r: rules.Round, system: str, scenario: str) -> None:
+    """The measurements folder's files, and the fields measurements.json must fill."""
     mdir = os.path.join(base, rules.measurements_dir(r, system, scenario))
     for name in rules.SCENARIO_FILES:
         _need(report, os.path.join(mdir, name))
@@ -219,72 +238,81 @@ def check_scenario(report: Report, base: str, r: rules.Round, system: str, scena
             for field in rules.MEASUREMENTS_REQUIRED_FIELDS:
                 if not m.get(field):
                     report.add(ERROR, mpath, f"field {field!r} is missing or empty")
-    perf = _check_perf_log(report, os.path.join(sdir, "performance", "run_1", "mlperf_log_detail.txt"), scenario,
-                           division, r)
-    _need(report, os.path.join(sdir, "performance", "run_1", "mlperf_log_summary.txt"))
 
-    adir = os.path.join(sdir, "accuracy")
-    top1, acc_entries = _check_accuracy_folder(report, adir, rules.ACCURACY_FILES, entry)
-    labels = _map_labels(report, (entry.get("scenarios") or {}).get(scenario) or {}, os.path.join(adir, "accuracy.txt"))
-    _cross_check_accuracy(report, adir, entry, labels)
+
+def _check_accuracy_run(report: Report, adir: str, scenario: str, division: str, entry: dict,
+                        top1: Optional[float]) -> None:
+    """The accuracy run's detail log: an AccuracyOnly run of this scenario without LoadGen errors, whose top-1
+    meets the rules."""
     acc_path = os.path.join(adir, "mlperf_log_detail.txt")
     acc = read_detail(acc_path) if os.path.exists(acc_path) else None
-    if acc is not None:
-        _cross_check_summary(report, acc_path, acc)
-        if not acc.ok:
-            report.add(ERROR, acc_path, acc.problem)
-        if acc.get("effective_test_mode") != "AccuracyOnly":
-            report.add(ERROR, acc_path, f"test mode {acc.get('effective_test_mode')}, expected AccuracyOnly")
-        if acc.scenario != scenario:
-            report.add(ERROR, acc_path, f"LoadGen ran {acc.scenario}, but it is filed under {scenario}")
-        for e in acc.errors:
-            report.add(ERROR, acc_path, f"LoadGen error: {e}")
-        model = ((entry.get("scenarios") or {}).get(scenario, {}).get("fingerprint") or {}).get("model")
-        for problem in rules.accuracy_rule_problems(acc, top1, model, division):
-            report.add(RULE, os.path.join(adir, "accuracy.txt"), problem)
+    if acc is None:
+        return
+    _cross_check_summary(report, acc_path, acc)
+    if not acc.ok:
+        report.add(ERROR, acc_path, acc.problem)
+    if acc.get("effective_test_mode") != "AccuracyOnly":
+        report.add(ERROR, acc_path, f"test mode {acc.get('effective_test_mode')}, expected AccuracyOnly")
+    if acc.scenario != scenario:
+        report.add(ERROR, acc_path, f"LoadGen ran {acc.scenario}, but it is filed under {scenario}")
+    for e in acc.errors:
+        report.add(ERROR, acc_path, f"LoadGen error: {e}")
+    model = ((entry.get("scenarios") or {}).get(scenario, {}).get("fingerprint") or {}).get("model")
+    for problem in rules.accuracy_rule_problems(acc, top1, model, division):
+        report.add(RULE, os.path.join(adir, "accuracy.txt"), problem)
 
-    cdir = os.path.join(base, rules.compliance_dir(r, system, scenario))
-    for name in r.audit_tests:
-        test = rules.AUDIT_TESTS[name]
-        tdir = os.path.join(cdir, name)
-        if not os.path.isdir(tdir):
-            if division == "closed":
-                report.add(ERROR, tdir, f"missing: the closed division requires {name} (make run_audit_harness, "
-                                        "then make update_results)")
-            continue
-        got = _check_perf_log(report, os.path.join(tdir, "performance", "run_1", "mlperf_log_detail.txt"), scenario,
-                              division, r, audit=name)
-        _need(report, os.path.join(tdir, "performance", "run_1", "mlperf_log_summary.txt"))
-        vpath = os.path.join(tdir, "verify_performance.txt")
-        said = _verdict(vpath) if _need(report, vpath) else None
-        if os.path.exists(vpath) and said is None:
-            report.add(ERROR, vpath, "no TEST PASS / TEST FAIL verdict")
-        if perf is not None and got is not None:
-            why = audit_applied(test, got, perf)
-            if why:
-                report.add(ERROR, tdir, why)
-            passed, lines, numbers = compare_performance(test, perf, got)
-            if said is not None and said != passed:
-                report.add(ERROR, vpath, f"says TEST {'PASS' if said else 'FAIL'}, but the staged logs give "
-                                         f"{lines[-1]}")
-            if not passed:
-                report.add(RULE, vpath, f"performance verification fails: {lines[-1]} (test/reference "
-                                        f"{numbers.get('ratio', float('nan')):.3f}; "
-                                        f"{rules.describe_rule(numbers.get('rule'), numbers.get('tolerance'))})")
-        if test.compares_accuracy:
-            apath = os.path.join(tdir, "verify_accuracy.txt")
-            if _need(report, apath):
-                verdict = _verdict(apath)
-                if verdict is not True:
-                    report.add(ERROR, apath, "the logged responses do not match the accuracy run (no TEST PASS)")
-            _, test_entries = _check_accuracy_folder(report, os.path.join(tdir, "accuracy"),
-                                                     rules.TEST01_ACCURACY_FILES, entry)
-            _cross_check_accuracy(report, os.path.join(tdir, "accuracy"), entry, labels)
-            if test_entries is not None and acc_entries is not None:
-                cmp = compare_responses(acc_entries, test_entries)
-                if not cmp["passed"]:
-                    report.add(ERROR, apath, f"the staged logs disagree: {cmp['mismatched']} response(s) differ, "
-                                             f"{cmp['missing_in_accuracy_run']} missing from the accuracy run")
+
+def _check_audit_test(report: Report, tdir: str, name: str, r: rules.Round, scenario: str, division: str,
+                      entry: dict, perf, labels, acc_entries) -> None:
+    """One compliance test's folder: its performance log against the scenario's (`perf`), its verdicts, and for
+    TEST01 its logged responses against the accuracy run's."""
+    test = rules.AUDIT_TESTS[name]
+    if not os.path.isdir(tdir):
+        if division == "closed":
+            report.add(ERROR, tdir, f"missing: the closed division requires {name} (make run_audit_harness, "
+                                    "then make update_results)")
+        return
+    got = _check_perf_log(report, os.path.join(tdir, "performance", "run_1", "mlperf_log_detail.txt"), scenario,
+                          division, r, audit=name)
+    _need(report, os.path.join(tdir, "performance", "run_1", "mlperf_log_summary.txt"))
+    vpath = os.path.join(tdir, "verify_performance.txt")
+    said = _verdict(vpath) if _need(report, vpath) else None
+    if os.path.exists(vpath) and said is None:
+        report.add(ERROR, vpath, "no TEST PASS / TEST FAIL verdict")
+    if perf is not None and got is not None:
+        _check_audit_performance(report, tdir, vpath, test, perf, got, said)
+    if test.compares_accuracy:
+        _check_audit_accuracy(report, tdir, entry, labels, acc_entries)
+
+
+def _check_audit_performance(report: Report, tdir: str, vpath: str, test, perf, got, said: Optional[bool]) -> None:
+    why = audit_applied(test, got, perf)
+    if why:
+        report.add(ERROR, tdir, why)
+    passed, lines, numbers = compare_performance(test, perf, got)
+    if said is not None and said != passed:
+        report.add(ERROR, vpath, f"says TEST {'PASS' if said else 'FAIL'}, but the staged logs give "
+                                 f"{lines[-1]}")
+    if not passed:
+        report.add(RULE, vpath, f"performance verification fails: {lines[-1]} (test/reference "
+                                f"{numbers.get('ratio', float('nan')):.3f}; "
+                                f"{rules.describe_rule(numbers.get('rule'), numbers.get('tolerance'))})")
+
+
+def _check_audit_accuracy(report: Report, tdir: str, entry: dict, labels, acc_entries) -> None:
+    apath = os.path.join(tdir, "verify_accuracy.txt")
+    if _need(report, apath):
+        verdict = _verdict(apath)
+        if verdict is not True:
+            report.add(ERROR, apath, "the logged responses do not match the accuracy run (no TEST PASS)")
+    _, test_entries = _check_accuracy_folder(report, os.path.join(tdir, "accuracy"),
+                                             rules.TEST01_ACCURACY_FILES, entry)
+    _cross_check_accuracy(report, os.path.join(tdir, "accuracy"), entry, labels)
+    if test_entries is not None and acc_entries is not None:
+        cmp = compare_responses(acc_entries, test_entries)
+        if not cmp["passed"]:
+            report.add(ERROR, apath, f"the staged logs disagree: {cmp['mismatched']} response(s) differ, "
+                                     f"{cmp['missing_in_accuracy_run']} missing from the accuracy run")
 
 
 def check_tree(results_dir: str, round_name: Optional[str] = None) -> Report:
@@ -315,40 +343,8 @@ def check_tree(results_dir: str, round_name: Optional[str] = None) -> Report:
             continue
         for submitter in sorted(os.listdir(os.path.join(results_dir, division))):
             base = os.path.join(results_dir, division, submitter)
-            if not os.path.isdir(base):
-                continue
-            if not os.path.isdir(os.path.join(base, r.code_dir)):
-                report.add(ERROR, os.path.join(base, r.code_dir), f"missing: {r.name} wants the code in {r.code_dir}/")
-            results = os.path.join(base, "results")
-            with_results = sorted(d for d in os.listdir(results) if os.path.isdir(os.path.join(results, d))) \
-                if os.path.isdir(results) else []
-            if not with_results:
-                report.add(ERROR, results, "no results")
-            described = sorted(f[:-5] for f in os.listdir(os.path.join(base, "systems")) if f.endswith(".json")) \
-                if os.path.isdir(os.path.join(base, "systems")) else []
-            for system in described:
-                if system not in with_results:
-                    report.add(ERROR, os.path.join(base, "systems", f"{system}.json"),
-                               f"describes a system with no results/{system} (mismatched system name?)")
-            for system in with_results:
-                key = f"{division}/{submitter}/{system}"
-                seen.add(key)
-                entry = entries.get(key)
-                if entry is None:
-                    report.add(ERROR, os.path.join(results, system),
-                               "not in staging_record.json: not staged by this harness, or renamed afterwards "
-                               "(mismatched system name?)")
-                    entry = {}
-                desc = check_system_json(report, os.path.join(base, "systems", f"{system}.json"), division,
-                                         submitter)
-                category = (desc or {}).get("system_type") or entry.get("category") or "edge"
-                if category == "edge,datacenter":
-                    category = "datacenter,edge"
-                check_system(report, base, r, system, division, category, entry)
-                if entry.get("dry_run"):
-                    report.add(NOT_READY, DRY_RUN_MARKER, f"{key} was staged with --dry_run: not a submission "
-                                                          f"({len(entry.get('dry_run_exceptions', []))} rule "
-                                                          "exception(s) recorded)")
+            if os.path.isdir(base):
+                _check_submitter(report, base, r, division, submitter, entries, seen)
     for key in entries:
         if key not in seen:
             report.add(ERROR, key, "in staging_record.json but not in the tree (removed or renamed?)")
@@ -356,6 +352,44 @@ def check_tree(results_dir: str, round_name: Optional[str] = None) -> Report:
                                                                              entries.values()):
         report.add(NOT_READY, DRY_RUN_MARKER, "dry-run marker present")
     return report
+
+
+def _check_submitter(report: Report, base: str, r: rules.Round, division: str, submitter: str, entries: dict,
+                     seen: set) -> None:
+    """One <division>/<submitter>/ folder: its code folder, its results and system descriptions, and every system
+    (the keys found go into `seen`)."""
+    if not os.path.isdir(os.path.join(base, r.code_dir)):
+        report.add(ERROR, os.path.join(base, r.code_dir), f"missing: {r.name} wants the code in {r.code_dir}/")
+    results = os.path.join(base, "results")
+    with_results = sorted(d for d in os.listdir(results) if os.path.isdir(os.path.join(results, d))) \
+        if os.path.isdir(results) else []
+    if not with_results:
+        report.add(ERROR, results, "no results")
+    described = sorted(f[:-5] for f in os.listdir(os.path.join(base, "systems")) if f.endswith(".json")) \
+        if os.path.isdir(os.path.join(base, "systems")) else []
+    for system in described:
+        if system not in with_results:
+            report.add(ERROR, os.path.join(base, "systems", f"{system}.json"),
+                       f"describes a system with no results/{system} (mismatched system name?)")
+    for system in with_results:
+        key = f"{division}/{submitter}/{system}"
+        seen.add(key)
+        entry = entries.get(key)
+        if entry is None:
+            report.add(ERROR, os.path.join(results, system),
+                       "not in staging_record.json: not staged by this harness, or renamed afterwards "
+                       "(mismatched system name?)")
+            entry = {}
+        desc = check_system_json(report, os.path.join(base, "systems", f"{system}.json"), division,
+                                 submitter)
+        category = (desc or {}).get("system_type") or entry.get("category") or "edge"
+        if category == "edge,datacenter":
+            category = "datacenter,edge"
+        check_system(report, base, r, system, division, category, entry)
+        if entry.get("dry_run"):
+            report.add(NOT_READY, DRY_RUN_MARKER, f"{key} was staged with --dry_run: not a submission "
+                                                  f"({len(entry.get('dry_run_exceptions', []))} rule "
+                                                  "exception(s) recorded)")
 
 
 def check_system(report: Report, base: str, r: rules.Round, system: str, division: str, category: str,

@@ -295,52 +295,15 @@ def _update_results(args: Command, argv: list[str]) -> int:
     log_dir = default_log_dir(args)
     results_dir = default_results_dir(args)
     division, category = args.division, args.category
-    allowed = rules.required_scenarios(r, category)
-    scenarios = args.scenarios if _given(argv, "scenarios") else list(allowed)
-    wrong = [s for s in scenarios if s not in allowed]
-    if wrong:
-        raise HarnessError(f"{', '.join(wrong)}: not a ResNet50 scenario of the {category} category in {r.name} "
-                           f"({', '.join(allowed)}).")
-    missing = [s for s in allowed if s not in scenarios]
-    runs = discover(log_dir)
-    if not any(run.system == system for run in runs):
-        others = systems_with_runs(runs)
-        raise HarnessError(f"No runs of system {system!r} under {log_dir}" +
-                           (f"; runs there are of: {', '.join(others)} (mismatched system name? pass "
-                            f"--system_name)." if others else "; run `make run_harness` first."))
+    scenarios, missing = _scenarios_to_stage(args, argv, r, category)
+    runs = _runs_of(log_dir, system)
     record_path = staging_record_path(results_dir)
-    if os.path.isdir(results_dir):
-        moved = move_legacy_files(results_dir)
-        if moved:
-            print(f"Moved {', '.join(moved)} out of the submission root into {records_dir(results_dir)}.")
-    record = load_json(record_path) or {}
-    if record.get("round") not in (None, r.name):
-        raise HarnessError(f"{results_dir} holds a {record['round']} tree; stage {r.name} results into another "
-                           "--results_dir.")
-
-    plans = [plan_scenario(runs, system, s, r, division, log_dir) for s in scenarios]
-    refusals = [x for p in plans for x in p.refusals]
-    rule_problems = [x for p in plans for x in p.rule_problems]
-    if refusals:
-        raise HarnessError("update_results refused:\n  " + "\n  ".join(refusals))
-    if rule_problems and not args.dry_run:
-        raise HarnessError("update_results refused: these runs do not meet the " + r.name + " rules:\n  "
-                           + "\n  ".join(rule_problems) + "\nRe-run them with the rules' settings (no --fast, "
-                           "--min_duration, --min_query_count or other overrides), or pass --dry_run to stage them "
-                           "as a dry run that check_submission fails as a submission.")
+    record = _open_record(results_dir, record_path, r)
+    plans, rule_problems = _plans(runs, system, scenarios, r, division, log_dir, args.dry_run)
     backends = {(p.runs["performance"].fingerprint or {}).get("backend") for p in plans} - {None}
     desc = system_desc.build(system, args.submitter, division, category, backends)
     base = os.path.join(results_dir, division, desc["submitter"])
-    for path in system_paths(base, r, system):
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
-    write_json(os.path.join(base, "systems", f"{system}.json"), desc)
-    _copy_harness(os.path.join(base, r.code_dir))
-    for plan in plans:
-        write_scenario(base, r, system, plan)
-
+    _write_system(base, r, system, desc, plans)
     key = f"{division}/{desc['submitter']}/{system}"
     record["round"] = r.name
     record.setdefault("systems", {})[key] = {
@@ -357,7 +320,80 @@ def _update_results(args: Command, argv: list[str]) -> int:
     }
     write_json(record_path, record)
     write_markers(results_dir, record)
+    _say_staged(args, r, system, base, record_path, results_dir, plans, missing, rule_problems)
+    return 0
 
+
+def _scenarios_to_stage(args: Command, argv: list[str], r: rules.Round, category: str) -> tuple[list, list]:
+    """The scenarios to stage (--scenarios, else all the category requires) and those required but left out."""
+    allowed = rules.required_scenarios(r, category)
+    scenarios = args.scenarios if _given(argv, "scenarios") else list(allowed)
+    wrong = [s for s in scenarios if s not in allowed]
+    if wrong:
+        raise HarnessError(f"{', '.join(wrong)}: not a ResNet50 scenario of the {category} category in {r.name} "
+                           f"({', '.join(allowed)}).")
+    missing = [s for s in allowed if s not in scenarios]
+    return scenarios, missing
+
+
+def _runs_of(log_dir: str, system: str) -> list:
+    """The runs under log_dir, refused when none is of this system (naming the systems that have runs there)."""
+    runs = discover(log_dir)
+    if not any(run.system == system for run in runs):
+        others = systems_with_runs(runs)
+        raise HarnessError(f"No runs of system {system!r} under {log_dir}" +
+                           (f"; runs there are of: {', '.join(others)} (mismatched system name? pass "
+                            f"--system_name)." if others else "; run `make run_harness` first."))
+    return runs
+
+
+def _open_record(results_dir: str, record_path: str, r: rules.Round) -> dict:
+    """The tree's staging record (empty for a new tree), after moving an older harness's files out of the root;
+    a tree of another round is refused."""
+    if os.path.isdir(results_dir):
+        moved = move_legacy_files(results_dir)
+        if moved:
+            print(f"Moved {', '.join(moved)} out of the submission root into {records_dir(results_dir)}.")
+    record = load_json(record_path) or {}
+    if record.get("round") not in (None, r.name):
+        raise HarnessError(f"{results_dir} holds a {record['round']} tree; stage {r.name} results into another "
+                           "--results_dir.")
+    return record
+
+
+def _plans(runs: list, system: str, scenarios: list, r: rules.Round, division: str, log_dir: str,
+           dry_run: bool) -> tuple[list, list]:
+    """One plan per scenario and the rule problems of them all; refusals, and rule problems without --dry_run,
+    are a HarnessError listing them."""
+    plans = [plan_scenario(runs, system, s, r, division, log_dir) for s in scenarios]
+    refusals = [x for p in plans for x in p.refusals]
+    rule_problems = [x for p in plans for x in p.rule_problems]
+    if refusals:
+        raise HarnessError("update_results refused:\n  " + "\n  ".join(refusals))
+    if rule_problems and not dry_run:
+        raise HarnessError("update_results refused: these runs do not meet the " + r.name + " rules:\n  "
+                           + "\n  ".join(rule_problems) + "\nRe-run them with the rules' settings (no --fast, "
+                           "--min_duration, --min_query_count or other overrides), or pass --dry_run to stage them "
+                           "as a dry run that check_submission fails as a submission.")
+    return plans, rule_problems
+
+
+def _write_system(base: str, r: rules.Round, system: str, desc: dict, plans: list) -> None:
+    """The system's staged files replaced: its description, the harness's code, and every planned scenario."""
+    for path in system_paths(base, r, system):
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+    write_json(os.path.join(base, "systems", f"{system}.json"), desc)
+    _copy_harness(os.path.join(base, r.code_dir))
+    for plan in plans:
+        write_scenario(base, r, system, plan)
+
+
+def _say_staged(args: Command, r: rules.Round, system: str, base: str, record_path: str, results_dir: str,
+                plans: list, missing: list, rule_problems: list) -> None:
+    division, category = args.division, args.category
     print(f"Staged {system} ({r.name}, {division}, {category}) into {base} (record: {record_path}):")
     for p in plans:
         print(f"  {p.scenario:<13} " + ", ".join(f"{k} {run.label}" for k, run in p.runs.items()))
@@ -371,4 +407,3 @@ def _update_results(args: Command, argv: list[str]) -> int:
               f"{os.path.join(records_dir(results_dir), DRY_RUN_MARKER)}; this tree is not a submission.")
     print("Next: make truncate_results, make summarize_results, make check_submission "
           f"(with RUN_ARGS=\"--results_dir={results_dir}\" if not the default).")
-    return 0
