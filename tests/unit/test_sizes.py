@@ -17,10 +17,6 @@ MAX_FUNCTION_LINES = 60
 # code/resnet50/, core/, graph/, config/, artifacts/, loadgen/, submission/, actions/ or main.py may be listed here.
 ALLOWED = {
     # being split (issue 18, by another helper): the merger empties these entries
-    ("harness/backends/tensorrt/backend.py", None),
-    ("harness/backends/tensorrt/contract.py", "violations"),
-    ("harness/backends/torch/onnx_torch.py", "OnnxModule.__init__"),
-    # being split (issue 18, by another helper): the merger empties these entries
     ("harness/report/page.py", None),
     # being split (issue 18, by another helper): the merger empties these entries
     ("harness/tune/tuner.py", None),
