@@ -46,7 +46,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from harness.core.paths import REPO_ROOT
+from harness.core.paths import PREPROCESSED_DATA_DIR
 from harness.core.storage import (
     StorageError,
     file_stamp,
@@ -77,7 +77,7 @@ def array_paths(base_dir: str, model: ModelSpec, fmt: str, image_map: ImageMap) 
 
 
 def default_preprocessed_dir() -> str:
-    return os.path.join(REPO_ROOT, "build", "preprocessed_data")
+    return PREPROCESSED_DATA_DIR
 
 
 def _identity(model: ModelSpec, fmt: str, image_map: ImageMap) -> dict:
@@ -91,7 +91,6 @@ def _identity(model: ModelSpec, fmt: str, image_map: ImageMap) -> dict:
     return ident
 
 
-_read_json = read_json
 _write_json_atomic = write_json_atomic
 
 
@@ -115,7 +114,7 @@ def is_up_to_date(model: ModelSpec, fmt: str, image_map: ImageMap, base_dir: str
     """The array and its manifest describe these inputs and pass verification (a sample of rows, every row with
     `verify`); a failed verification is said (it is then preprocessed again)."""
     npy, manifest_path = array_paths(base_dir, model, fmt, image_map)
-    manifest = _read_json(manifest_path)
+    manifest = read_json(manifest_path, missing=None, invalid=None)
     if manifest is None or not os.path.exists(npy):
         return False
     if any(manifest.get(k) != v for k, v in _identity(model, fmt, image_map).items()):
@@ -302,7 +301,7 @@ def _open_partial(npy: str, ident: dict, shape: tuple, dtype: np.dtype) -> tuple
     to the same inputs, else created afresh."""
     partial, done_path, state_path = npy + ".partial", npy + ".partial.done", npy + ".partial.json"
     n = shape[0]
-    state = _read_json(state_path)
+    state = read_json(state_path, missing=None, invalid=None)
     resumable = (state == ident and _npy_rows(partial) == n and os.path.exists(done_path)
                  and os.path.getsize(done_path) == 8 * n)
     try:
@@ -361,7 +360,7 @@ def _preprocess_locked(model, image_map, data_dir, base_dir, formats, allow_miss
         result.paths[fmt] = npy
         _remove(npy + ".partial.compact")      # an interrupted compaction's leftover: never reused
         if not overwrite and is_up_to_date(model, fmt, image_map, base_dir, allow_missing, verify):
-            result.skipped = (_read_json(manifest_path) or {}).get("skipped", {})
+            result.skipped = (read_json(manifest_path, missing=None, invalid=None) or {}).get("skipped", {})
             if progress:
                 checked = "every row verified" if verify else "verified"
                 print(f"[preprocess] {npy} is up to date ({len(image_map.files)} images, {checked}); nothing to do.")
@@ -561,7 +560,7 @@ def _load_locked(model: ModelSpec, image_map: ImageMap, base_dir: str, fmt: str,
         raise HarnessError(f"No preprocessed data at {npy} for model {model.key}, format {fmt} and map "
                            f"{image_map.path}{partial}. Run `make preprocess_data RUN_ARGS=\"--model={model.key} "
                            f"--map_path={image_map.path} --formats={fmt} --data_dir=<images>\"` first.")
-    manifest = _read_json(manifest_path)
+    manifest = read_json(manifest_path, missing=None, invalid=None)
     if manifest is None:
         raise HarnessError(f"{manifest_path} is not readable JSON; re-run preprocess_data with --overwrite.")
     for key, want in _identity(model, fmt, image_map).items():

@@ -23,6 +23,7 @@ from typing import Any, Optional
 import numpy as np
 import onnx
 
+from harness.core.options import parse_bool
 from harness.graph import onnx_graph
 from harness.backends.tensorrt import contract
 from harness.backends.tensorrt import plan as tp
@@ -94,7 +95,7 @@ def visible_gpu_count() -> int:
 
 
 def _logger(trt, settings: dict[str, Any]):
-    severity = trt.Logger.VERBOSE if tp.as_bool(settings.get("verbose")) else trt.Logger.WARNING
+    severity = trt.Logger.VERBOSE if parse_bool(settings.get("verbose"), False) else trt.Logger.WARNING
     return trt.Logger(severity)
 
 
@@ -435,13 +436,13 @@ class TensorRTRunner(Runner):
         self.sample_bytes = tp.sample_nbytes(self.chw, self.dtype, self.fmt)
         c, h, w = self.chw
         self.sample_shape = (-(-c // 4), h, w, 4) if self.fmt == "chw4" else (c, h, w)
-        self.start_from_device = tp.as_bool(settings.get("start_from_device"))
+        self.start_from_device = parse_bool(settings.get("start_from_device"), False)
         try:
             if self.start_from_device:
                 self.gather = tp.gather_launch(self.sample_bytes, self.batch)
                 self.gather_function = GatherKernel.function(self.cudart, self.device, self.gather.kernel)
             self._make_slots(settings)
-            self.graph_sizes = tp.graph_batch_sizes(self.batch) if tp.as_bool(settings.get("use_graphs")) else []
+            self.graph_sizes = tp.graph_batch_sizes(self.batch) if parse_bool(settings.get("use_graphs"), False) else []
             for slot in self.slots:
                 for size in self.graph_sizes:
                     self._capture(slot, size)
@@ -472,7 +473,7 @@ class TensorRTRunner(Runner):
         cudart = self.cudart
         n = int(self.engine.num_optimization_profiles)
         layout = tp.stream_layout(n, tp.inference_streams(settings),
-                                  tp.as_bool(settings.get("run_infer_on_copy_streams")))
+                                  parse_bool(settings.get("run_infer_on_copy_streams"), False))
         shared = sorted({i for i in layout if i is not None})
         self.infer_streams = [self._stream() for _ in shared]
         in_dtype = tp.NUMPY_DTYPES[self.dtype]

@@ -24,6 +24,7 @@ import numpy as np
 from harness.graph import onnx_graph
 from harness.core.errors import HarnessError
 from harness.core.options import parse_bool, parse_devices
+from harness.core.storage import read_json
 from harness.backends.torch.options import INFO
 from harness.backends.base import Backend, BuildRequest, Runner
 from harness.backends.torch.onnx_torch import OnnxModule
@@ -37,11 +38,6 @@ def _torch():
     except ImportError:
         raise HarnessError("The torch backend needs PyTorch with CUDA (`pip install torch` with a CUDA build).") from None
     return torch
-
-
-def _flag(settings: dict, key: str, default: bool = False) -> bool:
-    value = settings.get(key)
-    return default if value is None else parse_bool(value)
 
 
 class DeviceUploads:
@@ -74,9 +70,9 @@ class StreamSlot:
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = getattr(torch, _DTYPES[settings.get("precision", "fp16")])
-        self.channels_last = _flag(settings, "channels_last", True)
-        self.use_graphs = _flag(settings, "use_graphs", False)
-        self.takes_rows = _flag(settings, "start_from_device", False)
+        self.channels_last = parse_bool(settings.get("channels_last"), True)
+        self.use_graphs = parse_bool(settings.get("use_graphs"), False)
+        self.takes_rows = parse_bool(settings.get("start_from_device"), False)
         self.batch_size = int(batch_size)
         # Batch sizes prepared (and captured as CUDA graphs): the configured one and its halves down to 1/8, so a
         # partial Server batch runs at the next size up instead of a full batch.
@@ -212,15 +208,15 @@ class TorchBackend(Backend):
 
     def _module(self, engine_path: str, device: str, settings: dict[str, Any]):
         torch = _torch()
-        key = (engine_path, device, settings.get("precision"), _flag(settings, "torch_compile"))
+        key = (engine_path, device, settings.get("precision"), parse_bool(settings.get("torch_compile"), False))
         with self._lock:
             if key not in self._modules:
                 import onnx
                 dtype = getattr(torch, _DTYPES[settings.get("precision", "fp16")])
                 module = OnnxModule(onnx.load(engine_path), dtype=dtype).eval().to(device)
-                if _flag(settings, "channels_last", True):
+                if parse_bool(settings.get("channels_last"), True):
                     module = module.to(memory_format=torch.channels_last)
-                if _flag(settings, "torch_compile"):
+                if parse_bool(settings.get("torch_compile"), False):
                     module = torch.compile(module)
                 self._modules[key] = module
             return self._modules[key]
@@ -235,8 +231,7 @@ class TorchBackend(Backend):
         if not os.path.exists(engine_path):
             raise HarnessError(f"Engine {engine_path} does not exist; run `make generate_engines` with the same "
                                "RUN_ARGS first (or `make run`).")
-        with open(engine_path + ".settings.json") as f:
-            built = json.load(f)
+        built = read_json(engine_path + ".settings.json")
         settings = dict(settings, input_shape=built["input_shape"])
         dev = "cpu" if cpu else f"cuda:{int(device or 0)}"
         module = self._module(engine_path, dev, settings)
