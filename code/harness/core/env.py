@@ -31,7 +31,7 @@ class EnvVar:
     meaning: str
 
 
-SCRATCH_PATH = EnvVar("MLPERF_SCRATCH_PATH", PATH, None, "unset: build/data/imagenet",
+SCRATCH_PATH = EnvVar("MLPERF_SCRATCH_PATH", PATH, None, "unset (images: build/data/imagenet)",
                       "Folder of data, preprocessed data and models; the raw images are read from its "
                       "data/imagenet/ when --data_dir is not given (the container mounts it).")
 LOCK_TIMEOUT = EnvVar("MLPERF_LOCK_TIMEOUT", SECONDS, 600.0, "600",
@@ -41,7 +41,8 @@ DIGEST_CACHE = EnvVar("MLPERF_DIGEST_CACHE", PATH, None, "build/cache/digests",
                       "Folder of the digest cache: a file is re-read in full only when its size, mtime or inode "
                       "changed.")
 REPORT = EnvVar("MLPERF_REPORT", BOOL, True, "on",
-                "run_harness / run_audit_harness / tune write the run's report page when they end; off skips it.")
+                "The report page that run_harness / run_audit_harness / tune write when they end; off skips it (tune's "
+                "probes).")
 SUT_TIMING = EnvVar("MLPERF_SUT_TIMING", BOOL, True, "on",
                     "The SUT records a latency histogram and timeline per worker (sut_timing.json); off turns the "
                     "record off.")
