@@ -321,8 +321,8 @@ def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: b
 
 
 def _outputs_md5(outputs: dict[str, str]) -> dict[str, Optional[str]]:
-    return {name: (file_digest(path, cached=True) if os.path.exists(path) else None) for name, path in sorted(outputs.items())
-            if name != "record"}
+    return {name: (file_digest(path, cached=True) if os.path.exists(path) else None)
+            for name, path in sorted(outputs.items()) if name != "record"}
 
 
 def _calibrate_locked(spec, inputs: CalibrationInputs, method: str, force: bool, backends: Optional[list[str]],

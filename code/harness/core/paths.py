@@ -4,7 +4,7 @@ that joins these folder names; every other module takes its paths from here.
     build/models/<model>/...                         models (model_dir, model_file; resnet50/models.py)
     build/models/<model>/calibration/<method>.cache  TensorRT calibration caches (calibration_cache_path)
     build/data/imagenet/                              raw images when $MLPERF_SCRATCH_PATH is unset (DATA_DIR)
-    build/preprocessed_data/<map>/<format>/           preprocessed arrays (PREPROCESSED_DATA_DIR; resnet50/preprocessing.py)
+    build/preprocessed_data/<map>/<format>/           preprocessed arrays (PREPROCESSED_DATA_DIR; resnet50/)
     build/engines/<system>/resnet50/<Scenario>/       engines and their records (engine_dir; artifacts/engines.py)
     build/engines/<system>/timing.cache               TensorRT's timing cache (timing_cache_path)
     build/logs/<timestamp>[-<config_ver>]/            run logs (LOGS_DIR, new_run_root; loadgen/scenario.py, actions/)

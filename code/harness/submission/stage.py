@@ -131,7 +131,8 @@ def _audit_problems(run: Run, test: str, perf: Optional[Run], acc: Optional[Run]
         problems.append("it ran a different engine or config than its reference runs: "
                         + "; ".join(v["fingerprint_differences"]))
     ref = v.get("reference") or {}
-    if perf and (ref.get("performance") or {}).get("detail_sha256") != file_digest(perf.path("mlperf_log_detail.txt"), "sha256"):
+    if perf and (ref.get("performance") or {}).get("detail_sha256") != file_digest(
+            perf.path("mlperf_log_detail.txt"), "sha256"):
         problems.append(f"it was verified against another performance run ({(ref.get('performance') or {}).get('dir')})"
                         f" than the one being staged ({perf.label}); run `make run_audit_harness` again")
     if rules.AUDIT_TESTS[test].compares_accuracy:
