@@ -129,17 +129,20 @@ def test_write_json_atomic_reports_storage_errors(tmp_path, monkeypatch):
     assert artifacts.read_json(path) == {"a": 1} and not os.path.exists(path + ".partial")
 
 
-def test_cached_md5_rereads_only_a_changed_file(tmp_path, monkeypatch):
+def test_cached_digest_rereads_only_a_changed_file(tmp_path, monkeypatch):
     monkeypatch.setenv(artifacts.DIGEST_CACHE_ENV, str(tmp_path / "cache"))
     path = tmp_path / "model.onnx"
     path.write_bytes(b"weights-1")
     calls = []
-    real = artifacts.file_md5
-    monkeypatch.setattr(artifacts, "file_md5", lambda p: calls.append(p) or real(p))
-    first = artifacts.cached_md5(str(path))
-    assert artifacts.cached_md5(str(path)) == first and len(calls) == 1        # cached
-    path.write_bytes(b"weights-2")                                              # replaced: read again
-    assert artifacts.cached_md5(str(path)) != first and len(calls) == 2
+    real = artifacts.hashlib.new
+    monkeypatch.setattr(artifacts.hashlib, "new", lambda name: calls.append(name) or real(name))   # full reads
+    first = artifacts.file_digest(str(path), cached=True)
+    assert first == artifacts.file_digest(str(path))
+    assert artifacts.file_digest(str(path), cached=True) == first and len(calls) == 2        # cached
+    path.write_bytes(b"weights-2")                                                          # replaced: read again
+    assert artifacts.file_digest(str(path), cached=True) != first and len(calls) == 3
+    with pytest.raises(ValueError):
+        artifacts.file_digest(str(path), "sha256", cached=True)
 
 
 def _refused_while_held(folder, *argv, lock_file=None):

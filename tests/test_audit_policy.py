@@ -6,7 +6,7 @@ import pytest
 from harness.core.errors import HarnessError
 from harness.submission import audit_policy, rules
 from harness.submission.audit import references
-from harness.submission.logs import DetailLog
+from harness.loadgen.logs import DetailLog
 from harness.submission.runs import Run
 
 FP32 = {"system_id": "CPU", "model": "resnet50", "model_md5": "m", "backend": "onnxruntime", "precision": "fp32",

@@ -113,8 +113,8 @@ def _calibrated(tmp_path, backend="onnxruntime"):
     open(qdq, "wb").write(b"qdq from fp32 weights")
     p = calibration.paths(fp32, "entropy")
     os.makedirs(os.path.dirname(p["record"]), exist_ok=True)
-    record = {"ranges": {"model_md5": artifacts.file_md5(fp32), "method": "entropy"},
-              "outputs": {f"qdq_{backend}": artifacts.file_md5(qdq)}}
+    record = {"ranges": {"model_md5": artifacts.file_digest(fp32), "method": "entropy"},
+              "outputs": {f"qdq_{backend}": artifacts.file_digest(qdq)}}
     json.dump(record, open(p["record"], "w"))
     return fp32, qdq, p["record"]
 

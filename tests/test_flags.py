@@ -3,16 +3,32 @@ import os
 import pytest
 
 from conftest import ROOT, run_main
+from harness.core import env
 from harness.core.errors import HarnessError
 from harness.actions import FLAGS, markdown_table, parse_args
 from harness.config.flags import overrides
 
 
-def test_command_flags_md_matches_the_flag_table():
+ENV_HEADING = "## Environment variables"
+
+
+def _table_rows(after_env_heading: bool) -> str:
+    """The `|` rows of command_flags.md before (the flags) or after (the environment) its environment heading."""
     with open(os.path.join(ROOT, "command_flags.md")) as f:
-        rows = [line for line in f.read().splitlines() if line.startswith("|")]
-    assert "\n".join(rows) == markdown_table(), \
+        text = f.read()
+    assert ENV_HEADING in text, f"command_flags.md has no {ENV_HEADING!r} section"
+    part = text.split(ENV_HEADING, 1)[1 if after_env_heading else 0]
+    return "\n".join(line for line in part.splitlines() if line.startswith("|"))
+
+
+def test_command_flags_md_matches_the_flag_table():
+    assert _table_rows(after_env_heading=False) == markdown_table(), \
         "command_flags.md has drifted from code/harness/config/flags.py: regenerate its table from markdown_table()"
+
+
+def test_command_flags_md_matches_the_environment_table():
+    assert _table_rows(after_env_heading=True) == env.markdown_table(), \
+        "command_flags.md has drifted from code/harness/core/env.py: regenerate its table from env.markdown_table()"
 
 
 def test_required_flags_exist():

@@ -1,6 +1,6 @@
 """MLCommons' checker output sorted into short-run / not-ready / other; the staged README's Reproduce section."""
 from harness.submission import official
-from harness.submission.logs import DetailLog
+from harness.loadgen.logs import DetailLog
 from harness.submission.reproduce import reproduce_lines
 from harness.submission.runs import Run
 

@@ -395,7 +395,7 @@ def test_test05_runs_with_audit_version_v41(null_logs, subset, tmp_path):
     text = open(os.path.join(folder, "verify_performance.txt")).read()
     assert "TEST05 performance verification" in text
     assert "rule = the test run not more than 5% slower than the reference run" in text
-    from harness.submission.logs import read_detail
+    from harness.loadgen.logs import read_detail
     got = read_detail(os.path.join(folder, "mlperf_log_detail.txt"))
     ref = read_detail(os.path.join(logs, _runs(null_logs)["PerformanceOnly"], SYSTEM, "resnet50", "Offline",
                                    "mlperf_log_detail.txt"))

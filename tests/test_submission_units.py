@@ -6,7 +6,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.submission import audit, rules, truncate
-from harness.submission.logs import DetailLog
+from harness.loadgen.logs import DetailLog
 
 
 def _log(scenario, metric=None, validity="VALID", **extra):
@@ -138,7 +138,7 @@ def test_official_checker_wiring(tmp_path, monkeypatch):
 
 def test_summary_and_detail_must_agree(tmp_path):
     from harness.submission.integrity import summary_detail_problems
-    from harness.submission.logs import read_detail
+    from harness.loadgen.logs import read_detail
     detail = tmp_path / "mlperf_log_detail.txt"
     detail.write_text("".join(f':::MLLOG {json.dumps({"key": k, "value": v})}\n' for k, v in (
         ("effective_scenario", "Offline"), ("effective_test_mode", "PerformanceOnly"), ("result_validity", "VALID"),

@@ -48,7 +48,7 @@ def open_partial(npy: str, ident: dict, shape: tuple, dtype: np.dtype) -> tuple[
     to the same inputs, else created afresh."""
     partial, done_path, state_path = npy + ".partial", npy + ".partial.done", npy + ".partial.json"
     n = shape[0]
-    state = read_json(state_path)
+    state = read_json(state_path, missing=None, invalid=None)
     resumable = (state == ident and npy_rows(partial) == n and os.path.exists(done_path)
                  and os.path.getsize(done_path) == 8 * n)
     try:
@@ -161,7 +161,7 @@ def _read_manifest(model: ModelSpec, image_map: ImageMap, fmt: str, npy: str, ma
         raise HarnessError(f"No preprocessed data at {npy} for model {model.key}, format {fmt} and map "
                            f"{image_map.path}{partial}. Run `make preprocess_data RUN_ARGS=\"--model={model.key} "
                            f"--map_path={image_map.path} --formats={fmt} --data_dir=<images>\"` first.")
-    manifest = read_json(manifest_path)
+    manifest = read_json(manifest_path, missing=None, invalid=None)
     if manifest is None:
         raise HarnessError(f"{manifest_path} is not readable JSON; re-run preprocess_data with --overwrite.")
     for key, want in identity(model, fmt, image_map).items():

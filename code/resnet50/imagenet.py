@@ -15,7 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from harness.core.paths import REPO_ROOT
+from harness.core import env
+from harness.core.paths import DATA_DIR, REPO_ROOT
 from harness.core.errors import HarnessError
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -95,10 +96,10 @@ def read_map(path: str, need_labels: bool = True) -> ImageMap:
 
 
 def default_data_dir() -> str:
-    scratch = os.environ.get("MLPERF_SCRATCH_PATH")
+    scratch = env.get(env.SCRATCH_PATH)
     if scratch:
         return os.path.join(scratch, "data", "imagenet")
-    return os.path.join(REPO_ROOT, "build", "data", "imagenet")
+    return DATA_DIR
 
 
 def default_map_path(kind: str = "val") -> str:

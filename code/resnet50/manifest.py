@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from harness.core.errors import HarnessError
-from harness.core.paths import REPO_ROOT
+from harness.core.paths import PREPROCESSED_DATA_DIR
 from harness.core.storage import file_stamp, read_json, storage_error, write_json_atomic
 from harness.graph.formats import format_dtype, format_shape
 from resnet50.imagenet import RECIPES, ImageMap
@@ -41,7 +41,7 @@ def array_paths(base_dir: str, model: ModelSpec, fmt: str, image_map: ImageMap) 
 
 
 def default_preprocessed_dir() -> str:
-    return os.path.join(REPO_ROOT, "build", "preprocessed_data")
+    return PREPROCESSED_DATA_DIR
 
 
 def identity(model: ModelSpec, fmt: str, image_map: ImageMap) -> dict:
@@ -75,7 +75,7 @@ def is_up_to_date(model: ModelSpec, fmt: str, image_map: ImageMap, base_dir: str
     """The array and its manifest describe these inputs and pass verification (a sample of rows, every row with
     `verify`); a failed verification is said (it is then preprocessed again)."""
     npy, manifest_path = array_paths(base_dir, model, fmt, image_map)
-    manifest = read_json(manifest_path)
+    manifest = read_json(manifest_path, missing=None, invalid=None)
     if manifest is None or not os.path.exists(npy):
         return False
     if any(manifest.get(k) != v for k, v in identity(model, fmt, image_map).items()):

@@ -15,7 +15,6 @@ from typing import Optional
 import numpy as np
 
 from harness.core.storage import file_digest
-from harness.core.storage import cached_md5
 from harness.core.errors import HarnessError
 from resnet50.models import ModelSpec
 
@@ -52,7 +51,7 @@ def check_model_file(spec: ModelSpec, path: str) -> None:
     """A registry model file with a known md5 must still have it (a replaced or damaged file is an error)."""
     if not spec.md5 or os.path.abspath(path) != os.path.abspath(spec.default_path):
         return
-    got = cached_md5(path)
+    got = file_digest(path, cached=True)
     if got != spec.md5:
         raise HarnessError(f"{path}: md5 {got} does not match the registry's {spec.md5} for {spec.key}: the file was "
                            f"replaced or damaged. Run `make download_model RUN_ARGS=\"--model={spec.key} "

@@ -6,12 +6,11 @@ formats, and where the ONNX file comes from.
 """
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from typing import Optional
 
-from harness.core.paths import REPO_ROOT
+from harness.core.paths import model_file
 from harness.core.errors import HarnessError
 
 
@@ -38,7 +37,7 @@ class ModelSpec:
 
     @property
     def default_path(self) -> str:
-        return os.path.join(REPO_ROOT, "build", "models", self.key, self.file_name)
+        return model_file(self.key, self.file_name)
 
 
 MODELS: dict[str, ModelSpec] = {spec.key: spec for spec in (

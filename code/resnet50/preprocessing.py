@@ -170,7 +170,7 @@ def _formats_to_make(model, image_map, base_dir, formats, allow_missing, overwri
         result.paths[fmt] = npy
         remove_files(npy + ".partial.compact")      # an interrupted compaction's leftover: never reused
         if not overwrite and is_up_to_date(model, fmt, image_map, base_dir, allow_missing, verify):
-            result.skipped = (read_json(manifest_path) or {}).get("skipped", {})
+            result.skipped = (read_json(manifest_path, missing=None, invalid=None) or {}).get("skipped", {})
             if progress:
                 checked = "every row verified" if verify else "verified"
                 print(f"[preprocess] {npy} is up to date ({len(image_map.files)} images, {checked}); nothing to do.")

@@ -17,7 +17,7 @@ from importlib import metadata
 from typing import Optional
 
 from harness.config.command import Command
-from harness.core.paths import REPO_ROOT, BENCHMARK
+from harness.core.paths import BENCHMARK, INFERENCE_REPO_DIR, LOGS_DIR, REPO_ROOT
 from harness.core.errors import HarnessError
 from harness.config.flags import SCENARIOS, flag_given
 from harness.artifacts.engines import engine_path
@@ -73,10 +73,10 @@ def info(args: Command, argv: Optional[list[str]] = None) -> int:
     missing = [n for n in PACKAGES if not _version(n)]
     print(f"(not installed: {', '.join(missing)})")
     print("\n== paths")
-    repo = os.path.abspath(args.inference_repo or os.path.join(REPO_ROOT, "build", "inference"))
+    repo = os.path.abspath(args.inference_repo or INFERENCE_REPO_DIR)
     for label, path in (("raw images", args.data_dir or default_data_dir()),
                         ("preprocessed data", args.preprocessed_data_dir or default_preprocessed_dir()),
-                        ("logs", args.log_dir or os.path.join(REPO_ROOT, "build", "logs")),
+                        ("logs", args.log_dir or LOGS_DIR),
                         ("mlcommons/inference checkout", repo)):
         state = "present" if os.path.exists(path) else "missing"
         if label.startswith("mlcommons") and os.path.exists(path):

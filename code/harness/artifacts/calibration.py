@@ -39,7 +39,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from harness.core.storage import cached_md5 as file_md5, folder_lock, read_json, write_bytes_atomic, write_json_atomic
+from harness.core.storage import file_digest, folder_lock, read_json, write_bytes_atomic, write_json_atomic
 from harness.core.errors import HarnessError
 from harness.graph.calibration_cache import METHODS
 from harness.backends import backend_info, registered
@@ -308,7 +308,7 @@ class CalibrationInputs:
 def _record(spec, inputs: CalibrationInputs, method: str, backends: list[str]) -> dict:
     return {
         "version": RECORD_VERSION,
-        "ranges": {"model": spec.key, "model_md5": file_md5(inputs.model_path), "method": method,
+        "ranges": {"model": spec.key, "model_md5": file_digest(inputs.model_path, cached=True), "method": method,
                    "chunk_images": CHUNK_IMAGES, "calibration_map": inputs.map_path, "map_md5": inputs.map_md5,
                    "array_checksum": inputs.array_checksum, "images": len(inputs.files), "versions": _versions()},
         "input_scale": spec.input_scale,
@@ -326,8 +326,8 @@ def calibrate(spec, inputs: CalibrationInputs, method: str = "entropy", force: b
 
 
 def _outputs_md5(outputs: dict[str, str]) -> dict[str, Optional[str]]:
-    return {name: (file_md5(path) if os.path.exists(path) else None) for name, path in sorted(outputs.items())
-            if name != "record"}
+    return {name: (file_digest(path, cached=True) if os.path.exists(path) else None)
+            for name, path in sorted(outputs.items()) if name != "record"}
 
 
 def _calibrate_locked(spec, inputs: CalibrationInputs, method: str, force: bool, backends: Optional[list[str]],
@@ -344,7 +344,7 @@ def _calibrate_locked(spec, inputs: CalibrationInputs, method: str, force: bool,
         raise HarnessError(f"{inputs.map_path}: no calibration images.")
     input_name = onnx_graph.graph_inputs(original)[0].name
     record = _record(spec, inputs, method, backends)
-    old = read_json(p["record"])
+    old = read_json(p["record"], missing=None, invalid=None)
     old_core = {k: v for k, v in old.items() if k != "outputs"} if isinstance(old, dict) else None
     if (not force and old_core == record and all(os.path.exists(v) for v in outputs.values())
             and old.get("outputs") == _outputs_md5(outputs)):
@@ -403,12 +403,12 @@ def check_calibration_current(fp32_path: str, backend: str, inputs: dict[str, st
     if cache and os.path.dirname(cache) != calibration_dir(fp32_path):
         raise HarnessError(f"The calibration cache {cache} belongs to another model file than {fp32_path}; pass "
                            f"--calib_cache=<its cache> or calibrate this model. {again}")
-    record = read_json(record_file)
+    record = read_json(record_file, missing=None, invalid=None)
     if not isinstance(record, dict):
         raise HarnessError(f"No calibration record at {record_file}: calibration was never completed for "
                            f"{fp32_path} (or was interrupted), so {', '.join(sorted(calibrated.values()))} cannot be "
                            f"trusted. {again}")
-    model_md5 = file_md5(fp32_path)
+    model_md5 = file_digest(fp32_path, cached=True)
     if (record.get("ranges") or {}).get("model_md5") != model_md5:
         raise HarnessError(f"{record_file} was made from another FP32 model (md5 "
                            f"{(record.get('ranges') or {}).get('model_md5')}) than {fp32_path} (md5 {model_md5}): "
@@ -418,7 +418,7 @@ def check_calibration_current(fp32_path: str, backend: str, inputs: dict[str, st
               if path}
     for name, path in calibrated.items():
         want = listed.get(os.path.abspath(path))
-        if want is None or not os.path.exists(path) or file_md5(path) != want:
+        if want is None or not os.path.exists(path) or file_digest(path, cached=True) != want:
             raise HarnessError(f"{path} is not the file that calibration ({record_file}) wrote: it was replaced "
                                f"or left over from an earlier calibration. {again}")
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from harness.core.storage import cached_md5, read_json, write_json_atomic
+from harness.core.storage import file_digest, read_json, write_json_atomic
 from harness.core.errors import HarnessError
 from harness.config.runconfig import RunConfig
 from harness.core.paths import engine_dir
@@ -59,7 +59,7 @@ def model_identity(spec, model_file: Optional[str]) -> str:
         raise HarnessError(f"Model file {model_file} does not exist (--model_path). Pass an existing ONNX file, or "
                            f"leave --model_path out to use the registry's {spec.default_path} (`make download_model "
                            f"RUN_ARGS=\"--model={spec.key}\"`).")
-    return f"{spec.key}-md5_{cached_md5(model_file)[:8]}"
+    return f"{spec.key}-md5_{file_digest(model_file, cached=True)[:8]}"
 
 
 def engine_inputs(backend, settings: dict[str, Any], spec, fp32_path: str) -> dict[str, str]:
@@ -78,7 +78,7 @@ def engine_inputs(backend, settings: dict[str, Any], spec, fp32_path: str) -> di
 
 def build_record(inputs: dict[str, Optional[str]], settings: dict[str, Any], versions: dict[str, str]) -> dict:
     return {
-        "inputs": {name: (cached_md5(path) if path and os.path.exists(path) else None)
+        "inputs": {name: (file_digest(path, cached=True) if path and os.path.exists(path) else None)
                    for name, path in inputs.items()},
         "config": {k: settings.get(k) for k in build_keys(settings.get("backend") or "onnxruntime")
                    if settings.get(k) is not None},
@@ -105,7 +105,7 @@ def check_engine_current(engine_path: str, backend, settings: dict[str, Any], sp
                            f"RUN_ARGS=\"--model={spec.key}\"` or pass --model_path.")
     if not os.path.exists(engine_path):
         raise HarnessError(f"No engine at {engine_path}. {rebuild}.")
-    recorded = read_json(record_path(engine_path))
+    recorded = read_json(record_path(engine_path), missing=None, invalid=None)
     if not isinstance(recorded, dict):
         raise HarnessError(f"{engine_path} has no readable build record ({record_path(engine_path)}): it was not "
                            f"built by this harness or its build was interrupted. {rebuild}.")
@@ -129,7 +129,7 @@ def record_path(engine_path: str) -> str:
 
 
 def is_up_to_date(engine_path: str, record: dict) -> bool:
-    return os.path.exists(engine_path) and read_json(record_path(engine_path)) == record
+    return os.path.exists(engine_path) and read_json(record_path(engine_path), missing=None, invalid=None) == record
 
 
 def write_record(engine_path: str, record: dict) -> None:

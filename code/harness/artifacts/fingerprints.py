@@ -5,7 +5,7 @@ import os
 from typing import Any, Optional
 
 from harness.artifacts.engines import record_path
-from harness.core.storage import file_md5, read_json
+from harness.core.storage import file_digest, read_json
 
 
 FINGERPRINT_KEYS = {
@@ -19,12 +19,12 @@ FINGERPRINT_KEYS = {
 def run_fingerprint(cfg: dict[str, Any], spec, backend, engine: str, image_map, total: int,
                     batch_size: int) -> dict[str, Any]:
     """What produced a run (recorded at run time in summary.json)."""
-    record = read_json(record_path(engine)) or {}
+    record = read_json(record_path(engine), missing=None, invalid=None) or {}
     return {
         "system_id": cfg["system_id"], "model": spec.key, "model_md5": (record.get("inputs") or {}).get("model"),
         "backend": backend.name, "precision": cfg["precision"], "batch_size": int(batch_size),
         "config_block": cfg.get("config_block"), "config_ver": cfg.get("config_ver"),
-        "engine": os.path.basename(engine), "engine_md5": file_md5(engine) if os.path.exists(engine) else None,
+        "engine": os.path.basename(engine), "engine_md5": file_digest(engine) if os.path.exists(engine) else None,
         "dataset_map_md5": image_map.md5, "dataset_samples": int(total),
     }
 

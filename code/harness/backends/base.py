@@ -18,15 +18,13 @@ CUDA streams) sets `concurrency` to that number: the SUT runs that many worker t
 """
 from __future__ import annotations
 
-import json
-
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from harness.core.errors import HarnessError
-from harness.core.storage import write_json_atomic
+from harness.core.storage import read_json, write_json_atomic
 from harness.core.options import Flag, parse_bool, parse_devices, parse_int_list
 
 
@@ -180,10 +178,8 @@ def write_meta(engine_path: str, meta: dict) -> None:
 
 
 def read_meta(engine_path: str) -> dict:
-    try:
-        with open(meta_path(engine_path)) as f:
-            return json.load(f)
-    except FileNotFoundError:
+    meta = read_json(meta_path(engine_path), missing=None)
+    if meta is None:
         raise HarnessError(f"{meta_path(engine_path)} is missing: the engine {engine_path} was not built by this "
-                           "harness (or not completely). Rebuild it with `make generate_engines ... --overwrite`."
-                           ) from None
+                           "harness (or not completely). Rebuild it with `make generate_engines ... --overwrite`.")
+    return meta

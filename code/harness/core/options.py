@@ -23,10 +23,16 @@ TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
 
-def parse_bool(text: Any) -> bool:
-    """The one bool parser: true/false, yes/no, on/off, 1/0 (any case); a bool is returned as it is."""
+_NO_DEFAULT = object()
+
+
+def parse_bool(text: Any, default: Any = _NO_DEFAULT) -> bool:
+    """The one bool parser: true/false, yes/no, on/off, 1/0 (any case); a bool is returned as it is. With `default`,
+    None (an unset setting) gives the default."""
     if isinstance(text, bool):
         return text
+    if text is None and default is not _NO_DEFAULT:
+        return default
     lowered = str(text).strip().lower()
     if lowered in TRUE_WORDS:
         return True

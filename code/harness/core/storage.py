@@ -9,8 +9,11 @@
   that makes no progress fails); OS errors are re-raised as `StorageError` naming the file and the cause (disk full,
   permission, read-only file system), never blamed on the input.
 - `write_json_atomic` / `replace_atomic`: written to `<path>.partial`, fsynced, renamed, the folder fsynced.
-- `file_md5` (a full read) and `cached_md5` (a full read only when the file's size, mtime or inode changed since the
-  last one: build/cache/digests/).
+- `read_json(path, missing=..., invalid=..., expect=...)`: the one JSON reader; a missing, unreadable or malformed
+  file is a HarnessError naming the file unless the caller gives the value it stands for.
+- `file_digest(path, algorithm="md5", cached=False)`: the one digest helper; `cached=True` (md5 only) re-reads the
+  file in full only when its size, mtime or inode changed since the last full read (build/cache/digests/, or
+  $MLPERF_DIGEST_CACHE). `short_digest` is its first characters.
 """
 from __future__ import annotations
 
@@ -23,19 +26,25 @@ import os
 import socket
 import sys
 import time
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
-from harness.core.paths import REPO_ROOT
+from harness.core import env
+from harness.core.paths import DIGEST_CACHE_DIR
 from harness.core.errors import HarnessError
 
 LOCK_NAME = ".lock"
-LOCK_TIMEOUT_ENV = "MLPERF_LOCK_TIMEOUT"
-DEFAULT_LOCK_TIMEOUT = 600.0
-DIGEST_CACHE_ENV = "MLPERF_DIGEST_CACHE"
+LOCK_TIMEOUT_ENV = env.LOCK_TIMEOUT.name
+DEFAULT_LOCK_TIMEOUT = env.LOCK_TIMEOUT.default
+DIGEST_CACHE_ENV = env.DIGEST_CACHE.name
 
 
-def file_digest(path: str, algorithm: str = "md5") -> str:
-    """The one digest helper: hex digest of a file's bytes, read in chunks (models, arrays and logs can be large)."""
+def file_digest(path: str, algorithm: str = "md5", cached: bool = False) -> str:
+    """The one digest helper: hex digest of a file's bytes, read in chunks (models, arrays and logs can be large).
+    `cached=True` (md5): read in full only when the file changed since the last full read (`_cached_md5`)."""
+    if cached:
+        if algorithm != "md5":
+            raise ValueError("the digest cache holds md5 digests only")
+        return _cached_md5(path)
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
@@ -73,10 +82,7 @@ def is_storage_errno(e: BaseException) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 # Locks
 def lock_timeout() -> float:
-    try:
-        return float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT))
-    except ValueError:
-        raise HarnessError(f"${LOCK_TIMEOUT_ENV}={os.environ[LOCK_TIMEOUT_ENV]!r}: expected seconds.") from None
+    return env.get(env.LOCK_TIMEOUT)
 
 
 def _holder(fd: int) -> str:
@@ -201,38 +207,54 @@ def write_json_atomic(path: str, data, indent: Optional[int] = None) -> None:
     write_bytes_atomic(path, json.dumps(data, indent=indent, sort_keys=indent is not None).encode())
 
 
-def read_json(path: str):
+_RAISE = object()
+
+
+def read_json(path: str, missing: Any = _RAISE, invalid: Any = _RAISE, expect: Optional[type] = None) -> Any:
+    """The one JSON reader. A missing file gives `missing` when the caller passes it, else a HarnessError naming the
+    file; an unreadable file, malformed JSON or (with `expect`, e.g. dict) a value of another type gives `invalid`
+    when passed (caches and records that are rebuilt, checks that report the problem themselves), else a HarnessError
+    naming the file and what is wrong."""
     try:
         with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+            data = json.load(f)
+    except FileNotFoundError:
+        if missing is not _RAISE:
+            return missing
+        raise HarnessError(f"{path} does not exist.") from None
+    except (OSError, ValueError) as e:
+        if invalid is not _RAISE:
+            return invalid
+        what = f"is not valid JSON ({e})" if isinstance(e, ValueError) else f"cannot be read ({e.strerror or e})"
+        raise HarnessError(f"{path} {what}.") from None
+    if expect is not None and not isinstance(data, expect):
+        if invalid is not _RAISE:
+            return invalid
+        raise HarnessError(f"{path} holds a JSON {type(data).__name__}, expected a JSON "
+                           f"{'object' if expect is dict else expect.__name__}.")
+    return data
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Digests
-def file_md5(path: str) -> str:
-    return file_digest(path, "md5")
-
-
 def file_stamp(path: str) -> dict:
     st = os.stat(path)
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
 
 
 def _cache_dir() -> str:
-    return os.environ.get(DIGEST_CACHE_ENV) or os.path.join(REPO_ROOT, "build", "cache", "digests")
+    return env.get(env.DIGEST_CACHE) or DIGEST_CACHE_DIR
 
 
-def cached_md5(path: str) -> str:
+def _cached_md5(path: str) -> str:
     """md5 of a file, re-read in full only when its size, mtime or inode changed since the last full read."""
     path = os.path.abspath(path)
     stamp = file_stamp(path)
     entry = os.path.join(_cache_dir(), hashlib.sha1(path.encode()).hexdigest() + ".json")
-    cached = read_json(entry)
+    cached = read_json(entry, missing=None, invalid=None, expect=dict)
     if isinstance(cached, dict) and cached.get("path") == path and cached.get("stamp") == stamp:
         return cached["md5"]
-    digest = file_md5(path)
+    digest = file_digest(path)
     if file_stamp(path) == stamp:             # not changed while it was read
         with contextlib.suppress(OSError, HarnessError):
             os.makedirs(_cache_dir(), exist_ok=True)
@@ -241,4 +263,4 @@ def cached_md5(path: str) -> str:
 
 
 def short_digest(path: str, n: int = 8) -> str:
-    return cached_md5(path)[:n]
+    return file_digest(path, cached=True)[:n]

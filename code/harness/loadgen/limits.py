@@ -13,12 +13,12 @@ runs are never cut. 0 turns both bounds off.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Optional
 
 from harness.core.paths import BENCHMARK
 from harness.core.errors import HarnessError
+from harness.core.storage import read_json
 from harness.config.scenarios import LOADGEN_DEFAULT_MIN_DURATION_MS
 from harness.config.scenarios import get as get_scenario
 
@@ -72,10 +72,8 @@ def _valid_summaries(log_base: str, system: str, scenario: str, exclude: Optiona
         if exclude and os.path.abspath(root) == os.path.abspath(exclude):
             continue
         folder = os.path.join(root, system, BENCHMARK, scenario)
-        try:
-            with open(os.path.join(folder, "summary.json")) as f:
-                s = json.load(f)
-        except (OSError, ValueError):
+        s = read_json(os.path.join(folder, "summary.json"), missing=None, invalid=None, expect=dict)
+        if s is None:
             continue
         if (s.get("result_validity") == "VALID" and s.get("test_mode", "PerformanceOnly") == "PerformanceOnly"
                 and not s.get("interrupted") and not s.get("audit")):

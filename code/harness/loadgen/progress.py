@@ -6,23 +6,22 @@ the SUT's `completed()` (total samples completed), read from a small daemon thre
 """
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
 from collections import deque
 from typing import Any, Callable, Optional, TextIO
+from harness.core import env
 from harness.config.scenarios import get as get_scenario
 
-ENV = "MLPERF_HARNESS_PROGRESS"
+ENV = env.HARNESS_PROGRESS.name
 
 
 def enabled(stream: TextIO = None) -> bool:
-    value = os.environ.get(ENV, "").strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
+    """MLPERF_HARNESS_PROGRESS (core/env.py): forced on or off, else on only when `stream` is a terminal."""
+    forced = env.get(env.HARNESS_PROGRESS)
+    if forced is not None:
+        return forced
     stream = stream or sys.stdout
     try:
         return stream.isatty()

@@ -15,10 +15,9 @@ from harness.core.errors import HarnessError
 from harness.config.scenarios import get as get_scenario
 from harness.core.paths import measurements_dir
 from harness.loadgen.lib import _lg, make_log_settings
-from harness.loadgen.logs import read_detail_log, response_label
+from harness.loadgen.logs import find_peak_result, read_accuracy_entries, read_detail_log, response_label
 from harness.loadgen.settings import AUDIT_CONFIG, refuse_stray_audit_config, test_settings, user_conf_lines
 from harness.loadgen.progress import ProgressLine  # the status line while LoadGen runs (off when stdout is no terminal)
-from harness.loadgen.logs import find_peak_result
 from harness.loadgen import timing as sut_timing
 
 
@@ -57,9 +56,8 @@ def evaluate_accuracy(accuracy_json: str, labels: np.ndarray, fp32_top1: float, 
                       out_dir: str) -> dict[str, Any]:
     """Top-1 from mlperf_log_accuracy.json (int32 labels) against the val map; writes accuracy.txt and a JSON."""
     try:
-        with open(accuracy_json) as f:
-            entries = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+        entries = read_accuracy_entries(accuracy_json)
+    except ValueError as e:
         raise HarnessError(f"Cannot read {accuracy_json} ({e}); the accuracy run did not finish.") from None
     seen: dict[int, int] = {}
     for entry in entries:

@@ -24,6 +24,8 @@ from bisect import bisect_right
 import time
 from typing import Any, Optional, Sequence
 
+from harness.core import env
+
 BINS_PER_DECADE = 20
 LOW_EXP = -6            # 1 µs
 DECADES = 9             # up to 1000 s
@@ -34,7 +36,8 @@ FILE_NAME = "sut_timing.json"
 
 
 def enabled() -> bool:
-    return os.environ.get("MLPERF_SUT_TIMING", "1").strip().lower() not in ("0", "off", "false", "no")
+    """MLPERF_SUT_TIMING (core/env.py): on unless set to a false word."""
+    return env.get(env.SUT_TIMING)
 
 
 def bin_edges_s() -> list[float]:

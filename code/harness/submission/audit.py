@@ -28,25 +28,18 @@ from typing import Any, Optional
 import numpy as np
 
 from harness.config.command import Command
-from harness.core.paths import REPO_ROOT, BENCHMARK
+from harness.core.paths import BENCHMARK, LOGS_DIR
 from harness.core.errors import HarnessError
+from harness.core.storage import file_digest, read_json
 from harness.core.interrupt import RunInterrupted
-from harness.loadgen.logs import response_label
+from harness.loadgen.logs import DetailLog, read_accuracy_entries, read_detail, response_label, responses_by_index
 from harness.loadgen.scenario import ScenarioJob, run_scenario
 from harness.config.context import run_configs, system_id
 from harness.core.isolation import run_isolated
 from harness.config.runconfig import RunConfig
 from harness.config.scenarios import get as get_scenario
 from harness.submission import audit_policy, rules
-from harness.submission.logs import (
-    DetailLog,
-    load_json,
-    read_accuracy_entries,
-    read_detail,
-    responses_by_index,
-    sha256_file,
-    write_json,
-)
+from harness.submission.logs import write_json
 from harness.submission.runs import Run, discover, newest, systems_with_runs
 from harness.artifacts.fingerprints import fingerprint_differences
 from resnet50.imagenet import read_map
@@ -55,7 +48,7 @@ from harness.report.page import render_after_run
 
 
 def default_log_dir(args: Command) -> str:
-    return os.path.abspath(args.log_dir or os.path.join(REPO_ROOT, "build", "logs"))
+    return os.path.abspath(args.log_dir or LOGS_DIR)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -172,13 +165,13 @@ def verify(test: rules.AuditTest, audit_dir: str, perf: Run, acc: Optional[Run],
     """Verify one audit run against its references; writes the verify files and verification.json."""
     got = read_detail(os.path.join(audit_dir, "mlperf_log_detail.txt"))
     result: dict[str, Any] = {"test": test.name, "dir": audit_dir, "passed": False, "reasons": []}
-    summary = load_json(os.path.join(audit_dir, "summary.json")) or {}
+    summary = read_json(os.path.join(audit_dir, "summary.json"), missing=None, expect=dict) or {}
     diffs = fingerprint_differences(perf.fingerprint, summary.get("fingerprint"))
     if acc is not None:
         diffs += [f"accuracy run: {d}" for d in fingerprint_differences(acc.fingerprint, summary.get("fingerprint"))]
     result["fingerprint_differences"] = diffs
-    result["reference"] = {"performance": {"dir": perf.dir, "detail_sha256": sha256_file(perf.path(
-        "mlperf_log_detail.txt"))}}
+    result["reference"] = {"performance": {"dir": perf.dir, "detail_sha256": file_digest(perf.path(
+        "mlperf_log_detail.txt"), "sha256")}}
     not_applied = audit_applied(test, got, perf.detail)
     ok = _verify_performance(test, audit_dir, perf, got, diffs, not_applied, result)
     if test.compares_accuracy:
@@ -217,7 +210,7 @@ def _verify_accuracy(test: rules.AuditTest, audit_dir: str, acc: Run, labels: Op
     top-1 files when the labels are known; the comparison and any reason go into `result`."""
     ref_log = acc.path("mlperf_log_accuracy.json")
     test_log = os.path.join(audit_dir, "mlperf_log_accuracy.json")
-    result["reference"]["accuracy"] = {"dir": acc.dir, "accuracy_log_sha256": sha256_file(ref_log)}
+    result["reference"]["accuracy"] = {"dir": acc.dir, "accuracy_log_sha256": file_digest(ref_log, "sha256")}
     lines = [f"{test.name} accuracy verification: responses logged in performance mode against the accuracy run",
              f"reference accuracy log = {_shown(ref_log)}", f"test accuracy log = {_shown(test_log)}"]
     try:

@@ -20,11 +20,13 @@ import os
 from typing import Optional
 
 from harness.config.command import Command
-from harness.core.paths import REPO_ROOT
+from harness.core.paths import INFERENCE_REPO_DIR
 from harness.core.errors import HarnessError
+from harness.core.storage import file_digest, read_json
 from harness.submission import official, rules, system_desc
 from harness.submission.audit import compare_performance, compare_responses, audit_applied
-from harness.submission.logs import load_json, read_accuracy_entries, read_accuracy_txt, read_detail, sha256_file
+from harness.loadgen.logs import read_accuracy_entries, read_detail
+from harness.submission.logs import read_accuracy_txt
 from harness.submission.integrity import (
     LEGACY_ROOT_FILES,
     accuracy_problems,
@@ -71,7 +73,7 @@ def _need(report: Report, path: str, nonempty: bool = True) -> bool:
 def check_system_json(report: Report, path: str, division: str, submitter: str) -> Optional[dict]:
     if not _need(report, path):
         return None
-    desc = load_json(path)
+    desc = read_json(path, missing=None, invalid=None, expect=dict)
     if desc is None:
         report.add(ERROR, path, "not a JSON object")
         return None
@@ -163,7 +165,7 @@ def _cross_check_accuracy(report: Report, folder: str, entry: dict, labels) -> N
     if os.path.getsize(log) <= rules.MAX_ACCURACY_LOG_BYTES and os.path.exists(backup):
         full = backup
         recorded = (entry.get("full_accuracy_logs") or {}).get(rel_log)
-        if recorded and sha256_file(backup) != recorded:
+        if recorded and file_digest(backup, "sha256") != recorded:
             report.add(ERROR, backup, f"sha256 differs from the full log's {recorded} recorded at truncation")
             return
     elif os.path.getsize(log) <= rules.MAX_ACCURACY_LOG_BYTES and (entry.get("full_accuracy_logs") or {}).get(rel_log):
@@ -231,7 +233,7 @@ def _check_measurements(report: Report, base: str, r: rules.Round, system: str, 
         _need(report, os.path.join(mdir, name))
     mpath = os.path.join(base, rules.measurements_json(r, system, scenario))
     if _need(report, mpath):
-        m = load_json(mpath)
+        m = read_json(mpath, missing=None, invalid=None, expect=dict)
         if m is None:
             report.add(ERROR, mpath, "not a JSON object")
         else:
@@ -319,7 +321,7 @@ def check_tree(results_dir: str, round_name: Optional[str] = None) -> Report:
     report = Report(results_dir)
     if not os.path.isdir(results_dir):
         raise HarnessError(f"No staged tree at {results_dir}; run `make update_results` first.")
-    record = load_json(record_path(results_dir))
+    record = read_json(record_path(results_dir), missing=None, invalid=None, expect=dict)
     if record is None:
         report.add(ERROR, record_path(results_dir), "missing: this tree was not staged by this harness (make "
                                                     "update_results)")
@@ -424,7 +426,7 @@ def check_system(report: Report, base: str, r: rules.Round, system: str, divisio
         path = os.path.join(report.results_dir, rel)
         if not os.path.exists(path):
             report.add(ERROR, rel, "missing (it was staged)")
-        elif sha256_file(path) != digest:
+        elif file_digest(path, "sha256") != digest:
             report.add(ERROR, rel, "changed since it was staged (sha256 differs from staging_record.json)")
     if files:
         for folder in system_paths(base, r, system):
@@ -453,8 +455,8 @@ def check_submission(args: Command, argv: list[str]) -> int:
     if structure_only:
         print("official checker: skipped (--structure_only; short runs fail the official rules by design)")
         return 1 if failed else 0
-    repo = os.path.abspath(args.inference_repo or os.path.join(REPO_ROOT, "build", "inference"))
-    record = load_json(record_path(results_dir)) or {}
+    repo = os.path.abspath(args.inference_repo or INFERENCE_REPO_DIR)
+    record = read_json(record_path(results_dir), missing=None, invalid=None, expect=dict) or {}
     verdict = official.run_official(results_dir, repo, rules.get_round(args.round or record.get("round")).name)
     print("\n".join(official.describe(verdict, repo)))   # harness/submission/official.py
     print(f"Verdicts: project {'FAIL' if failed else 'PASS'}, official "

@@ -23,8 +23,7 @@ import shutil
 from typing import Any, Optional
 
 from harness.core.errors import HarnessError
-from harness.submission.logs import DetailLog, read_accuracy_entries
-from harness.loadgen.logs import response_label
+from harness.loadgen.logs import DetailLog, read_accuracy_entries, read_summary, response_label
 
 RECORD = "staging_record.json"
 ROOT_ENTRIES = ("closed", "open", "network")   # what MLCommons' checker reads at the root of a submission
@@ -112,19 +111,6 @@ _SUMMARY_KEYS = {
 }
 
 
-def parse_summary(text: str) -> dict[str, str]:
-    """`label : value` lines of mlperf_log_summary.txt (the first of each label)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        if ":" not in line:
-            continue
-        label, value = line.split(":", 1)
-        label = label.strip().lstrip("* ").strip()   # "* Early stopping 90.0th percentile estimate: N"
-        if label and label not in out:
-            out[label] = value.strip()
-    return out
-
-
 def _detail_key(label: str) -> Optional[str]:
     if label in _SUMMARY_KEYS:
         return _SUMMARY_KEYS[label]
@@ -150,8 +136,7 @@ def _same(shown: str, value: Any) -> bool:
 def summary_detail_problems(summary_path: str, detail: DetailLog) -> list[str]:
     """Where mlperf_log_summary.txt disagrees with the detail log LoadGen wrote in the same run."""
     try:
-        with open(summary_path, errors="replace") as f:
-            shown = parse_summary(f.read())
+        shown = read_summary(summary_path)
     except OSError as e:
         return [f"unreadable ({e.strerror})"]
     if "Result is" not in shown and detail.get("effective_test_mode") != "AccuracyOnly":   # AccuracyOnly has none

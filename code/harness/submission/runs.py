@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from harness.core.paths import BENCHMARK
+from harness.core.storage import read_json
 from harness.core.interrupt import MARKER as INTERRUPTED, is_interrupted
 from harness.loadgen.limits import MARKER as ENDED_AT_MAX_DURATION
 from harness.submission import rules
-from harness.submission.logs import DetailLog, load_json, read_accuracy_entries, read_detail
+from harness.loadgen.logs import DetailLog, read_accuracy_entries, read_detail
 
 # Fingerprint keys that must agree between runs staged together, with what they mean in messages.
 
@@ -153,7 +154,7 @@ def discover(log_dir: str) -> list[Run]:
                     if sub in rules.AUDIT_TESTS and os.path.isdir(os.path.join(sdir, sub)):
                         candidates.append((os.path.join(sdir, sub), sub))
                 for path, test in candidates:
-                    summary = load_json(os.path.join(path, "summary.json"))
+                    summary = read_json(os.path.join(path, "summary.json"), missing=None, invalid=None, expect=dict)
                     detail = read_detail(os.path.join(path, "mlperf_log_detail.txt"))
                     kind = test or _kind(summary, detail)
                     run = Run(path, log_dir, root, system, scenario, kind, summary, detail)

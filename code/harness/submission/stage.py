@@ -28,7 +28,7 @@ import shutil
 from typing import Any, Optional
 
 from harness.config.command import Command
-from harness.core.paths import REPO_ROOT, BENCHMARK
+from harness.core.paths import REPO_ROOT, BENCHMARK, SUBMISSION_DIR
 from harness.core.errors import HarnessError
 from harness.config.context import system_id
 from harness.config.scenarios import get as get_scenario
@@ -41,12 +41,12 @@ from harness.submission.integrity import (
     records_dir,
 )
 from harness.submission.audit import default_log_dir
-from harness.submission.logs import load_json, read_accuracy_txt, sha256_file, write_json
+from harness.submission.logs import read_accuracy_txt, write_json
 from harness.submission.reproduce import reproduce_lines
 from harness.submission.runs import Run, discover, newest, systems_with_runs
 from harness.artifacts.fingerprints import fingerprint_differences
 from resnet50.models import MODELS
-from harness.core.storage import folder_lock
+from harness.core.storage import file_digest, folder_lock, read_json
 
 DRY_RUN_MARKER = "DRY_RUN.txt"
 HARNESS_FILES = ("code", "configs", "Makefile", "README.md", "FAQ.md", "command_flags.md", "calibration.md",
@@ -54,7 +54,7 @@ HARNESS_FILES = ("code", "configs", "Makefile", "README.md", "FAQ.md", "command_
 
 
 def default_results_dir(args: Command) -> str:
-    return os.path.abspath(args.results_dir or os.path.join(REPO_ROOT, "build", "submission"))
+    return os.path.abspath(args.results_dir or SUBMISSION_DIR)
 
 
 def _given(argv: list[str], name: str) -> bool:
@@ -125,18 +125,19 @@ def plan_scenario(runs: list[Run], system: str, scenario: str, r: rules.Round, d
 
 
 def _audit_problems(run: Run, test: str, perf: Optional[Run], acc: Optional[Run], plan: Plan) -> list[str]:
-    v = load_json(run.path("verification.json")) or {}
+    v = read_json(run.path("verification.json"), missing=None, expect=dict) or {}
     problems = []
     if v.get("fingerprint_differences"):
         problems.append("it ran a different engine or config than its reference runs: "
                         + "; ".join(v["fingerprint_differences"]))
     ref = v.get("reference") or {}
-    if perf and (ref.get("performance") or {}).get("detail_sha256") != sha256_file(perf.path("mlperf_log_detail.txt")):
+    if perf and (ref.get("performance") or {}).get("detail_sha256") != file_digest(
+            perf.path("mlperf_log_detail.txt"), "sha256"):
         problems.append(f"it was verified against another performance run ({(ref.get('performance') or {}).get('dir')})"
                         f" than the one being staged ({perf.label}); run `make run_audit_harness` again")
     if rules.AUDIT_TESTS[test].compares_accuracy:
-        if acc and (ref.get("accuracy") or {}).get("accuracy_log_sha256") != sha256_file(
-                acc.path("mlperf_log_accuracy.json")):
+        if acc and (ref.get("accuracy") or {}).get("accuracy_log_sha256") != file_digest(
+                acc.path("mlperf_log_accuracy.json"), "sha256"):
             problems.append(f"it was verified against another accuracy run ({(ref.get('accuracy') or {}).get('dir')}) "
                             f"than the one being staged ({acc.label}); run `make run_audit_harness` again")
         if not (v.get("accuracy") or {}).get("passed"):
@@ -251,11 +252,11 @@ def hash_tree(results_dir: str, paths: list[str]) -> dict[str, str]:
     out = {}
     for path in paths:
         if os.path.isfile(path):
-            out[os.path.relpath(path, results_dir)] = sha256_file(path)
+            out[os.path.relpath(path, results_dir)] = file_digest(path, "sha256")
         for folder, _, files in os.walk(path):
             for name in files:
                 full = os.path.join(folder, name)
-                out[os.path.relpath(full, results_dir)] = sha256_file(full)
+                out[os.path.relpath(full, results_dir)] = file_digest(full, "sha256")
     return dict(sorted(out.items()))
 
 
@@ -354,7 +355,7 @@ def _open_record(results_dir: str, record_path: str, r: rules.Round) -> dict:
         moved = move_legacy_files(results_dir)
         if moved:
             print(f"Moved {', '.join(moved)} out of the submission root into {records_dir(results_dir)}.")
-    record = load_json(record_path) or {}
+    record = read_json(record_path, missing=None, expect=dict) or {}
     if record.get("round") not in (None, r.name):
         raise HarnessError(f"{results_dir} holds a {record['round']} tree; stage {r.name} results into another "
                            "--results_dir.")

@@ -6,10 +6,12 @@ import os
 
 from harness.config.command import Command
 from harness.core.errors import HarnessError
+from harness.core.storage import read_json
+from harness.loadgen.logs import read_detail
 from harness.config.scenarios import get as get_scenario
 from harness.submission import rules
 from harness.submission.check import _verdict
-from harness.submission.logs import load_json, read_accuracy_txt, read_detail
+from harness.submission.logs import read_accuracy_txt
 from harness.submission.integrity import RECORD, record_path, records_dir
 from harness.submission.stage import default_results_dir
 
@@ -18,7 +20,7 @@ COLUMNS = ("Organization", "Division", "SystemType", "SystemName", "Platform", "
 
 
 def rows(results_dir: str) -> list[dict[str, str]]:
-    record = load_json(record_path(results_dir))
+    record = read_json(record_path(results_dir), missing=None, expect=dict)
     if not record:
         raise HarnessError(f"No staged tree at {results_dir} ({RECORD} is missing); run `make update_results` first.")
     r = rules.get_round(record.get("round"))
@@ -26,7 +28,7 @@ def rows(results_dir: str) -> list[dict[str, str]]:
     for key, entry in sorted(record.get("systems", {}).items()):
         division, submitter, system = key.split("/")
         base = os.path.join(results_dir, division, submitter)
-        desc = load_json(os.path.join(base, "systems", f"{system}.json")) or {}
+        desc = read_json(os.path.join(base, "systems", f"{system}.json"), missing=None, expect=dict) or {}
         scenarios = sorted(entry.get("scenarios", {}), key=rules.SCENARIO_ORDER.index)
         for scenario in scenarios:
             sdir = os.path.join(base, rules.scenario_dir(r, system, scenario))

@@ -7,7 +7,6 @@ reported by check_submission as not ready.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 from importlib import metadata
@@ -15,6 +14,7 @@ from typing import Any, Optional
 
 from harness.core.paths import REPO_ROOT
 from harness.core.errors import HarnessError
+from harness.core.storage import read_json
 from harness.submission import rules
 from harness.backends import backend_info
 from harness.submission.integrity import check_safe_name
@@ -138,13 +138,9 @@ def detect(system: str, backends: set[str]) -> dict[str, Any]:
 
 
 def _read(path: str) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
+    data = read_json(path, missing=None)
+    if data is None:
         return {}
-    except json.JSONDecodeError as e:
-        raise HarnessError(f"{path} is not valid JSON: {e}.") from None
     if not isinstance(data, dict):
         raise HarnessError(f"{path} must be a JSON object of system description fields.")
     return {k: v for k, v in data.items() if k != "comment"}

@@ -15,8 +15,9 @@ import shutil
 
 from harness.config.command import Command
 from harness.core.errors import HarnessError
+from harness.core.storage import file_digest, read_json
 from harness.submission import rules
-from harness.submission.logs import load_json, read_accuracy_txt, sha256_file, write_json
+from harness.submission.logs import read_accuracy_txt, write_json
 from harness.submission.integrity import backup_path, record_path as staging_record_path
 from harness.submission.stage import default_results_dir
 
@@ -55,7 +56,7 @@ def truncate_folder(results_dir: str, folder: str) -> tuple[str, str]:
     size = os.path.getsize(log)
     if recorded and size <= rules.MAX_ACCURACY_LOG_BYTES:
         return "already truncated", recorded
-    digest = sha256_file(log)
+    digest = file_digest(log, "sha256")
     if recorded and recorded != digest:
         raise HarnessError(f"{rel}/accuracy.txt records hash {recorded} but the log's is {digest}; stage the runs "
                            "again (make update_results).")
@@ -78,7 +79,7 @@ def truncate_folder(results_dir: str, folder: str) -> tuple[str, str]:
 def truncate_results(args: Command, argv: list[str]) -> int:
     results_dir = default_results_dir(args)
     record_path = staging_record_path(results_dir)
-    record = load_json(record_path)
+    record = read_json(record_path, missing=None, expect=dict)
     if not record:
         raise HarnessError(f"No staged tree at {results_dir} ({record_path} is missing); run `make update_results` "
                            "first.")
@@ -87,7 +88,7 @@ def truncate_results(args: Command, argv: list[str]) -> int:
         entry = record["systems"][key]
         for name in ("mlperf_log_accuracy.json", "accuracy.txt"):
             rel = os.path.relpath(os.path.join(folder, name), results_dir)
-            entry["files"][rel] = sha256_file(os.path.join(folder, name))
+            entry["files"][rel] = file_digest(os.path.join(folder, name), "sha256")
         entry.setdefault("full_accuracy_logs", {})[
             os.path.relpath(os.path.join(folder, "mlperf_log_accuracy.json"), results_dir)] = digest
         print(f"{os.path.relpath(folder, results_dir)}: {what}; hash={digest}")

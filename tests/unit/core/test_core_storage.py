@@ -15,7 +15,7 @@ def test_file_digest_matches_hashlib(tmp_path):
     path.write_bytes(data)
     assert storage.file_digest(str(path)) == hashlib.md5(data).hexdigest()
     assert storage.file_digest(str(path), "sha256") == hashlib.sha256(data).hexdigest()
-    assert storage.file_md5(str(path)) == hashlib.md5(data).hexdigest()
+    assert storage.file_digest(str(path)) == hashlib.md5(data).hexdigest()
 
 
 def test_file_digest_of_an_empty_file(tmp_path):
@@ -123,7 +123,7 @@ def test_cached_md5_and_short_digest(tmp_path, monkeypatch):
     path = tmp_path / "f"
     path.write_bytes(b"abc")
     digest = hashlib.md5(b"abc").hexdigest()
-    assert storage.cached_md5(str(path)) == digest
+    assert storage.file_digest(str(path), cached=True) == digest
     assert len(os.listdir(tmp_path / "cache")) == 1
     assert storage.short_digest(str(path)) == digest[:8]
     assert storage.short_digest(str(path), 4) == digest[:4]

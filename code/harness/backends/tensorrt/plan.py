@@ -40,7 +40,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from harness.core.paths import REPO_ROOT
+from harness.core.paths import REPO_ROOT, timing_cache_path as default_timing_cache_path
 from harness.core.errors import HarnessError
 from harness.graph.calibration_cache import (  # noqa: F401 (the backend and tests read them through this module)
     CACHE_CALIBRATOR, TARGET_TENSORRT, cache_for_tensorrt, calibration_cache_header, calibration_cache_version,
@@ -62,11 +62,6 @@ GRAPH_FINE_STEP = 16          # CUDA graphs for every batch size up to this, the
 
 # ---------------------------------------------------------------------------------------------------------------
 # Settings
-def as_bool(value: Any) -> bool:
-    """A setting's truth (None: false), by the one bool parser (harness/core/options.py)."""
-    return False if value is None else parse_bool(value)
-
-
 def parse_plugins(value: Any) -> list[str]:
     """`plugins` from a flag (comma list) or a config (list or comma list) -> absolute paths, in order."""
     if not value:
@@ -92,7 +87,7 @@ def quantization_mode(options: Options) -> str:
     """'explicit' (Q/DQ ONNX), 'implicit' (FP32 ONNX + calibration cache) or 'none' (no INT8)."""
     if options.precision != "int8":
         return "none"
-    return "implicit" if as_bool(options.implicit_int8) else "explicit"
+    return "implicit" if parse_bool(options.implicit_int8, False) else "explicit"
 
 
 def input_dtype_format(options: Options) -> tuple[str, str]:
@@ -161,7 +156,7 @@ def timing_cache_path(options: Options) -> Optional[str]:
         return None
     if value:
         return os.path.abspath(str(value))
-    return os.path.join(REPO_ROOT, "build", "engines", options.system_id, "timing.cache")
+    return default_timing_cache_path(options.system_id)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from harness.backends.tensorrt import libs
 from harness.backends.tensorrt import plan as tp
 from harness.backends.base import Runner, read_meta
 from harness.core.errors import HarnessError
+from harness.core.options import parse_bool
 from harness.backends.tensorrt.options import Options
 
 
@@ -144,13 +145,13 @@ class TensorRTRunner(Runner):
         self.sample_bytes = tp.sample_nbytes(self.chw, self.dtype, self.fmt)
         c, h, w = self.chw
         self.sample_shape = (-(-c // 4), h, w, 4) if self.fmt == "chw4" else (c, h, w)
-        self.start_from_device = tp.as_bool(options.start_from_device)
+        self.start_from_device = parse_bool(options.start_from_device, False)
         try:
             if self.start_from_device:
                 self.gather = tp.gather_launch(self.sample_bytes, self.batch)
                 self.gather_function = GatherKernel.function(self.cudart, self.device, self.gather.kernel)
             self._make_slots(options)
-            self.graph_sizes = tp.graph_batch_sizes(self.batch) if tp.as_bool(options.use_graphs) else []
+            self.graph_sizes = tp.graph_batch_sizes(self.batch) if parse_bool(options.use_graphs, False) else []
             for slot in self.slots:
                 for size in self.graph_sizes:
                     self._capture(slot, size)
@@ -181,7 +182,7 @@ class TensorRTRunner(Runner):
         cudart = self.cudart
         n = int(self.engine.num_optimization_profiles)
         layout = tp.stream_layout(n, tp.inference_streams(options),
-                                  tp.as_bool(options.run_infer_on_copy_streams))
+                                  parse_bool(options.run_infer_on_copy_streams, False))
         shared = sorted({i for i in layout if i is not None})
         self.infer_streams = [self._stream() for _ in shared]
         in_dtype = tp.NUMPY_DTYPES[self.dtype]

@@ -23,7 +23,8 @@ import numpy as np
 
 from harness.graph import onnx_graph
 from harness.core.errors import HarnessError
-from harness.core.options import parse_devices
+from harness.core.options import parse_bool, parse_devices
+from harness.core.storage import read_json
 from harness.backends.torch.options import INFO, Options
 from harness.backends.base import Backend, BuildRequest, Runner
 from harness.backends.torch.onnx_torch import OnnxModule
@@ -37,11 +38,6 @@ def _torch():
     except ImportError:
         raise HarnessError("The torch backend needs PyTorch with CUDA (`pip install torch` with a CUDA build).") from None
     return torch
-
-
-def _flag(value: Optional[bool], default: bool = False) -> bool:
-    """A switch option's value: unset (None) is the default."""
-    return default if value is None else bool(value)
 
 
 class DeviceUploads:
@@ -74,9 +70,9 @@ class StreamSlot:
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = getattr(torch, _DTYPES[options.precision])
-        self.channels_last = _flag(options.channels_last, True)
-        self.use_graphs = _flag(options.use_graphs, False)
-        self.takes_rows = _flag(options.start_from_device, False)
+        self.channels_last = parse_bool(options.channels_last, True)
+        self.use_graphs = parse_bool(options.use_graphs, False)
+        self.takes_rows = parse_bool(options.start_from_device, False)
         self.batch_size = int(options.batch_size or 1)
         # Batch sizes prepared (and captured as CUDA graphs): the configured one and its halves down to 1/8, so a
         # partial Server batch runs at the next size up instead of a full batch.
@@ -213,15 +209,15 @@ class TorchBackend(Backend):
 
     def _module(self, engine_path: str, device: str, options: Options):
         torch = _torch()
-        key = (engine_path, device, options.precision, _flag(options.torch_compile))
+        key = (engine_path, device, options.precision, parse_bool(options.torch_compile, False))
         with self._lock:
             if key not in self._modules:
                 import onnx
                 dtype = getattr(torch, _DTYPES[options.precision])
                 module = OnnxModule(onnx.load(engine_path), dtype=dtype).eval().to(device)
-                if _flag(options.channels_last, True):
+                if parse_bool(options.channels_last, True):
                     module = module.to(memory_format=torch.channels_last)
-                if _flag(options.torch_compile):
+                if parse_bool(options.torch_compile, False):
                     module = torch.compile(module)
                 self._modules[key] = module
             return self._modules[key]
@@ -236,8 +232,7 @@ class TorchBackend(Backend):
         if not os.path.exists(engine_path):
             raise HarnessError(f"Engine {engine_path} does not exist; run `make generate_engines` with the same "
                                "RUN_ARGS first (or `make run`).")
-        with open(engine_path + ".settings.json") as f:
-            built = json.load(f)
+        built = read_json(engine_path + ".settings.json")
         input_shape = tuple(built["input_shape"])
         dev = "cpu" if cpu else f"cuda:{int(device or 0)}"
         module = self._module(engine_path, dev, options)
