@@ -49,12 +49,19 @@ def test_a_failed_atomic_write_is_a_storage_error_naming_the_file(tmp_path):
     assert isinstance(e.value, HarnessError)
 
 
-def test_read_json_returns_none_for_missing_or_broken_files(tmp_path):
-    assert storage.read_json(str(tmp_path / "missing.json")) is None
+def test_read_json_names_the_file_or_returns_what_the_caller_asks_for(tmp_path):
+    missing, broken = str(tmp_path / "missing.json"), str(tmp_path / "broken.json")
+    with pytest.raises(HarnessError, match="missing.json does not exist"):
+        storage.read_json(missing)
+    assert storage.read_json(missing, missing=None) is None
     (tmp_path / "broken.json").write_text("{not json")
-    assert storage.read_json(str(tmp_path / "broken.json")) is None
+    with pytest.raises(HarnessError, match="broken.json is not valid JSON"):
+        storage.read_json(broken)
+    assert storage.read_json(broken, invalid=None) is None
     (tmp_path / "list.json").write_text("[1, 2]")
     assert storage.read_json(str(tmp_path / "list.json")) == [1, 2]
+    with pytest.raises(HarnessError, match="holds a JSON list, expected a JSON object"):
+        storage.read_json(str(tmp_path / "list.json"), expect=dict)
 
 
 def test_storage_error_words_per_errno(tmp_path):

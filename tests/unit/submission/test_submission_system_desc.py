@@ -18,7 +18,7 @@ def test_read(tmp_path):
     (tmp_path / "ok.json").write_text(json.dumps({"comment": "x", "cooling": "air"}))
     assert system_desc._read(str(tmp_path / "ok.json")) == {"cooling": "air"}
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(HarnessError, match=r"bad\.json is not valid JSON: "):
+    with pytest.raises(HarnessError, match=r"bad\.json is not valid JSON"):
         system_desc._read(str(tmp_path / "bad.json"))
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(HarnessError, match=r"list\.json must be a JSON object of system description fields\.$"):
