@@ -164,7 +164,7 @@ def build(args: Command, scenario: str, system_id: str, config_ver: str = "defau
     if fast:
         if getattr(args, "min_duration", None) is None:
             min_duration = FAST_MIN_DURATION_MS
-        if sc.name == "Offline" and getattr(args, "min_query_count", None) is None:
+        if sc.one_query and getattr(args, "min_query_count", None) is None:
             min_query_count = 1
     if values.get("max_query_count") and min_query_count and values["max_query_count"] < min_query_count:
         raise fail("max_query_count", values["max_query_count"],

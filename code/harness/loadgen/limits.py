@@ -21,6 +21,7 @@ from harness.core.paths import BENCHMARK
 from harness.core.errors import HarnessError
 from harness.config.scenarios import LOADGEN_DEFAULT_MIN_DURATION_MS
 from harness.config.scenarios import get as get_scenario
+from harness.config.scenarios import TestMode
 
 FAR_ABOVE = 2.0                               # warn when a target exceeds the measured capacity by this factor
 MARKER = "ENDED_AT_MAX_DURATION"
@@ -77,7 +78,7 @@ def _valid_summaries(log_base: str, system: str, scenario: str, exclude: Optiona
                 s = json.load(f)
         except (OSError, ValueError):
             continue
-        if (s.get("result_validity") == "VALID" and s.get("test_mode", "PerformanceOnly") == "PerformanceOnly"
+        if (s.get("result_validity") == "VALID" and TestMode.of(s.get("test_mode", TestMode.PERFORMANCE)) is TestMode.PERFORMANCE
                 and not s.get("interrupted") and not s.get("audit")):
             yield folder, s
 

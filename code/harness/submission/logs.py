@@ -10,6 +10,7 @@ from typing import Any, Optional
 from harness.core.storage import file_digest
 from harness.loadgen.logs import parse_detail
 from harness.submission import rules
+from harness.config.scenarios import TestMode
 
 
 @dataclass
@@ -53,7 +54,7 @@ def read_detail(path: str) -> DetailLog:
         return log
     if not log.values:
         log.problem = "holds no LoadGen log entries"
-    elif "result_validity" not in log.values and log.values.get("effective_test_mode") != "AccuracyOnly":
+    elif "result_validity" not in log.values and log.values.get("effective_test_mode") != TestMode.ACCURACY:
         log.problem = "has no result (the run did not finish)"
     return log
 
