@@ -33,7 +33,7 @@ from harness.config.scenarios import get as get_scenario
 from harness.core.errors import HarnessError
 from harness.core.paths import REPO_ROOT, new_run_root
 from harness.loadgen.settings import refuse_stray_audit_config
-from harness.report.page import render_after_run  # the HTML report: target vs p99 per probe, the bound, the chosen point
+from harness.report.page import render_after_run  # the HTML report: target vs p99 per probe, the bound, the choice
 from harness.report.tune_log import RESULT, START, TuneRecord
 from harness.tune.overlay import apply_overlay, overlay_values, parse_grid, snippet, write_config
 from harness.tune.probes import Tuner, params_text, warn_if_busy

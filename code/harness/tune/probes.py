@@ -62,14 +62,15 @@ def child_argv(argv: list[str], scenario: str, log_dir: Optional[str], flags: di
     return out
 
 
-def _server_bound_ns() -> int:
-    """resnet50's Server latency bound as the installed LoadGen's mlperf.conf sets it."""
+def _server_bound_ns(scenario: str) -> int:
+    """resnet50's latency bound of a latency-constrained scenario (Server) as the installed LoadGen's mlperf.conf
+    sets it."""
     try:
         import mlperf_loadgen as lg
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
             f.write("# empty: only mlperf.conf\n")
         settings = lg.TestSettings()
-        rc = settings.FromConfig(f.name, BENCHMARK, "Server")
+        rc = settings.FromConfig(f.name, BENCHMARK, scenario)
         os.unlink(f.name)
         if rc == 0 and settings.server_target_latency_ns > 0:
             return int(settings.server_target_latency_ns)
@@ -89,7 +90,7 @@ class Tuner:
         self.stream = stream or sys.stdout
         self.tty = _isatty(self.stream)
         self.count = 0
-        self.bound_ns = _server_bound_ns() if self.sc.latency_constrained else None
+        self.bound_ns = _server_bound_ns(scenario) if self.sc.latency_constrained else None
         os.makedirs(os.path.join(tune_dir, "probes"), exist_ok=True)
         self.log_path = os.path.join(tune_dir, TUNE_LOG)
         self.child: Optional[subprocess.Popen] = None
