@@ -3,7 +3,10 @@ compare their names. This scans code/harness with ast and fails on `x == "Server
 `name in ("SingleStream", "MultiStream")` and the like anywhere outside config/scenarios.py. (A name as data, such as
 a tuple of scenarios a division requires, or a substring search of a log line, is no comparison and passes.)"""
 import ast
+import json
 import os
+
+from harness.config.scenarios import TEST_MODES, TestMode, run_kind
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 HARNESS = os.path.join(ROOT, "code", "harness")
@@ -54,3 +57,13 @@ def test_no_scenario_or_test_mode_name_comparisons_in_the_harness():
                 problems += [f"code/harness/{rel}:{line}: {text}" for line, text in comparisons(f.read())]
     assert not problems, ("compare Scenario / TestMode values (harness/config/scenarios.py), not names:\n"
                           + "\n".join(problems))
+
+
+def test_test_modes_are_their_strings():
+    assert TestMode.ACCURACY == "AccuracyOnly" and f"{TestMode.PERFORMANCE}" == "PerformanceOnly"
+    assert json.dumps(TestMode.SUBMISSION) == '"SubmissionRun"' and TEST_MODES[0] == "PerformanceOnly"
+    assert TestMode.of("nope") is None and TestMode.of("FindPeakPerformance") is TestMode.FIND_PEAK
+    assert [run_kind(m) for m in TEST_MODES + (None,)] == ["performance", "accuracy", "submission", "unknown",
+                                                          "unknown"]
+    assert TestMode.SUBMISSION.measures_accuracy and not TestMode.PERFORMANCE.measures_accuracy
+
