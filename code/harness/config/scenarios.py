@@ -177,7 +177,7 @@ SERVER = Scenario("Server", latency_bound=False, summary_metric="scheduled_queri
                   headline_keys=("result_scheduled_samples_per_sec",), headline_unit="q/s", display_order=1,
                   summary_extras=(("completed_samples_per_second", "result_completed_samples_per_sec", False),
                                   ("p99_latency_ms", "result_99.00_percentile_latency_ns", True),
-                                  ("server_coalesce_queries", "requested_server_coalesce_queries", False)))
+                                  ("server_coalesce_queries", "requested_server_coalesce_queries", False)))  # as read
 SINGLE_STREAM = Scenario("SingleStream", latency_bound=True, summary_metric="p90_latency_ms",
                          summary_source="result_90.00_percentile_latency_ns", checker_key="early_stopping_latency_ss",
                          unit="Latency (ms)",
