@@ -63,7 +63,7 @@ run: venv
 	$(MAIN) --action=run $(RUN_ARGS)
 
 # make tune RUN_ARGS="--scenarios=Server [--tune_grid=batch_size=1,2] [--tune_confirm_runs=3] [--tune_write]"
-# searches the value the config should hold (code/harness/tune/tuner.py); logs and overlay under build/logs/<stamp>/tune/
+# searches the value the config should hold (code/harness/actions/tune.py, code/harness/tune/); logs and overlay under build/logs/<stamp>/tune/
 .PHONY: tune
 tune: venv
 	$(MAIN) --action=tune $(RUN_ARGS)

@@ -100,7 +100,7 @@ def test_test01_is_tried_once():
 
 
 def test_the_report_names_retried_folders(tmp_path):
-    from harness.report.page import read_folder
+    from harness.report.read import read_folder
     for name in ("TEST04", "TEST04.try1"):
         folder = tmp_path / "CPU" / "resnet50" / "Offline" / name
         folder.mkdir(parents=True)

@@ -18,7 +18,7 @@ SYSTEM = "CPU"
 NULL = ("--backend=null", "--scenarios=Offline,Server", "--min_duration=300", "--min_query_count=50",
         "--offline_expected_qps=6000000", "--server_target_qps=500")
 
-# As harness/tune/tuner.py writes it (start, probe ..., result), plus a line the reader must skip.
+# As tune writes it (harness/report/tune_log.py) (start, probe ..., result), plus a line the reader must skip.
 TUNE_LOG = """{"event": "start", "scenario": "Server", "key": "server_target_qps", "start": 100, "server_latency_bound_ns": 15000000}
 {"event": "probe", "scenario": "Server", "index": 1, "phase": "bracket", "key": "server_target_qps", "value": 100, "validity": "VALID", "valid": true, "latency_ms": 2.1, "bound_ms": 15.0, "measured": 99.8}
 {"event": "probe", "scenario": "Server", "index": 2, "phase": "bracket", "key": "server_target_qps", "value": 400, "validity": "STOPPED", "valid": false, "latency_ms": 31.0, "bound_ms": 15.0, "measured": 310.2}
@@ -134,16 +134,16 @@ def test_render_failure_warns_and_the_run_goes_on(tmp_path, capsys):
 
 
 def test_tune_log_reader_is_tolerant(tmp_path):
-    from harness.report.page import read_tune_log
+    from harness.report.read import read_tune_log
     path = tmp_path / "tune_log.jsonl"
     path.write_text(TUNE_LOG + '[1, 2]\n{"kind": "probe", "server_target_qps": "x", "result_validity": "VALID"}\n'
                     '{"target": 300, "valid": true, "p99_ms": 12, "chosen": true}\n')
     log = read_tune_log(str(path), str(tmp_path))
-    assert [p["target"] for p in log.probes] == [100, 400, 250, 325, 250, None, 300]
-    assert [p["valid"] for p in log.probes] == [True, False, True, False, True, True, True]
-    assert log.probes[1]["latency_ms"] == 31.0 and log.probes[1]["achieved"] == 310.2 and log.bound_ms == 15
-    assert log.key == "server_target_qps" and log.probes[4]["phase"] == "confirm"
-    assert log.chosen["target"] == 300 and log.skipped_lines == 2
+    assert [p.value for p in log.probes] == [100, 400, 250, 325, 250, None, 300]
+    assert [p.valid for p in log.probes] == [True, False, True, False, True, True, True]
+    assert log.probes[1].latency_ms == 31.0 and log.probes[1].measured == 310.2 and log.bound_ms == 15
+    assert log.key == "server_target_qps" and log.probes[4].phase == "confirm"
+    assert log.chosen.value == 300 and log.skipped_lines == 2
     # A search whose confirming runs all failed names no chosen point, and says so.
     path.write_text('{"event": "result", "key": "server_target_qps", "searched": 250, "confirmed": null}\n')
     log = read_tune_log(str(path), str(tmp_path))
@@ -165,7 +165,7 @@ def test_sut_timing_histogram_and_timeline():
 
 
 def test_log_dir_base_means_its_newest_run_folder(tmp_path):
-    from harness.report.page import resolve_folders
+    from harness.report.read import resolve_folders
     for name in ("2026.01.01-10.00.00", "2026.01.02-10.00.00", "2026.01.02-10.00.00-2"):
         (tmp_path / name).mkdir()
     assert resolve_folders(str(tmp_path)) == [str(tmp_path / "2026.01.02-10.00.00-2")]
@@ -173,7 +173,7 @@ def test_log_dir_base_means_its_newest_run_folder(tmp_path):
 
 
 def test_tune_probes_are_listed_in_the_tune_table_not_as_scenario_runs(tmp_path):
-    from harness.report.page import read_folder
+    from harness.report.read import read_folder
     tune = tmp_path / "tune" / "Server"
     probe = tune / "probes" / "01-server_target_qps=100" / "2026.01.01-10.00.00" / "CPU" / "resnet50" / "Server"
     probe.mkdir(parents=True)

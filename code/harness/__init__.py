@@ -9,9 +9,11 @@
     artifacts/   engines, calibration, run fingerprints
     loadgen/     LoadGen itself, its settings and user.conf, the SUT and QSL, timing, progress, limits, the one
                  LoadGen-log reader (logs.py: detail, summary and accuracy logs, FindPeak), one scenario's run
-    report/      the HTML report of run folders
+    report/      the HTML report of run folders: read (run folders, summaries, tune logs), charts, page (HTML), and
+                 tune_log (the one tune_log.jsonl record tune writes and the report reads)
     submission/  staging, truncation, summaries, checks and audits of a submission tree
-    tune/        the search for a config's target
+    tune/        the search for a config's target: search (pure functions), overlay (grid, config overlay), probes
+                 (the Tuner's child processes); the `tune` action itself is actions/tune.py
     actions/     one module per `--action` of code/main.py
 
 tests/unit/test_layers.py walks the imports and holds this order. `code/` is deliberately not a Python package: a

@@ -15,19 +15,19 @@ from harness.actions import generate_conf_files as _generate_conf_files
 from harness.actions import generate_engines as _generate_engines
 from harness.actions import info as _info
 from harness.actions import preprocess_data as _preprocess_data
+from harness.actions import report as _report
 from harness.actions import run as _run
 from harness.actions import run_harness as _run_harness
+from harness.actions import tune as _tune
 from harness.config import flags as run_flags
 from harness.config.command import Command
 from harness.core.errors import HarnessError
 from harness.core.options import Flag
-from harness.report.page import report
 from harness.submission.audit import run_audit_harness
 from harness.submission.check import check_submission
 from harness.submission.stage import update_results
 from harness.submission.summarize import summarize_results
 from harness.submission.truncate import truncate_results
-from harness.tune.tuner import tune
 
 ACTIONS: dict[str, Callable[[Command, list[str]], Optional[int]]] = {
     "download_model": _download_model.download_model,
@@ -41,9 +41,9 @@ ACTIONS: dict[str, Callable[[Command, list[str]], Optional[int]]] = {
     "truncate_results": truncate_results,
     "summarize_results": summarize_results,
     "check_submission": check_submission,
-    "tune": tune,
+    "tune": _tune.tune,
     # Reports and auditor's tools
-    "report": report,
+    "report": _report.report,
     "generate_conf_files": _generate_conf_files.generate_conf_files,
     "info": _info.info,
 }

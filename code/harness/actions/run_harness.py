@@ -14,7 +14,7 @@ from harness.core.interrupt import RunInterrupted
 from harness.core.isolation import run_isolated
 from harness.core.paths import BENCHMARK, new_run_root
 from harness.config.context import run_configs
-from harness.config.scenarios import get
+from harness.config.scenarios import TestMode, get
 from harness.loadgen.limits import remove_if_empty
 from harness.loadgen.scenario import ScenarioJob, run_scenario
 from harness.report.page import render_after_run
@@ -61,7 +61,7 @@ def run_harness(args: Command, argv: Optional[list[str]] = None) -> int:
 
 def summary_line(scenario_name: str, r: dict[str, Any]) -> str:
     sc = get(scenario_name)
-    if r.get("test_mode") == "AccuracyOnly":
+    if TestMode.of(r.get("test_mode")) is TestMode.ACCURACY:
         line = f"{scenario_name:<13} {'accuracy run':<21}"
     else:
         metric = r.get("metric")

@@ -20,16 +20,16 @@ from harness.core.errors import HarnessError
 from harness.core.options import Flag, parse_bool
 from harness.config.command import Command
 from harness.config.scenarios import NAMES as SCENARIOS
+from harness.config.scenarios import TEST_MODES, TestMode
 
-# FindPeakPerformance: LoadGen's own search for the Server target (code/harness/tune/tuner.py, command_flags.md).
-TEST_MODES = ("PerformanceOnly", "AccuracyOnly", "SubmissionRun", "FindPeakPerformance")
+# FindPeakPerformance: LoadGen's own search for the Server target (code/harness/actions/tune.py, command_flags.md).
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 _bool = parse_bool
 
 CORE_FLAGS: tuple[Flag, ...] = (
     Flag("benchmarks", str, "resnet50", "Comma list of benchmarks; only resnet50 exists."),
     Flag("scenarios", str, "Offline", "Comma list of scenarios: " + ", ".join(SCENARIOS) + "."),
-    Flag("test_mode", str, "PerformanceOnly", "LoadGen test mode.", choices=TEST_MODES),
+    Flag("test_mode", str, TestMode.PERFORMANCE.value, "LoadGen test mode.", choices=TEST_MODES),
     Flag("config_ver", str, "default", "Config overlays of the system block (its `config_ver` entries): a comma "
          "list, or `all` for default and every overlay; each runs and logs apart."),
     Flag("config_dir", str, None, "Folder of the per-scenario configs, <dir>/<Scenario>/config.json (default "
@@ -98,7 +98,7 @@ CORE_FLAGS: tuple[Flag, ...] = (
          switch=True),
     Flag("onnx_only", parse_bool, False, "generate_engines (tensorrt): write the exact ONNX TensorRT's parser would "
          "get beside where the engine goes, print its path, and stop (no TensorRT needed).", switch=True),
-    # --- tune (code/harness/tune/tuner.py) and reports ---
+    # --- tune (code/harness/actions/tune.py, harness/tune/) and reports ---
     Flag("tune_probe_ms", int, 10000, "tune: min_duration of each short probe (ms).", min=100),
     Flag("tune_probe_queries", int, 1024, "tune: min_query_count of each Server probe (LoadGen's early stopping "
          "needs about 460 queries with none over the bound, 660 with one).", min=1),

@@ -201,7 +201,7 @@ def _durations(args: Command, sc: Scenario, values: dict, sources: dict, fail) -
     if bool(getattr(args, "fast", False)):
         if getattr(args, "min_duration", None) is None:
             min_duration = FAST_MIN_DURATION_MS
-        if sc.name == "Offline" and getattr(args, "min_query_count", None) is None:
+        if sc.one_query and getattr(args, "min_query_count", None) is None:
             min_query_count = 1
     if values.get("max_query_count") and min_query_count and values["max_query_count"] < min_query_count:
         raise fail("max_query_count", values["max_query_count"],

@@ -3,7 +3,10 @@
 Each `Scenario` says which LoadGen enum it is, which figure the run summary headlines and which key of
 mlperf_log_detail.txt the official submission checker reads for the result (they differ for Server and the two
 stream scenarios; the summary shows both, named as LoadGen names them), whether it is latency-bound, which user.conf
-keys the config fills, and its batch rule. Code asks the scenario (`scenario.latency_bound`), never compares names.
+keys the config fills, its batch rule, how `tune` searches it and how the report shows it. Code asks the scenario
+(`scenario.latency_bound`, `scenario.tune_search`), never compares names; LoadGen's test modes are `TestMode`
+values (str-valued, so configs and logs hold the same strings), asked the same way (`mode.kind`).
+tests/unit/config/test_no_string_comparisons.py fails on a comparison with a scenario or test-mode name elsewhere.
 
 The checker's keys: mlcommons/inference tools/submission/submission_checker (RESULT_FIELD_NEW for v4.0 and later:
 Offline result_samples_per_second, Server result_completed_samples_per_sec, SingleStream early_stopping_latency_ss,
@@ -11,6 +14,7 @@ MultiStream early_stopping_latency_ms).
 """
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -18,6 +22,50 @@ from typing import Any, Callable, Optional
 from harness.core.errors import HarnessError
 
 LOADGEN_DEFAULT_MIN_DURATION_MS = 600000      # mlperf.conf, every ResNet50 scenario
+
+# How `tune` searches a scenario's target_key (harness/tune/search.py)
+SEARCH_CEILING = "ceiling"     # the highest value LoadGen judges VALID (Server: bracketing, then bisection)
+SEARCH_RATE = "rate"           # a fixed point: the expected rate from the measured one (Offline)
+SEARCH_LATENCY = "latency"     # a fixed point: the expected latency from the measured mean (SingleStream/MultiStream)
+
+
+class TestMode(enum.StrEnum):
+    """LoadGen's test modes; each member is its own name as a string (`TestMode.ACCURACY == "AccuracyOnly"`)."""
+    __test__ = False              # not a pytest test class
+
+    PERFORMANCE = "PerformanceOnly"
+    ACCURACY = "AccuracyOnly"
+    SUBMISSION = "SubmissionRun"
+    FIND_PEAK = "FindPeakPerformance"
+
+    @property
+    def kind(self) -> Optional[str]:
+        """The run kind reports and submission folders name it by: performance, accuracy, submission; None for
+        FindPeakPerformance (a search of many tests, no one run)."""
+        return _KINDS.get(self)
+
+    @property
+    def measures_accuracy(self) -> bool:
+        """LoadGen writes the accuracy log (AccuracyOnly, SubmissionRun)."""
+        return self in (TestMode.ACCURACY, TestMode.SUBMISSION)
+
+    @classmethod
+    def of(cls, value: Any) -> Optional["TestMode"]:
+        """The test mode a string names (None: none, or not a test mode)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+_KINDS = {TestMode.PERFORMANCE: "performance", TestMode.ACCURACY: "accuracy", TestMode.SUBMISSION: "submission"}
+TEST_MODES = tuple(m.value for m in TestMode)
+
+
+def run_kind(test_mode: Any) -> str:
+    """performance, accuracy or submission for a run LoadGen ran in that test mode; unknown otherwise."""
+    mode = TestMode.of(test_mode)
+    return (mode.kind if mode is not None else None) or "unknown"
 
 
 def _whole_ms(ns: Optional[int]) -> Optional[int]:
@@ -57,6 +105,37 @@ class Scenario:
     rule_samples_per_query: Optional[int] = None       # fixed (MultiStream: 8)
     rule_max_target_latency_ns: Optional[int] = None   # latency bound at most (Server: 15 ms for ResNet50)
     short_latency_ns: Optional[int] = None              # compliance tolerance 20% at or below this reference latency
+    # tune (harness/tune/): how target_key is searched (SEARCH_*), and the latency figure a probe reports
+    tune_search: str = SEARCH_LATENCY
+    latency_percentile: int = 99          # the percentile summaries and reports headline for this scenario
+    # The report (harness/report/): the headline figure's name, the mlperf_log_detail.txt keys it is read from
+    # (the first one present), its unit (ns keys of latency-bound scenarios are shown in ms) and the table order
+    headline: str = "result"
+    headline_keys: tuple[str, ...] = ()
+    headline_unit: str = ""
+    display_order: int = 9
+    # summary.json keys beyond the common ones: (summary key, mlperf_log_detail.txt key, ns -> ms)
+    summary_extras: tuple[tuple[str, str, bool], ...] = ()
+
+    @property
+    def latency_key(self) -> str:
+        """summary.json's key of the latency this scenario is judged by (p90_latency_ms, p99_latency_ms)."""
+        return f"p{self.latency_percentile}_latency_ms"
+
+    def tuned_value(self, value: float) -> Any:
+        """A tuned target_key value as the config holds it: whole ns for latencies, 4 significant digits for rates
+        (whole numbers from 1000 up)."""
+        if self.latency_bound or value >= 1000:
+            return int(round(value))
+        return float(f"{value:.4g}")
+
+    def better(self, a: Optional[float], b: Optional[float]) -> bool:
+        """Is target a better than target b for this scenario (lower latency, higher rate; None is worst)?"""
+        if a is None:
+            return False
+        if b is None:
+            return True
+        return a < b if self.latency_bound else a > b
 
     def loadgen_enum(self, lg):
         """mlperf_loadgen.TestScenario.<name>."""
@@ -85,21 +164,30 @@ class Scenario:
 OFFLINE = Scenario("Offline", latency_bound=False, summary_metric="samples_per_second",
                    summary_source="result_samples_per_second", checker_key="result_samples_per_second",
                    unit="Samples/s", user_conf=(("target_qps", "offline_expected_qps", None),),
-                   target_key="offline_expected_qps", rule_min_samples_per_query=24576, one_query=True)
+                   target_key="offline_expected_qps", rule_min_samples_per_query=24576, one_query=True,
+                   tune_search=SEARCH_RATE, headline="samples/s", headline_keys=("result_samples_per_second",),
+                   headline_unit="samples/s", display_order=0)
 SERVER = Scenario("Server", latency_bound=False, summary_metric="scheduled_queries_per_second",
                   summary_source="result_scheduled_samples_per_sec", checker_key="result_completed_samples_per_sec",
                   unit="Queries/s", user_conf=(("target_qps", "server_target_qps", None),
                                                ("max_async_queries", "server_max_async_queries", None)),
                   target_key="server_target_qps", dynamic_batching=True, coalesces=True, latency_constrained=True, find_peak=True,
                   early_stopping=True, rule_max_target_latency_ns=15000000,
-                  capacity_fallback="Offline")
+                  capacity_fallback="Offline", tune_search=SEARCH_CEILING, headline="scheduled q/s",
+                  headline_keys=("result_scheduled_samples_per_sec",), headline_unit="q/s", display_order=1,
+                  summary_extras=(("completed_samples_per_second", "result_completed_samples_per_sec", False),
+                                  ("p99_latency_ms", "result_99.00_percentile_latency_ns", True),
+                                  ("server_coalesce_queries", "requested_server_coalesce_queries", False)))  # as read
 SINGLE_STREAM = Scenario("SingleStream", latency_bound=True, summary_metric="p90_latency_ms",
                          summary_source="result_90.00_percentile_latency_ns", checker_key="early_stopping_latency_ss",
                          unit="Latency (ms)",
                          user_conf=(("target_latency", "single_stream_expected_latency_ns", _whole_ms),),
                          expected_latency_key="single_stream_expected_latency_ns", fixed_batch=1,
                          target_key="single_stream_expected_latency_ns", early_stopping=True,
-                         short_latency_ns=200000)
+                         short_latency_ns=200000, latency_percentile=90, headline="p90 latency (early stopping)",
+                         headline_keys=("early_stopping_latency_ss", "result_90.00_percentile_latency_ns"),
+                         headline_unit="ms", display_order=2,
+                         summary_extras=(("early_stopping_p90_latency_ms", "early_stopping_latency_ss", True),))
 MULTI_STREAM = Scenario("MultiStream", latency_bound=True, summary_metric="p99_latency_ms",
                         summary_source="result_99.00_percentile_latency_ns", checker_key="early_stopping_latency_ms",
                         unit="Latency (ms)",
@@ -109,12 +197,18 @@ MULTI_STREAM = Scenario("MultiStream", latency_bound=True, summary_metric="p99_l
                         default_batch_key="multi_stream_samples_per_query", default_batch=8,
                         target_key="multi_stream_expected_latency_ns", early_stopping=True,
                         rule_samples_per_query=8, short_latency_ns=1600000,
-                        samples_per_query_key="multi_stream_samples_per_query")
+                        samples_per_query_key="multi_stream_samples_per_query",
+                        headline="p99 latency (early stopping)",
+                        headline_keys=("early_stopping_latency_ms", "result_99.00_percentile_latency_ns"),
+                        headline_unit="ms", display_order=3,
+                        summary_extras=(("early_stopping_p99_latency_ms", "early_stopping_latency_ms", True),))
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (OFFLINE, SERVER, SINGLE_STREAM, MULTI_STREAM)}
 NAMES = tuple(SCENARIOS)
 # The order submissions and results tables list scenarios in.
 SUBMISSION_ORDER = ("SingleStream", "MultiStream", "Offline", "Server")
+# The order reports list scenarios in.
+DISPLAY_ORDER = tuple(sorted(SCENARIOS, key=lambda name: SCENARIOS[name].display_order))
 
 
 def get(name) -> Scenario:
@@ -124,3 +218,10 @@ def get(name) -> Scenario:
         return SCENARIOS[name]
     except KeyError:
         raise HarnessError(f"Unknown scenario {name!r}; expected one of {', '.join(SCENARIOS)}.") from None
+
+
+def find(name: Any) -> Optional[Scenario]:
+    """The scenario a name read from a log names; None where it names none (get() raises instead)."""
+    if isinstance(name, Scenario):
+        return name
+    return SCENARIOS.get(name) if isinstance(name, str) else None

@@ -21,6 +21,7 @@ from harness.core.errors import HarnessError
 from harness.core.storage import read_json
 from harness.config.scenarios import LOADGEN_DEFAULT_MIN_DURATION_MS
 from harness.config.scenarios import get as get_scenario
+from harness.config.scenarios import TestMode
 
 FAR_ABOVE = 2.0                               # warn when a target exceeds the measured capacity by this factor
 MARKER = "ENDED_AT_MAX_DURATION"
@@ -75,7 +76,7 @@ def _valid_summaries(log_base: str, system: str, scenario: str, exclude: Optiona
         s = read_json(os.path.join(folder, "summary.json"), missing=None, invalid=None, expect=dict)
         if s is None:
             continue
-        if (s.get("result_validity") == "VALID" and s.get("test_mode", "PerformanceOnly") == "PerformanceOnly"
+        if (s.get("result_validity") == "VALID" and TestMode.of(s.get("test_mode", TestMode.PERFORMANCE)) is TestMode.PERFORMANCE
                 and not s.get("interrupted") and not s.get("audit")):
             yield folder, s
 

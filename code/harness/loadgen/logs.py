@@ -19,7 +19,7 @@ from typing import Any, Optional
 import numpy as np
 
 from harness.core.errors import HarnessError
-from harness.config.scenarios import SCENARIOS
+from harness.config.scenarios import SCENARIOS, TestMode
 
 DETAIL_LOG = "mlperf_log_detail.txt"
 SUMMARY_LOG = "mlperf_log_summary.txt"
@@ -91,7 +91,7 @@ def read_detail(path: str) -> DetailLog:
         return log
     if not log.values:
         log.problem = "holds no LoadGen log entries"
-    elif "result_validity" not in log.values and log.values.get("effective_test_mode") != "AccuracyOnly":
+    elif "result_validity" not in log.values and log.values.get("effective_test_mode") != TestMode.ACCURACY:
         log.problem = "has no result (the run did not finish)"
     return log
 

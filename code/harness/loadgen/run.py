@@ -13,6 +13,7 @@ from harness.core import interrupt
 from harness.loadgen import limits as run_limits
 from harness.core.errors import HarnessError
 from harness.config.scenarios import get as get_scenario
+from harness.config.scenarios import TestMode
 from harness.core.paths import measurements_dir
 from harness.loadgen.lib import _lg, make_log_settings
 from harness.loadgen.logs import find_peak_result, read_accuracy_entries, read_detail_log, response_label
@@ -32,14 +33,8 @@ def summarize(scenario, detail: dict[str, Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = {"result_validity": detail.get("result_validity"), "metric": sc.summary_metric}
     out[sc.summary_metric] = ms(sc.summary_source) if sc.latency_bound else detail.get(sc.summary_source)
-    if sc.name == "Server":
-        out["completed_samples_per_second"] = detail.get("result_completed_samples_per_sec")
-        out["p99_latency_ms"] = ms("result_99.00_percentile_latency_ns")
-        out["server_coalesce_queries"] = detail.get("requested_server_coalesce_queries")   # as LoadGen read it
-    elif sc.name == "SingleStream":
-        out["early_stopping_p90_latency_ms"] = ms("early_stopping_latency_ss")
-    elif sc.name == "MultiStream":
-        out["early_stopping_p99_latency_ms"] = ms("early_stopping_latency_ms")
+    for key, source, in_ms in sc.summary_extras:
+        out[key] = ms(source) if in_ms else detail.get(source)
     out["checker_metric"] = sc.checker_key
     out[sc.checker_key] = detail.get(sc.checker_key)
     out[sc.summary_source] = detail.get(sc.summary_source)
@@ -166,7 +161,7 @@ class _Test:
                                                             self.audit_path),
                         self.guard, sut.abort, self.mark_interrupted,
                         # FindPeakPerformance runs many tests of min_duration in one StartTest: no watchdog there
-                        time_limit_s=None if self.test_mode == "FindPeakPerformance" else
+                        time_limit_s=None if TestMode.of(self.test_mode) is TestMode.FIND_PEAK else
                         run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
             finally:
                 progress.stop()
@@ -181,7 +176,7 @@ def _run_summary(scenario, test_mode: str, cfg: dict[str, Any], sut, out_dir: st
                  wall: float) -> dict[str, Any]:
     """summary.json's run part, from LoadGen's detail log and the SUT; a run that hit max_duration is marked."""
     summary = summarize(scenario, read_detail_log(os.path.join(out_dir, "mlperf_log_detail.txt")))
-    if test_mode == "FindPeakPerformance":
+    if TestMode.of(test_mode) is TestMode.FIND_PEAK:
         summary["find_peak"] = find_peak_result(os.path.join(out_dir, "mlperf_log_detail.txt"))
     summary["wall_seconds"] = round(wall, 2)
     if ended == "time_limit":

@@ -17,6 +17,7 @@ from harness.backends.base import BuildRequest
 from harness.artifacts.engines import check_engine_current
 from harness.core.errors import HarnessError
 from harness.config.runconfig import RunConfig
+from harness.config.scenarios import TestMode
 from harness.config.context import model_spec, preprocessed_dir
 from harness.artifacts.engines import engine_path
 from resnet50.imagenet import read_map
@@ -44,7 +45,7 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     rc, audit = job.rc, job.audit
     settings = rc.settings()
     scenario = rc.scenario.name
-    test_mode = "PerformanceOnly" if audit is not None else rc.loadgen.test_mode
+    test_mode = TestMode.PERFORMANCE.value if audit is not None else rc.loadgen.test_mode
     spec = model_spec(rc)
     backend = get_backend(rc.backend_name)
     backend.require()
@@ -67,7 +68,7 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
     summary["command"] = job.command
     if audit is not None:
         summary["audit"] = {"test": audit.name, "config": audit.config}
-    if test_mode in ("AccuracyOnly", "SubmissionRun"):
+    if TestMode(test_mode).measures_accuracy:
         if data.labels is None:
             raise HarnessError(f"{image_map.path} has no labels; accuracy needs a `<file> <label>` map.")
         summary["accuracy"] = evaluate_accuracy(os.path.join(out_dir, "mlperf_log_accuracy.json"), data.labels,
@@ -108,7 +109,7 @@ def _out_dir(job: ScenarioJob, scenario: str, test_mode: str, settings: dict) ->
     out_dir = scenario_dir(job.run_root, job.rc.system_id, scenario)
     if job.audit is not None:  # a compliance run (harness/submission/audit.py): its own folder, PerformanceOnly
         out_dir = os.path.join(out_dir, job.audit.name)
-    warning = test_mode != "AccuracyOnly" and target_warning(settings, scenario, os.path.dirname(job.run_root),
+    warning = TestMode.of(test_mode) is not TestMode.ACCURACY and target_warning(settings, scenario, os.path.dirname(job.run_root),
                                                              exclude=job.run_root)
     if warning:
         print(warning, file=sys.stderr)

@@ -7,6 +7,7 @@ from typing import Any, Optional
 from harness.core.errors import HarnessError
 from harness.core.paths import BENCHMARK
 from harness.config.scenarios import get as get_scenario
+from harness.config.scenarios import TestMode
 from harness.loadgen import limits as run_limits
 
 
@@ -40,7 +41,7 @@ def user_conf_lines(scenario, cfg: dict[str, Any], total_samples: int) -> list[s
 
 def test_settings(lg, scenario, cfg: dict[str, Any], user_conf: str, test_mode: str):
     sc = get_scenario(scenario)
-    if test_mode == "FindPeakPerformance" and not sc.find_peak:
+    if TestMode.of(test_mode) is TestMode.FIND_PEAK and not sc.find_peak:
         raise HarnessError(f"--test_mode=FindPeakPerformance: LoadGen searches only the Server target; {sc.name} "
                            "has no such mode. Use `make tune RUN_ARGS=\"--scenarios=" + sc.name + "\"` instead.")
     settings = lg.TestSettings()

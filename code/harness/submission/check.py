@@ -37,6 +37,7 @@ from harness.submission.integrity import (
     summary_detail_problems,
 )
 from harness.submission.stage import DRY_RUN_MARKER, RECORD, default_results_dir, system_paths
+from harness.config.scenarios import TestMode
 from resnet50.imagenet import read_map
 
 ERROR, RULE, NOT_READY = "ERROR", "RULE", "NOT READY"
@@ -108,7 +109,7 @@ def _check_perf_log(report: Report, path: str, scenario: str, division: str, r: 
         return None
     if log.scenario != scenario:
         report.add(ERROR, path, f"LoadGen ran {log.scenario}, but it is filed under {scenario}")
-    if log.get("effective_test_mode") != "PerformanceOnly":
+    if log.get("effective_test_mode") != TestMode.PERFORMANCE:
         report.add(ERROR, path, f"test mode {log.get('effective_test_mode')}, expected PerformanceOnly")
     if not log.valid:
         report.add(ERROR, path, f"LoadGen judged the run {log.get('result_validity')}")
@@ -253,7 +254,7 @@ def _check_accuracy_run(report: Report, adir: str, scenario: str, division: str,
     _cross_check_summary(report, acc_path, acc)
     if not acc.ok:
         report.add(ERROR, acc_path, acc.problem)
-    if acc.get("effective_test_mode") != "AccuracyOnly":
+    if acc.get("effective_test_mode") != TestMode.ACCURACY:
         report.add(ERROR, acc_path, f"test mode {acc.get('effective_test_mode')}, expected AccuracyOnly")
     if acc.scenario != scenario:
         report.add(ERROR, acc_path, f"LoadGen ran {acc.scenario}, but it is filed under {scenario}")

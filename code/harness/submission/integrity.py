@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from harness.core.errors import HarnessError
 from harness.loadgen.logs import DetailLog, read_accuracy_entries, read_summary, response_label
+from harness.config.scenarios import TestMode
 
 RECORD = "staging_record.json"
 ROOT_ENTRIES = ("closed", "open", "network")   # what MLCommons' checker reads at the root of a submission
@@ -139,7 +140,7 @@ def summary_detail_problems(summary_path: str, detail: DetailLog) -> list[str]:
         shown = read_summary(summary_path)
     except OSError as e:
         return [f"unreadable ({e.strerror})"]
-    if "Result is" not in shown and detail.get("effective_test_mode") != "AccuracyOnly":   # AccuracyOnly has none
+    if "Result is" not in shown and detail.get("effective_test_mode") != TestMode.ACCURACY:   # AccuracyOnly has none
         return ["no `Result is :` line: not a LoadGen summary, or cut short"]
     problems = []
     for label, text in shown.items():

@@ -19,6 +19,7 @@ from harness.core.interrupt import MARKER as INTERRUPTED, is_interrupted
 from harness.loadgen.limits import MARKER as ENDED_AT_MAX_DURATION
 from harness.submission import rules
 from harness.loadgen.logs import DetailLog, read_accuracy_entries, read_detail
+from harness.config.scenarios import TestMode, run_kind
 
 # Fingerprint keys that must agree between runs staged together, with what they mean in messages.
 
@@ -101,7 +102,7 @@ def vet(run: Run) -> None:
         p.append(f"half-finished: it lacks {', '.join(missing)}")
     mode = run.detail.get("effective_test_mode")
     if run.kind == "accuracy":
-        if mode != "AccuracyOnly":
+        if mode != TestMode.ACCURACY:
             p.append(f"LoadGen ran it in {mode}, not AccuracyOnly")
         try:
             entries = read_accuracy_entries(run.path("mlperf_log_accuracy.json"))
@@ -111,7 +112,7 @@ def vet(run: Run) -> None:
         except ValueError as e:
             p.append(f"half-finished: its mlperf_log_accuracy.json is {e}")
         return
-    if mode != "PerformanceOnly":
+    if mode != TestMode.PERFORMANCE:
         p.append(f"LoadGen ran it in {mode}, not PerformanceOnly")
     if not run.detail.valid:
         p.append(f"LoadGen judged it {run.detail.get('result_validity')}: {_invalid_reasons(run.detail)}")
@@ -121,8 +122,7 @@ def vet(run: Run) -> None:
 
 def _kind(summary: Optional[dict], detail: DetailLog) -> str:
     mode = (summary or {}).get("test_mode") or detail.get("effective_test_mode")
-    return {"PerformanceOnly": "performance", "AccuracyOnly": "accuracy", "SubmissionRun": "submission"}.get(
-        mode, "unknown")
+    return run_kind(mode)
 
 
 def _looks_like_run(path: str) -> bool:
