@@ -12,16 +12,9 @@ CODE = os.path.join(ROOT, "code")
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
-# Known offenders, as (path relative to code/, function qualname or None for the module's own length).
-# Everything outside backends/, tune/ and report/ keeps the rules with no exception: nothing of
-# code/resnet50/, core/, graph/, config/, artifacts/, loadgen/, submission/, actions/ or main.py may be listed here.
-ALLOWED = {
-    # being split (issue 18, by another helper): the merger empties these entries
-    ("harness/report/page.py", None),
-    # being split (issue 18, by another helper): the merger empties these entries
-    ("harness/tune/tuner.py", None),
-    ("harness/tune/tuner.py", "tune"),
-}
+# Known offenders, as (path relative to code/, function qualname or None for the module's own length): none. A
+# module or function over the limit is split by responsibility, not listed here.
+ALLOWED: set = set()
 
 
 def python_files(code_dir: str = CODE) -> list[str]:
@@ -72,13 +65,8 @@ def test_modules_and_functions_keep_their_size():
     assert not problems, "split these into named pieces:\n" + "\n".join(problems)
 
 
-def test_the_allow_list_holds_only_current_offenders_of_the_folders_being_split():
-    found = offenders()
-    stale = sorted(str(key) for key in ALLOWED if key not in found)
-    assert not stale, "no longer over the limit: remove from ALLOWED in tests/unit/test_sizes.py:\n" + "\n".join(stale)
-    outside = sorted(str(key) for key in ALLOWED
-                     if not key[0].startswith(("harness/backends/", "harness/tune/", "harness/report/")))
-    assert not outside, "\n".join(outside)
+def test_the_allow_list_is_empty():
+    assert not ALLOWED, "no exceptions to the size rules: split these instead: " + ", ".join(map(str, ALLOWED))
 
 
 def test_the_checker_names_file_and_function(tmp_path):

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from harness.config.scenarios import DISPLAY_ORDER, SCENARIOS, find as find_scenario, run_kind
 from harness.core.errors import HarnessError
-from harness.core.paths import REPO_ROOT
+from harness.core.paths import REPO_ROOT, LOGS_DIR
 from harness.core.storage import read_json
 from harness.loadgen import timing as sut_timing
 from harness.loadgen.logs import parse_detail
@@ -139,7 +139,7 @@ def read_folder(path: str) -> Folder:
 def resolve_folders(log_dir: Optional[str]) -> list[str]:
     """--log_dir as run folders: a comma list; a base folder of run roots (build/logs) means its newest."""
     if not log_dir:
-        log_dir = os.path.join(REPO_ROOT, "build", "logs")
+        log_dir = LOGS_DIR
     out = []
     for word in (w.strip() for w in log_dir.split(",")):
         if not word:
