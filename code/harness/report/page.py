@@ -35,6 +35,7 @@ import os
 import time
 from typing import Any, Optional
 
+from harness.core import env
 from harness.config.scenarios import DISPLAY_ORDER
 from harness.core.errors import HarnessError
 from harness.report.charts import compare_chart, latency_chart, slug, tune_chart, workers_chart
@@ -263,9 +264,9 @@ def _write(path: str, text: str) -> None:
 def render_after_run(run_root: str) -> Optional[str]:
     """The hook at the end of run_harness / run_audit_harness / tune: never fails the run. MLPERF_REPORT=0 skips it
     (tune's probes: the tune folder's own report lists them)."""
-    if os.environ.get("MLPERF_REPORT", "1").strip().lower() in ("0", "off", "false", "no"):
-        return None
     try:
+        if not env.get(env.REPORT):
+            return None
         page = render_folder(run_root)
         print(f"Report: {page}")
         return page

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from harness.config.scenarios import DISPLAY_ORDER, SCENARIOS, find as find_scenario, run_kind
 from harness.core.errors import HarnessError
-from harness.core.paths import REPO_ROOT, LOGS_DIR
+from harness.core.paths import LOGS_DIR
 from harness.core.storage import read_json
 from harness.loadgen import timing as sut_timing
 from harness.loadgen.logs import parse_detail
@@ -77,8 +77,8 @@ class Folder:
 
 
 def _load_json(path: str) -> Optional[dict]:
-    data = read_json(path)
-    return data if isinstance(data, dict) else None
+    """A run's own JSON (summary.json, perf_harness_summary.json): None when missing or damaged (the page says so)."""
+    return read_json(path, missing=None, invalid=None, expect=dict)
 
 
 def _read_run(path: str, folder: str) -> ScenarioRun:

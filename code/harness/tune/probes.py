@@ -22,6 +22,7 @@ import tempfile
 import time
 from typing import Any, Optional
 
+from harness.core import env as env_vars
 from harness.config.flags import FLAG_BY_NAME
 from harness.config.scenarios import TestMode
 from harness.config.scenarios import get as get_scenario
@@ -174,7 +175,7 @@ class Tuner:
     def _run_child(self, argv: list[str], folder: str, timeout_s: float, head: str) -> tuple[int, str]:
         os.makedirs(folder, exist_ok=True)
         # No status line and no per-probe HTML report (the tune folder's report lists the probes).
-        env = dict(os.environ, MLPERF_HARNESS_PROGRESS="0", MLPERF_REPORT="0", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, **{env_vars.HARNESS_PROGRESS.name: "0", env_vars.REPORT.name: "0"}, PYTHONUNBUFFERED="1")
         env.pop("MLPERF_HARNESS_RUN_ROOT", None)
         with open(os.path.join(folder, "probe.log"), "w") as log:
             self.child = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "code", "main.py")] + argv,
@@ -219,7 +220,7 @@ class Tuner:
         if rc == -1:
             return Outcome(value, "TIMEOUT", reason=note, seconds=seconds, folder=folder)
         summary_path = _find(folder, "summary.json")
-        summary = read_json(summary_path) if summary_path is not None else None
+        summary = read_json(summary_path, missing=None, invalid=None) if summary_path is not None else None
         if rc != 0 or not isinstance(summary, dict):
             tail = _tail(os.path.join(folder, "probe.log"))
             return Outcome(value, "ERROR", reason=f"exit {rc}: {tail}", seconds=seconds, folder=folder)
