@@ -212,7 +212,8 @@ def _chain_names(data: dict[str, Any], name: str, path: str) -> list[str]:
         if name not in data or not isinstance(data[name], dict) or name in RESERVED:
             if not seen:
                 raise HarnessError(f"{path}: {name!r} is not a system block of the file.")
-            raise HarnessError(f"{path}: block {seen[-1]!r} extends {name!r}, which is not a block of the file.")
+            what = "a reserved name, not a block" if name in RESERVED else "not in the file"
+            raise HarnessError(f"{path}: block {seen[-1]!r} extends {name!r}, which is {what}.")
         seen.append(name)
         chain.append(name)
         name = data[name].get("extends")
