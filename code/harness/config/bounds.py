@@ -13,12 +13,17 @@ machine swapping for hours). Each bound here comes from what the number sizes:
 - Threads (workers, onnxruntime threads, their product, GPU streams) at most THREADS_PER_CORE x the cores.
 - performance_sample_count at most the data set (the validation map's lines): LoadGen's QSL must hold that many.
 
+The machine is this one for the actions that start LoadGen here (RUNS_HERE); the others may name another system's
+block (generate_conf_files writes every system's user.conf) and are held to the largest host planned for (8 TiB,
+512 cores), which still refuses what no machine holds.
+
 A value past its bound is a HarnessError naming where it came from (the flag, or the file + block + key), the value,
 the bound and what to do; main.py exits 2.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from harness.core.errors import HarnessError
@@ -33,16 +38,37 @@ FP32_BYTES = 4
 THREAD_KEYS = ("workers", "threads", "gpu_copy_streams", "gpu_inference_streams")
 
 
+# The actions that start LoadGen on this machine: their bounds are this machine's. The others (generate_conf_files,
+# info, generate_engines, ...) may name another system's block (`make generate_conf_files` writes every system's
+# user.conf): they are held to the largest host this harness plans for, which still refuses what no machine holds.
+RUNS_HERE = ("run_harness", "run", "run_audit_harness")
+LARGEST_HOST_MEMORY = 8 << 40            # 8 TiB
+LARGEST_HOST_CORES = 512
+
+
 def memory_bytes() -> int:
-    """The machine's physical memory."""
+    """This machine's physical memory."""
     try:
         return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
-        return 1 << 40
+        return LARGEST_HOST_MEMORY
 
 
 def cores() -> int:
     return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Machine:
+    memory: int
+    cores: int
+    name: str                           # how messages name it
+
+    @staticmethod
+    def for_action(action: Optional[str]) -> "Machine":
+        if action in RUNS_HERE:
+            return Machine(memory_bytes(), cores(), "this machine")
+        return Machine(LARGEST_HOST_MEMORY, LARGEST_HOST_CORES, "the largest host this harness plans for")
 
 
 def _gib(n: float) -> str:
@@ -50,41 +76,41 @@ def _gib(n: float) -> str:
 
 
 def check(sc: Scenario, values: dict, sources: dict, batch: int, input_shape: tuple, map_path: Optional[str],
-          min_duration: Optional[int], min_query_count: Optional[int]) -> None:
+          min_duration: Optional[int], min_query_count: Optional[int], machine: Machine) -> None:
     """Every upper bound above for one scenario's resolved values; the first broken one raises."""
     def src(key: str) -> str:
         return sources.get(key, key)
-    _check_threads(values, src)
-    _check_batch(batch, input_shape, src)
+    _check_threads(values, src, machine)
+    _check_batch(batch, input_shape, src, machine)
     _check_sample_count(values.get("performance_sample_count"), map_path, src)
-    _check_schedule(sc, values, src, min_duration, min_query_count)
+    _check_schedule(sc, values, src, min_duration, min_query_count, machine)
 
 
-def _check_threads(values: dict, src: Callable[[str], str]) -> None:
-    limit = THREADS_PER_CORE * cores()
+def _check_threads(values: dict, src: Callable[[str], str], machine: Machine) -> None:
+    limit = THREADS_PER_CORE * machine.cores
     for key in THREAD_KEYS:
         value = values.get(key)
         if value is not None and value > limit:
-            raise HarnessError(f"{src(key)}={value}: at most {limit} ({THREADS_PER_CORE} x the {cores()} cores of "
-                               f"this machine); more threads only contend for the cores (and can exhaust the "
-                               f"process's threads). Use a value up to {limit}, e.g. {cores()}.")
+            raise HarnessError(f"{src(key)}={value}: at most {limit} ({THREADS_PER_CORE} x the {machine.cores} cores of "
+                               f"{machine.name}); more threads only contend for the cores (and can exhaust the "
+                               f"process's threads). Use a value up to {limit}, e.g. {machine.cores}.")
     workers, threads = values.get("workers"), values.get("threads")
     if workers and threads and workers * threads > limit:
         raise HarnessError(f"{src('workers')}={workers} x {src('threads')}={threads}: {workers * threads} threads, "
-                           f"more than {limit} ({THREADS_PER_CORE} x the {cores()} cores of this machine). Lower "
+                           f"more than {limit} ({THREADS_PER_CORE} x the {machine.cores} cores of {machine.name}). Lower "
                            f"workers or threads so that their product is at most {limit}.")
 
 
-def _check_batch(batch: int, input_shape: tuple, src: Callable[[str], str]) -> None:
+def _check_batch(batch: int, input_shape: tuple, src: Callable[[str], str], machine: Machine) -> None:
     sample = FP32_BYTES
     for n in input_shape:
         sample *= int(n)
-    limit = max(1, int(memory_bytes() * BATCH_MEMORY_FRACTION) // sample)
+    limit = max(1, int(machine.memory * BATCH_MEMORY_FRACTION) // sample)
     if batch > limit:
         raise HarnessError(f"{src('batch_size')}={batch}: one batch of the model's input ({'x'.join(map(str, input_shape))}"
                            f" fp32, {sample:,} bytes a sample) would take {_gib(batch * sample)}; at most "
-                           f"{limit:,} fits in {BATCH_MEMORY_FRACTION:.0%} of this machine's "
-                           f"{_gib(memory_bytes())}. Use a batch_size up to {limit:,} (a few hundred is plenty).")
+                           f"{limit:,} fits in {BATCH_MEMORY_FRACTION:.0%} of the "
+                           f"{_gib(machine.memory)} of {machine.name}. Use a batch_size up to {limit:,} (a few hundred is plenty).")
 
 
 def dataset_size(map_path: Optional[str]) -> Optional[int]:
@@ -125,16 +151,16 @@ def _schedule(sc: Scenario, values: dict, duration_s: float) -> tuple[float, Opt
 
 
 def _check_schedule(sc: Scenario, values: dict, src: Callable[[str], str], min_duration: Optional[int],
-                    min_query_count: Optional[int]) -> None:
+                    min_query_count: Optional[int], machine: Machine) -> None:
     duration_ms = min_duration if min_duration is not None else LOADGEN_DEFAULT_MIN_DURATION_MS
-    limit = int(memory_bytes() * SCHEDULE_MEMORY_FRACTION) // BYTES_PER_SCHEDULED_SAMPLE
+    limit = int(machine.memory * SCHEDULE_MEMORY_FRACTION) // BYTES_PER_SCHEDULED_SAMPLE
     samples, key, per = _schedule(sc, values, duration_ms / 1000)
     cap = values.get("max_query_count")
     if cap and not sc.one_query:
         samples = min(samples, float(cap) * _spq(sc, values))       # max_query_count ends the schedule
     room = (f"LoadGen holds every scheduled sample in memory (about {BYTES_PER_SCHEDULED_SAMPLE} bytes each, with "
-            f"the SUT's): at most {limit:,} fit in {SCHEDULE_MEMORY_FRACTION:.0%} of this machine's "
-            f"{_gib(memory_bytes())}")
+            f"the SUT's): at most {limit:,} fit in {SCHEDULE_MEMORY_FRACTION:.0%} of the "
+            f"{_gib(machine.memory)} of {machine.name}")
     if key and samples > limit:
         bound = f"at most {limit / per:,.6g}" if not sc.latency_bound else f"at least {per / limit:,.0f}"
         raise HarnessError(f"{src(key)}={values[key]:g}: {sc.name} would schedule {samples:,.0f} samples over "

@@ -158,7 +158,8 @@ def build(args: Command, scenario: str, system_id: str, config_ver: str = "defau
     batch = _batch_size(sc, values, fail)
     min_duration, min_query_count = _durations(args, sc, values, sources, fail)
     bounds.check(sc, values, sources, batch, get_model(model).input_shape,
-                 _path(values.get("map_path") or default_map_path("val")), min_duration, min_query_count)
+                 _path(values.get("map_path") or default_map_path("val")), min_duration, min_query_count,
+                 bounds.Machine.for_action(getattr(args, "action", None)))
     flat = dict(values)
     flat.update(backend=backend, model=model, precision=precision, batch_size=batch)
     for key, value in (("min_duration", min_duration), ("min_query_count", min_query_count)):

@@ -86,3 +86,16 @@ def test_main_exits_2_with_one_line_before_loadgen_starts(tmp_path):
     assert "ERROR: --server_target_qps=1e+09: Server would schedule" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "logs").exists()
+
+
+def test_actions_that_do_not_run_here_are_held_to_the_largest_host():
+    """generate_conf_files / info name other systems' blocks (a DGX's 989,280 q/s): only what no host holds is
+    refused there; the bounds of this machine apply where LoadGen starts here."""
+    argv = ["--offline_expected_qps=5000000", "--min_duration=600000"]
+    rc = runconfig.build(parse_args(["--action=generate_conf_files", *argv]), "Offline", "CPU")
+    assert rc.loadgen.offline_expected_qps == 5e6
+    with pytest.raises(HarnessError, match="the largest host this harness plans for"):
+        runconfig.build(parse_args(["--action=info", "--offline_expected_qps=1e9"]), "Offline", "CPU")
+    if bounds.memory_bytes() < 5e6 * 660 * bounds.BYTES_PER_SCHEDULED_SAMPLE * 2:
+        with pytest.raises(HarnessError, match="of this machine"):
+            _build(*argv)
