@@ -98,9 +98,13 @@ def check_block(values: dict[str, Any], path: str, block: str) -> dict[str, Any]
 def check_file(data: dict[str, Any], path: str) -> None:
     """Every block and config_ver overlay of a config file against the schema, before anything runs."""
     for block, values in data.items():
+        if block == "comment":
+            if not isinstance(values, str):
+                raise HarnessError(f"{path}: top-level `comment` is reserved for a note (a string), got "
+                                   f"{'an object' if isinstance(values, dict) else json.dumps(values)}; write the note as a string, or give the block "
+                                   "another name.")
+            continue
         if not isinstance(values, dict):
-            if block == "comment":
-                continue
             raise HarnessError(f"{path}: block {block!r} must be a JSON object.")
         check_block(values, path, block)
         if "extends" in values and not isinstance(values["extends"], str):
@@ -124,21 +128,69 @@ def config_path(scenario: str, config_dir: Optional[str] = None) -> str:
     return os.path.join(base, scenario, "config.json")
 
 
-def load_config_file(path: str) -> dict[str, Any]:
+class _Object(dict):
+    """A JSON object that remembers the keys it was given more than once (json.load would keep the last)."""
+    repeated: tuple = ()
+
+
+def _object(pairs: list) -> _Object:
+    out = _Object(pairs)
+    counts: dict[str, int] = {}
+    for key, _ in pairs:
+        counts[key] = counts.get(key, 0) + 1
+    out.repeated = tuple(k for k, n in counts.items() if n > 1)
+    return out
+
+
+def _refuse_repeated_keys(value: Any, path: str, trail: str) -> None:
+    """A key given twice in one object (block, overlay, the file itself) is an error naming it and where."""
+    if not isinstance(value, dict):
+        return
+    for key in getattr(value, "repeated", ()):
+        place = f"block {trail!r}, key {key!r}" if trail else f"block {key!r}"
+        raise HarnessError(f"Config file {path}: {place} is given twice; JSON keeps only the last, so the first would "
+                           "be ignored without a word. Keep one.")
+    for key, inner in value.items():
+        _refuse_repeated_keys(inner, path, f"{trail}.{key}" if trail else key)
+
+
+def _read_config_text(path: str) -> str:
+    folder = os.path.dirname(os.path.dirname(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise HarnessError(f"--config_dir={folder}: a file, not a folder; expected a folder holding "
+                           "<Scenario>/config.json (default configs/resnet50).")
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, encoding="utf-8") as f:
+            return f.read()
     except FileNotFoundError:
         raise HarnessError(f"Config file {path} does not exist; every scenario needs one (see FAQ.md).") from None
+    except IsADirectoryError:
+        raise HarnessError(f"Config file {path} is a folder; expected a JSON file there (see FAQ.md).") from None
+    except UnicodeDecodeError as e:
+        raise HarnessError(f"Config file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                           f"{e.start}); save it as UTF-8.") from None
+    except OSError as e:
+        raise HarnessError(f"Config file {path} cannot be read: {e.strerror or e}.") from None
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    text = _read_config_text(path)
+    try:
+        data = json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as e:
         raise HarnessError(f"Config file {path} is not valid JSON: {e}.") from None
     if not isinstance(data, dict) or not isinstance(data.get("default"), dict):
         raise HarnessError(f"Config file {path} must be a JSON object with a `default` block.")
+    _refuse_repeated_keys(data, path, "")
     check_file(data, path)
     return data
 
 
 def system_block_name(data: dict[str, Any], system_id: str, path: str) -> str:
+    if system_id in RESERVED:
+        raise HarnessError(f"System id {system_id!r}: {path} reserves the name {system_id!r} (it is not a system "
+                           "block); pass --system_name=<a system id> (known: "
+                           f"{', '.join(sorted(k for k in data if k not in RESERVED and k != 'default'))}).")
     if system_id in data and system_id != "default":
         return system_id
     if is_cpu_system(system_id) and "CPU" in data:
@@ -157,8 +209,11 @@ def _chain_names(data: dict[str, Any], name: str, path: str) -> list[str]:
     while name is not None:
         if name in seen:
             raise HarnessError(f"{path}: `extends` loops: {' -> '.join(seen + [name])}.")
-        if name not in data or not isinstance(data[name], dict):
-            raise HarnessError(f"{path}: block {seen[-1]!r} extends {name!r}, which is not in the file.")
+        if name not in data or not isinstance(data[name], dict) or name in RESERVED:
+            if not seen:
+                raise HarnessError(f"{path}: {name!r} is not a system block of the file.")
+            what = "a reserved name, not a block" if name in RESERVED else "not in the file"
+            raise HarnessError(f"{path}: block {seen[-1]!r} extends {name!r}, which is {what}.")
         seen.append(name)
         chain.append(name)
         name = data[name].get("extends")

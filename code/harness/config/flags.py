@@ -174,6 +174,7 @@ def build_parser(flags: Sequence[Flag] = FLAGS) -> argparse.ArgumentParser:
 def parse_command(argv: Sequence[str], flags: Sequence[Flag] = FLAGS) -> Command:
     """Parse strictly into a frozen Command: unknown flags, stray words, bad values and values out of range raise
     HarnessError. harness/actions/ passes the whole table (its own flags too)."""
+    refuse_repeated_flags(argv, flags)
     namespace = build_parser(flags).parse_args(list(argv))
     values = vars(namespace)
     for flag in flags:
@@ -186,6 +187,17 @@ def parse_command(argv: Sequence[str], flags: Sequence[Flag] = FLAGS) -> Command
         raise HarnessError(f"--benchmarks={values['benchmarks']}: this harness runs only resnet50.")
     given = frozenset(f.name for f in flags if flag_given(argv, f.name))
     return Command(values, tuple(argv), given)
+
+
+def refuse_repeated_flags(argv: Sequence[str], flags: Sequence[Flag] = FLAGS) -> None:
+    """A flag given twice is an error naming both values (argparse would keep the last one without a word: two
+    `--scenarios` would run only the second list)."""
+    for flag in flags:
+        given = [w for w in argv if w == f"--{flag.name}" or w.startswith(f"--{flag.name}=")]
+        if len(given) > 1:
+            hint = " (a comma list runs several)" if flag.name in ("scenarios", "config_ver") else ""
+            raise HarnessError(f"--{flag.name} is given {len(given)} times ({', '.join(given)}): only the last "
+                               f"would count. Give it once{hint}.")
 
 
 def parse_scenarios(text: str) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any, Optional
 from harness.config.command import Command
 from harness.core.paths import REPO_ROOT
 from harness.config import files as configs
+from harness.config import bounds
 from harness.backends import backend_options
 from harness.core.errors import HarnessError
 from harness.config.flags import CONFIG_KEYS, overrides
@@ -156,6 +157,9 @@ def build(args: Command, scenario: str, system_id: str, config_ver: str = "defau
                    " engines.")
     batch = _batch_size(sc, values, fail)
     min_duration, min_query_count = _durations(args, sc, values, sources, fail)
+    bounds.check(sc, values, sources, batch, get_model(model).input_shape,
+                 _path(values.get("map_path") or default_map_path("val")), min_duration, min_query_count,
+                 bounds.Machine.for_action(getattr(args, "action", None)))
     flat = dict(values)
     flat.update(backend=backend, model=model, precision=precision, batch_size=batch)
     for key, value in (("min_duration", min_duration), ("min_query_count", min_query_count)):
@@ -190,7 +194,15 @@ def _batch_size(sc: Scenario, values: dict, fail) -> int:
     if sc.fixed_batch is not None and configured is not None and configured != sc.fixed_batch:
         raise fail("batch_size", configured, f"{sc.name} issues one sample per query, so it runs batch "
                    f"{sc.fixed_batch}; set batch_size to {sc.fixed_batch} or leave it out for {sc.name}.")
-    return sc.batch_size(configured, values)
+    batch = sc.batch_size(configured, values)
+    if sc.samples_per_query_key and configured is not None:
+        per_query = int(values.get(sc.samples_per_query_key) or sc.default_batch)
+        if batch < per_query:
+            raise fail("batch_size", configured, f"{sc.name} issues {per_query} samples per query "
+                       f"({sc.samples_per_query_key}) and its latency is the whole query's: a smaller batch splits "
+                       f"each query into several inferences. Set batch_size to at least {per_query} (or leave it "
+                       f"out: it then follows {sc.samples_per_query_key}).")
+    return batch
 
 
 def _durations(args: Command, sc: Scenario, values: dict, sources: dict, fail) -> tuple:

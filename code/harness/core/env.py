@@ -11,6 +11,7 @@ Variables the harness only sets for its child processes (tune/tuner.py) are not 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
@@ -67,9 +68,14 @@ def get(var: EnvVar, environ: Optional[Mapping[str, str]] = None) -> Any:
             raise _bad(var, raw) from None
     if var.kind == SECONDS:
         try:
-            return float(raw)
+            seconds = float(raw)
         except ValueError:
             raise _bad(var, raw) from None
+        if not math.isfinite(seconds) or seconds < 0:
+            raise HarnessError(f"${var.name}={raw!r}: expected {_EXPECTED[var.kind]}, a finite number >= 0 (nan or "
+                               "inf would wait forever; a negative wait means nothing). Unset it for the default "
+                               f"({var.default_text}).")
+        return seconds
     return raw
 
 

@@ -1,6 +1,8 @@
 """code/main.py's exit codes (documented in README.md and command_flags.md).
 
     0    success
+    1    a check failed: check_submission found problems (project or official checker FAIL), or an audit test
+         reported TEST FAIL; the report above says which
     2    an error (the message says what and what to do)
     3    a run finished but its accuracy is below the target (99% of the FP32 reference); its logs are kept
     130  interrupted by SIGINT (Ctrl-C); the run is marked INTERRUPTED
@@ -13,6 +15,7 @@ from typing import Any
 from harness.core.errors import HarnessError
 
 OK = 0
+CHECK_FAILED = 1
 ERROR = 2
 ACCURACY_BELOW_TARGET = 3
 SIGINT = 130

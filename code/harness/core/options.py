@@ -150,6 +150,9 @@ class Flag:
                 except argparse.ArgumentTypeError:
                     raise bad from None
             raise bad
+        if kind in ("int", "float") and isinstance(value, str):
+            raise HarnessError(f"{where}={json.dumps(value)}: a string (in quotes); expected {self.allowed}. Write "
+                               "the number without quotes.")
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     (isinstance(value, float) and (not math.isfinite(value) or value != int(value))):

@@ -1,5 +1,9 @@
 """harness/core/errors.py and exit_codes.py: the exit-code table and raise_if_accuracy_failed."""
+import os
+
 import pytest
+
+from conftest import ROOT
 
 from harness.core import exit_codes
 from harness.core.errors import HarnessError
@@ -44,3 +48,12 @@ def test_every_failed_scenario_gets_a_line():
     with pytest.raises(HarnessError) as e:
         exit_codes.raise_if_accuracy_failed(results, "/r")
     assert "\n  Offline: top-1 1.000%" in str(e.value) and "\n  SingleStream: top-1 2.000%" in str(e.value)
+
+
+def test_exit_code_1_of_checks_and_audits_is_documented():
+    """check_submission and run_audit_harness return 1 on FAIL: the table of every place that lists codes says so."""
+    assert exit_codes.CHECK_FAILED == 1 and "1    a check failed" in exit_codes.__doc__
+    with open(os.path.join(ROOT, "README.md")) as f:
+        assert "| 1 | a check failed" in f.read()
+    with open(os.path.join(ROOT, "command_flags.md")) as f:
+        assert "1 a check failed" in f.read()

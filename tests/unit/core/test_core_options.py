@@ -120,3 +120,10 @@ def test_flags_are_frozen():
     flag = Flag("x", int, 0, "x")
     with pytest.raises(Exception):
         flag.default = 1
+
+
+def test_a_quoted_number_from_a_config_is_called_a_string():
+    flag = Flag("offline_expected_qps", float, None, "x", gt=0)
+    with pytest.raises(HarnessError) as e:
+        flag.check("150", "f.json, block 'CPU', key 'offline_expected_qps'")
+    assert "key 'offline_expected_qps'=\"150\": a string (in quotes); expected a number > 0" in str(e.value)

@@ -56,3 +56,11 @@ def test_every_mlperf_variable_the_code_names_is_in_the_table():
                     with open(os.path.join(base, name)) as f:
                         names.update(re.findall(r"\bMLPERF_[A-Z_]+[A-Z]\b", f.read()))
     assert names - SET_FOR_CHILDREN_ONLY <= {v.name for v in env.VARIABLES}
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "-1"])
+def test_lock_timeout_refuses_a_wait_that_never_ends_or_means_nothing(raw):
+    with pytest.raises(HarnessError) as e:
+        env.get(env.LOCK_TIMEOUT, {"MLPERF_LOCK_TIMEOUT": raw})
+    assert f"$MLPERF_LOCK_TIMEOUT={raw!r}" in str(e.value) and "a finite number >= 0" in str(e.value)
+    assert env.get(env.LOCK_TIMEOUT, {"MLPERF_LOCK_TIMEOUT": "0"}) == 0.0
