@@ -34,8 +34,8 @@ from harness.config.context import system_id
 from harness.config.scenarios import get as get_scenario
 from harness.submission import rules, system_desc
 from harness.submission.integrity import RECORD  # noqa: F401  (check.py imports it from here)
+from harness.core.names import check_safe_name
 from harness.submission.integrity import (
-    check_safe_name,
     move_legacy_files,
     record_path as staging_record_path,
     records_dir,

@@ -44,6 +44,7 @@ from typing import Any, Callable, Optional
 
 from harness.core.paths import REPO_ROOT, BENCHMARK
 from harness.core.errors import HarnessError
+from harness.core.names import check_safe_name
 from harness.config.scenarios import get as get_scenario
 from harness.config.flags import FLAG_BY_NAME
 from harness.loadgen.logs import read_detail_log
@@ -642,6 +643,8 @@ def _check_args(args) -> None:
         raise HarnessError(f"--tune_growth={args.tune_growth}: expected a factor above 1 (and at most 10).")
     if not 0 < float(args.tune_tolerance) < 0.5:
         raise HarnessError(f"--tune_tolerance={args.tune_tolerance}: expected a fraction between 0 and 0.5.")
+    if args.tune_config_ver is not None:
+        check_safe_name(args.tune_config_ver, "--tune_config_ver", "a config_ver name in the config file")
 
 
 def tune(args, argv: list[str]) -> int:
