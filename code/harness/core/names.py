@@ -6,6 +6,7 @@ at most MAX_NAME characters. `A100-SXM4-40GBx8`, `CPU-Intel_Xeon-2c`, `H200x1` p
 from __future__ import annotations
 
 import re
+import shlex
 
 from harness.core.errors import HarnessError
 
@@ -32,3 +33,13 @@ def sanitize_name(value: str, fallback: str = "unknown") -> str:
     cleaned = re.sub(r"\.{2,}", ".", cleaned)
     cleaned = re.sub(r"^[^A-Za-z0-9]+", "", cleaned)[:MAX_NAME]
     return cleaned if is_safe_name(cleaned) else fallback
+
+
+def make_command(action: str, args: list[str]) -> str:
+    """`make <action> RUN_ARGS="..."` that pastes safely: each flag shell-quoted (shlex.join), every '$' doubled
+    (make expands `$(...)` in a command-line variable, `$(shell ...)` included), and the whole value in double
+    quotes when nothing in it is special there, else in single quotes (shlex.quote)."""
+    value = shlex.join(str(a) for a in args).replace("$", "$$")
+    if not set(value) & set('"$`\\!'):
+        return f'make {action} RUN_ARGS="{value}"'
+    return f"make {action} RUN_ARGS={shlex.quote(value)}"

@@ -55,6 +55,7 @@ from harness.config.command import Command
 from harness.core.paths import REPO_ROOT
 from harness.loadgen import timing as sut_timing
 from harness.core.errors import HarnessError
+from harness.core.names import make_command
 from harness.loadgen.logs import parse_detail
 
 REPORT_DIR = "report"
@@ -710,5 +711,5 @@ def render_after_run(run_root: str) -> Optional[str]:
         return page
     except Exception as e:   # noqa: BLE001 - a chart must never cost a run its result
         print(f"[report] WARNING: could not render the report of {run_root} ({e.__class__.__name__}: {e}); the run "
-              f"itself is unaffected. Retry with `make report RUN_ARGS=\"--log_dir={run_root}\"`.")
+              f"itself is unaffected. Retry with `{make_command('report', [f'--log_dir={run_root}'])}`.")
         return None

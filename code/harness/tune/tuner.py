@@ -35,6 +35,7 @@ import json
 import math
 import os
 import signal
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -447,7 +448,7 @@ class Tuner:
                   "latency_ms": out.latency_ms, "bound_ms": out.bound_ms, "measured": out.measured,
                   "reason": out.reason, "seconds": round(seconds, 1), "load_average": _load(),
                   "folder": os.path.relpath(folder, self.dir),
-                  "command": "code/main.py " + " ".join(argv)})
+                  "command": "code/main.py " + shlex.join(argv)})
         if out.validity == "ERROR":     # a run that failed is no verdict on the value: stop and say why
             raise HarnessError(f"tune: the {self.scenario} probe at {key}={flags[key]} failed ({out.reason}); its "
                                f"output is in {os.path.join(folder, 'probe.log')}.")
