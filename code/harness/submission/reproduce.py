@@ -20,7 +20,7 @@ DATA_DIR_PLACEHOLDER = "/path/to/ILSVRC2012_img_val"   # shell-safe: it is paste
 ACCURACY_SCRIPT = "vision/classification_and_detection/tools/accuracy-imagenet.py"
 
 
-def _words(command: Optional[str]) -> list[str]:
+def recorded_words(command: Optional[str]) -> list[str]:
     """A recorded command's words: shlex.join'd by run_harness (older records joined with spaces)."""
     try:
         return shlex.split(command or "")
@@ -30,7 +30,7 @@ def _words(command: Optional[str]) -> list[str]:
 
 def run_args(command: Optional[str]) -> Optional[list[str]]:
     """The flags of a recorded `code/main.py --action=X ...` command, without --action and --test_mode."""
-    words = _words(command)
+    words = recorded_words(command)
     if len(words) < 2 or not words[0].endswith("main.py") or not words[1].startswith("--action="):
         return None
     return [w for w in words[2:] if not w.startswith("--test_mode=") and not w.startswith("--audit_test=")]
@@ -41,7 +41,7 @@ def _make(action: str, args: list[str]) -> str:
 
 
 def _replay(command: Optional[str]) -> str:
-    words = _words(command)
+    words = recorded_words(command)
     if len(words) >= 2 and words[0].endswith("main.py") and words[1].startswith("--action="):
         return _make(words[1].split("=", 1)[1], words[2:])
     return f"# (not recorded) {' '.join(command.splitlines()) if command else ''}".rstrip()
