@@ -209,14 +209,14 @@ def test_corrupt_and_wrong_mode_images(tmp_path):
     with pytest.raises(HarnessError) as e:
         preprocessing.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
     msg = str(e.value)
-    assert "2 of 3 images could not be decoded" in msg and "truncated.JPEG (truncated" in msg
+    assert "2 of 3 images could not be preprocessed" in msg and "truncated.JPEG (truncated" in msg
     assert "garbage.JPEG (not a readable image)" in msg and "--allow_missing" in msg
     result = preprocessing.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), allow_missing=True, progress=False)
     assert set(result.skipped) == {"truncated.JPEG", "garbage.JPEG"}
     data = preprocessing.load_preprocessed(spec, bad, str(tmp_path / "p"))
     assert data.files == ["rgb.JPEG"] and len(data.array) == 1 and set(data.skipped) == set(result.skipped)
     # Without --allow_missing the skipped set is not taken as up to date: the error comes back.
-    with pytest.raises(HarnessError, match="could not be decoded"):
+    with pytest.raises(HarnessError, match="could not be preprocessed"):
         preprocessing.preprocess(spec, bad, str(data_dir), str(tmp_path / "p"), progress=False)
 
 
@@ -326,7 +326,7 @@ def test_jpeg_corrupt_mid_stream_in_a_run(tmp_path):
     m = _map(tmp_path, ["good.JPEG", "bad.JPEG"])
     with pytest.raises(HarnessError) as e:
         preprocessing.preprocess(spec, m, str(data_dir), str(tmp_path / "p"), workers=2, progress=False)
-    assert "1 of 2 images could not be decoded" in str(e.value) and "bad.JPEG (corrupt JPEG data" in str(e.value)
+    assert "1 of 2 images could not be preprocessed" in str(e.value) and "bad.JPEG (corrupt JPEG data" in str(e.value)
     result = preprocessing.preprocess(spec, m, str(data_dir), str(tmp_path / "p"), allow_missing=True,
                                       progress=False)
     assert list(result.skipped) == ["bad.JPEG"] and "Corrupt JPEG data" in result.skipped["bad.JPEG"]
@@ -334,7 +334,7 @@ def test_jpeg_corrupt_mid_stream_in_a_run(tmp_path):
 
 def test_disk_full_while_writing_rows_is_a_storage_error(tmp_path, monkeypatch):
     """ENOSPC from pwrite (inherited by the forked workers) is reported as a full disk naming the array, never as
-    images that could not be decoded; the rows already on disk are kept and the next run resumes."""
+    images that could not be preprocessed; the rows already on disk are kept and the next run resumes."""
     import errno
     spec = get_model("efficientnet-lite0")
     m = _map(tmp_path, _first(8))
@@ -354,7 +354,7 @@ def test_disk_full_while_writing_rows_is_a_storage_error(tmp_path, monkeypatch):
     monkeypatch.undo()
     msg = str(e.value)
     npy, _ = preprocessing.array_paths(base, spec, "fp32_nchw", m)
-    assert "the disk is full" in msg and npy + ".partial" in msg and "could not be decoded" not in msg
+    assert "the disk is full" in msg and npy + ".partial" in msg and "could not be preprocessed" not in msg
     assert isinstance(e.value, preprocessing.StorageError)
     done = int((np.fromfile(npy + ".partial.done", np.int64) >= 0).sum())
     resumed = preprocessing.preprocess(spec, m, SAMPLES_250, base, workers=1, progress=False)
@@ -407,7 +407,7 @@ def test_file_size_limit_in_a_subprocess(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     r = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stdout + r.stderr
-    assert "file size limit" in r.stdout and "map.npy.partial" in r.stdout and "could not be decoded" not in r.stdout
+    assert "file size limit" in r.stdout and "map.npy.partial" in r.stdout and "could not be preprocessed" not in r.stdout
 
 
 def test_read_only_output_folder_is_reported_as_such(tmp_path, monkeypatch):

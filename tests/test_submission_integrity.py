@@ -120,3 +120,77 @@ def test_unsafe_submitter_is_refused_before_anything_is_written(staged, tmp_path
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "without '..' or path separators" in result.stderr
     assert not os.path.exists(tmp_path / "sub") and not os.path.exists(f"{tmp_path}/sub.records")
+
+
+def _errors(result):
+    assert result.returncode == 1, result.stdout
+    return [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+
+
+def test_links_stray_files_and_an_edited_src_are_reported(staged, tmp_path):
+    """A log replaced by a symlink to an identical copy outside the tree (its sha256 still matches), a link to /etc,
+    stray files in open/ and open/TestOrg/, and an edited src/ file: each is an ERROR naming the path."""
+    sub = _copy(staged, tmp_path)
+    detail = os.path.join(sub, SCEN, "performance", "run_1", "mlperf_log_detail.txt")
+    outside = str(tmp_path / "outside_detail.txt")
+    shutil.copyfile(detail, outside)
+    os.remove(detail)
+    os.symlink(outside, detail)
+    os.symlink("/etc", os.path.join(sub, SCEN, "etc"))
+    open(os.path.join(sub, "open", "stray.txt"), "w").write("x\n")
+    open(os.path.join(sub, "open", "TestOrg", "notes.md"), "w").write("x\n")
+    src = os.path.join(sub, "open", "TestOrg", "src", "Makefile")
+    open(src, "a").write("\n# edited\n")
+    errors = _errors(_check(sub))
+    rel = os.path.relpath(detail, sub)
+    assert any(l.startswith(f"ERROR      {rel}: a symbolic link (to {outside})") for l in errors), errors
+    assert any(f"{os.path.join(SCEN, 'etc')}: a symbolic link (to /etc)" in l for l in errors), errors
+    assert any("open/stray.txt: a file in open/, which holds only <submitter>/ folders" in l for l in errors), errors
+    assert any("open/TestOrg/notes.md: not part of a submission" in l for l in errors), errors
+    assert any("open/TestOrg/src/Makefile: changed since it was staged" in l for l in errors), errors
+
+
+def test_runs_of_another_machine_are_refused_at_staging_and_reported(staged, tmp_path):
+    """A run whose summary.json says it ran on a machine detected as H200x1 cannot be staged as the CPU system;
+    a record that says so (an older harness staged it) is reported by check_submission."""
+    logs = str(tmp_path / "logs")
+    shutil.copytree(staged["logs"], logs)
+    for root, _, files in os.walk(logs):
+        if "summary.json" in files:
+            path = os.path.join(root, "summary.json")
+            summary = json.load(open(path))
+            summary["detected_system"] = "H200x1"
+            json.dump(summary, open(path, "w"))
+    result = run_main("--action=update_results", f"--system_name={SYSTEM}", f"--log_dir={logs}",
+                      f"--results_dir={tmp_path}/sub2", "--submitter=TestOrg", "--division=open",
+                      "--scenarios=Offline", "--dry_run")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "ran on a machine detected as 'H200x1', but would be staged as system 'CPU'" in result.stderr
+    assert "Stage it as --system_name=H200x1" in result.stderr
+    sub = _copy(staged, tmp_path)
+    path = os.path.join(sub + ".records", "staging_record.json")
+    record = json.load(open(path))
+    record["systems"][f"open/TestOrg/{SYSTEM}"]["scenarios"]["Offline"]["detected_system"] = "H200x1"
+    json.dump(record, open(path, "w"))
+    assert any("ran on a machine detected as 'H200x1'" in l for l in _errors(_check(sub)))
+
+
+def test_the_same_runs_under_two_submitters_are_refused_and_reported(staged, tmp_path):
+    sub = _copy(staged, tmp_path)
+    result = run_main("--action=update_results", f"--system_name={SYSTEM}", f"--log_dir={staged['logs']}",
+                      f"--results_dir={sub}", "--submitter=OtherOrg", "--division=open", "--scenarios=Offline",
+                      "--dry_run")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "is already staged as open/TestOrg/results/CPU/resnet50/Offline/performance/run_1/" in result.stderr
+    assert not os.path.exists(os.path.join(sub, "open", "OtherOrg"))
+    # what a hand-made copy looks like: the other submitter's folder and a record entry for it
+    shutil.copytree(os.path.join(sub, "open", "TestOrg"), os.path.join(sub, "open", "OtherOrg"))
+    path = os.path.join(sub + ".records", "staging_record.json")
+    record = json.load(open(path))
+    entry = json.loads(json.dumps(record["systems"][f"open/TestOrg/{SYSTEM}"]).replace("open/TestOrg/",
+                                                                                         "open/OtherOrg/"))
+    record["systems"][f"open/OtherOrg/{SYSTEM}"] = entry
+    json.dump(record, open(path, "w"))
+    errors = _errors(_check(sub))
+    assert any("open/TestOrg/results/CPU/resnet50/Offline/performance/run_1/mlperf_log_detail.txt: the same run as "
+               "open/OtherOrg/" in l for l in errors), errors

@@ -174,12 +174,12 @@ def test_summary_and_detail_must_agree(tmp_path):
 
 @pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "a\\b", "", "-x", "a..b", "x" * 65, "Org name", "Org\n"])
 def test_unsafe_submitter_names_are_refused(name):
-    from harness.submission.integrity import check_safe_name
+    from harness.core.names import check_safe_name
     with pytest.raises(HarnessError, match="without '..' or path separators"):
         check_safe_name(name)
 
 
 def test_safe_submitter_names_pass():
-    from harness.submission.integrity import check_safe_name
+    from harness.core.names import check_safe_name
     for name in ("TestOrg", "Alibaba", "my-org_2.0", "A"):
         assert check_safe_name(name) == name

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from harness.core.errors import HarnessError
+from harness.core.names import make_command
 from harness.core.storage import (
     StorageError,
     folder_lock,
@@ -153,14 +154,18 @@ def load_preprocessed(model: ModelSpec, image_map: ImageMap, base_dir: str, fmt:
         return _load_locked(model, image_map, base_dir, fmt, verify)
 
 
+def _remedy(model: ModelSpec, image_map: ImageMap, fmt: str) -> str:
+    return make_command("preprocess_data", [f"--model={model.key}", f"--map_path={image_map.path}",
+                                            f"--formats={fmt}", "--data_dir=/path/to/images"])
+
+
 def _read_manifest(model: ModelSpec, image_map: ImageMap, fmt: str, npy: str, manifest_path: str) -> dict:
     """The manifest beside `npy`, refused when missing, unreadable or of other inputs."""
     if not (os.path.exists(npy) and os.path.exists(manifest_path)):
         partial = " (an interrupted run left a partial array: run the same command again to resume it)" \
             if os.path.exists(npy + ".partial") else ""
         raise HarnessError(f"No preprocessed data at {npy} for model {model.key}, format {fmt} and map "
-                           f"{image_map.path}{partial}. Run `make preprocess_data RUN_ARGS=\"--model={model.key} "
-                           f"--map_path={image_map.path} --formats={fmt} --data_dir=<images>\"` first.")
+                           f"{image_map.path}{partial}. Run `{_remedy(model, image_map, fmt)}` first.")
     manifest = read_json(manifest_path, missing=None, invalid=None)
     if manifest is None:
         raise HarnessError(f"{manifest_path} is not readable JSON; re-run preprocess_data with --overwrite.")
@@ -188,8 +193,7 @@ def _load_locked(model: ModelSpec, image_map: ImageMap, base_dir: str, fmt: str,
     except StorageError:
         raise
     except HarnessError as e:
-        raise HarnessError(f"{e} Run `make preprocess_data RUN_ARGS=\"--model={model.key} --map_path="
-                           f"{image_map.path} --formats={fmt} --data_dir=<images>\"` (it preprocesses a damaged "
+        raise HarnessError(f"{e} Run `{_remedy(model, image_map, fmt)}` (it preprocesses a damaged "
                            "array again).") from None
     labels = None if manifest.get("labels") is None else np.asarray(manifest["labels"], np.int32)
     return PreprocessedSet(npy, array, labels, manifest["files"], manifest)

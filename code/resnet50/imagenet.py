@@ -143,10 +143,46 @@ def _cv2():
     return _CV2
 
 
-def _check_jpeg_complete(head: bytes, tail: bytes) -> None:
-    """OpenCV decodes a truncated JPEG into a partly grey image with only a warning; refuse it instead."""
-    if head == b"\xff\xd8" and not tail.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+def _check_jpeg_complete(data: np.ndarray) -> None:
+    """OpenCV decodes a truncated JPEG into a partly grey image with only a warning; refuse it instead. Bytes after
+    the end-of-image marker (an appended trailer) are no damage: OpenCV and Pillow decode the same image, and a
+    truncation before a marker is still caught by libjpeg's "Premature end" message (_with_libjpeg_messages)."""
+    if data[:2].tobytes() != b"\xff\xd8" or data[-64:].tobytes().rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+        return
+    if not np.any((data[2:-1] == 0xFF) & (data[3:] == 0xD9)):
         raise ValueError("truncated or corrupt JPEG (no end-of-image marker)")
+
+
+MAX_PIXELS = 100_000_000      # ImageNet's largest validation image is far below; a 372-byte PNG can claim billions
+MAX_ASPECT = 100              # ImageNet's widest is about 10:1; 1x20000 would resize to 256x5120000
+
+
+def check_image_size(width: int, height: int, r: dict) -> None:
+    """Refuse, with the size, images above the pixel limit, of an absurd aspect ratio, or too small for the crop."""
+    size = f"{width}x{height} pixels"
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{size} ({width * height / 1e6:.0f} megapixels) is above the limit of "
+                         f"{MAX_PIXELS // 1_000_000} megapixels for an ImageNet-style image; replace the file")
+    short, long_ = min(width, height), max(width, height)
+    if short < 1 or (r["order"] == "crop_then_resize" and int(r["crop_fraction"] * short) < 1):
+        raise ValueError(f"{size}: too small for the recipe's {r['crop']}x{r['crop']} center crop (it decodes, but "
+                         "holds no crop); replace the file")
+    if long_ > MAX_ASPECT * short:
+        raise ValueError(f"{size}: an aspect ratio of {long_ / short:.0f}:1, beyond {MAX_ASPECT}:1 (resizing its "
+                         f"shorter side to the recipe's size would need a huge image); replace the file")
+
+
+def _header_size(path: str) -> Optional[tuple[int, int]]:
+    """(width, height) from the file's header without decoding it (Pillow), or None where Pillow cannot tell."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Image.DecompressionBombError as e:      # Pillow refuses to even open it: far above MAX_PIXELS
+        raise ValueError(f"above the limit of {MAX_PIXELS // 1_000_000} megapixels for an ImageNet-style image "
+                         f"(Pillow: {e}); replace the file") from None
+    except Exception:   # noqa: BLE001 - not Pillow's format: OpenCV decodes it and the size is checked after
+        return None
 
 
 # libjpeg reports recoverable damage ("Corrupt JPEG data: N extraneous bytes before marker 0xd9", "Premature end of
@@ -197,21 +233,25 @@ def check_jpeg_data(data: np.ndarray) -> None:
     if data[:2].tobytes() != b"\xff\xd8":
         return
     cv2 = _cv2()
-    _check_jpeg_complete(data[:2].tobytes(), data[-64:].tobytes())
+    _check_jpeg_complete(data)
     img, messages = _with_libjpeg_messages(lambda: cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8))
     _jpeg_damage(messages)
     if img is None:
         raise ValueError("not a readable image")
 
 
-def _decode_opencv(path: str) -> np.ndarray:
+def _decode_opencv(path: str, r: Optional[dict] = None) -> np.ndarray:
     """BGR uint8 (H, W, 3), as the reference's cv2.imread(path) gives: greyscale and CMYK JPEGs come out as 3-channel
-    BGR, EXIF orientation applied (cv2.imdecode on the file's bytes does the same as cv2.imread)."""
+    BGR, EXIF orientation applied (cv2.imdecode on the file's bytes does the same as cv2.imread). With a recipe,
+    its size is checked from the header first (check_image_size)."""
     cv2 = _cv2()
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ValueError("empty file")
-    _check_jpeg_complete(data[:2].tobytes(), data[-64:].tobytes())
+    header = _header_size(path) if r is not None else None
+    if header and header[0] * header[1] > MAX_PIXELS:
+        check_image_size(*header, r)
+    _check_jpeg_complete(data)
     img, messages = _with_libjpeg_messages(lambda: cv2.imdecode(data, cv2.IMREAD_COLOR))
     _jpeg_damage(messages)
     if img is None:
@@ -219,7 +259,7 @@ def _decode_opencv(path: str) -> np.ndarray:
     return img
 
 
-def _open_pil(path: str):
+def _open_pil(path: str, r: Optional[dict] = None):
     """PIL image converted to RGB (greyscale, CMYK, palette, ...), as the torchvision reference does; PIL raises on a
     truncated file, and a JPEG's data is checked for libjpeg's corruption warnings (which Pillow hides) first."""
     from PIL import Image, UnidentifiedImageError
@@ -229,7 +269,12 @@ def _open_pil(path: str):
     check_jpeg_data(data)
     try:
         with Image.open(path) as im:
+            if r is not None:
+                check_image_size(im.width, im.height, r)     # before decoding: the header's size
             return im.convert("RGB")
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"above the limit of {MAX_PIXELS // 1_000_000} megapixels for an ImageNet-style image "
+                         f"(Pillow: {e}); replace the file") from None
     except UnidentifiedImageError:
         raise ValueError("not a readable image") from None
     except OSError as e:
@@ -303,16 +348,19 @@ def preprocess_file(path: str, recipe: str, out: Optional[np.ndarray] = None) ->
     if out is None:
         out = np.empty((3, r["crop"], r["crop"]), np.float32)
     if r["decoder"] == "pil":
-        return _normalise(_geometry_pil(_open_pil(path), r), False, r, out)
+        return _normalise(_geometry_pil(_open_pil(path, r), r), False, r, out)
     # Resize and crop in BGR, swap channels while normalising: the same pixels as converting to RGB first (every
     # OpenCV interpolation works on each channel alone), one full-image pass fewer.
-    return _normalise(_geometry_opencv(_decode_opencv(path), r), True, r, out)
+    img = _decode_opencv(path, r)
+    check_image_size(img.shape[1], img.shape[0], r)
+    return _normalise(_geometry_opencv(img, r), True, r, out)
 
 
 def apply_recipe(img: np.ndarray, recipe: str) -> np.ndarray:
     """A recipe applied to an RGB uint8 (H, W, 3) image already decoded (tests, tools)."""
     r = RECIPES[recipe]
     out = np.empty((3, r["crop"], r["crop"]), np.float32)
+    check_image_size(img.shape[1], img.shape[0], r)
     if r["decoder"] == "pil":
         from PIL import Image
         return _normalise(_geometry_pil(Image.fromarray(np.ascontiguousarray(img)), r), False, r, out)

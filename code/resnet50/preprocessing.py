@@ -280,7 +280,7 @@ def _refuse_unreadable(bad: dict, paths: list, allow_missing: bool) -> None:
     unreadable = {i: e for i, e in bad.items() if e != "missing"}
     if unreadable and not allow_missing:
         first = "; ".join(f"{paths[i]} ({e})" for i, e in sorted(unreadable.items())[:5])
-        raise HarnessError(f"{len(unreadable)} of {len(paths)} images could not be decoded (first: {first}). Replace "
+        raise HarnessError(f"{len(unreadable)} of {len(paths)} images could not be preprocessed (first: {first}). Replace "
                            "them and run again (the rest is kept and resumed), or pass --allow_missing to skip them "
                            "(recorded in the manifest and the run summary).")
 

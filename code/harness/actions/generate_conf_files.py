@@ -19,7 +19,7 @@ from harness.config.flags import flag_given
 from harness.core.paths import REPO_ROOT
 from harness.config.scenarios import NAMES as SCENARIOS
 from harness.config import files as configs
-from harness.config.context import run_config
+from harness.config.context import run_config, system_id
 from harness.core.paths import measurements_dir
 from harness.loadgen.settings import user_conf_lines
 
@@ -45,7 +45,7 @@ def _map_size(path: str) -> int:
 
 
 def generate_conf_files(args: Command, argv: Optional[list[str]] = None) -> int:
-    systems = [args.system_name] if args.system_name else config_systems()
+    systems = [system_id(args)] if args.system_name else config_systems()
     scenarios = args.scenarios if flag_given(argv, "scenarios") else list(SCENARIOS)
     written, skipped = [], []
     for system in systems:

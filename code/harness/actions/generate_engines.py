@@ -15,6 +15,8 @@ from harness.backends.base import BuildRequest
 from harness.artifacts.calibration import check_calibration_current
 from harness.artifacts.engines import build_record, engine_inputs, is_up_to_date, remove_record, write_record
 from harness.core.errors import HarnessError
+from harness.core.names import make_command
+from harness.graph.onnx_graph import UnreadableModel
 from harness.artifacts.engines import engine_path
 from harness.config.context import model_path, model_spec, run_configs, system_id
 from harness.config.runconfig import RunConfig
@@ -55,10 +57,22 @@ def generate_engines(args: Command, argv: Optional[list[str]] = None) -> None:
                 print(f"[generate_engines] {scenario} ({rc.config_ver}): {path} is up to date.")
                 continue
             remove_record(path)
-            backend.build(BuildRequest(onnx_path=source, engine_path=path, input_shape=spec.input_shape,
-                                       options=options, input_scale=spec.input_scale))
+            try:
+                backend.build(BuildRequest(onnx_path=source, engine_path=path, input_shape=spec.input_shape,
+                                           options=options, input_scale=spec.input_scale))
+            except UnreadableModel as e:
+                raise HarnessError(f"{e} {model_remedy(rc, spec, source, fp32_path)}") from None
             write_record(path, record)
         print(f"[generate_engines] {scenario} ({rc.config_ver}): built {path}")
+
+
+def model_remedy(rc: RunConfig, spec, source: str, fp32_path: str) -> str:
+    """What to do about an unreadable model file: calibrate again for a Q/DQ model, else download it again."""
+    if os.path.abspath(source) != os.path.abspath(fp32_path):
+        return (f"It is made by calibration: run `{make_command('calibrate', ['--force_calibration'])}` again "
+                "(or use --precision=fp32).")
+    return (f"Fetch it again with `{make_command('download_model', [f'--model={spec.key}', '--overwrite'])}`, or "
+            "pass --model_path=<a complete .onnx file>.")
 
 
 def check_build_inputs(inputs: dict[str, str], rc: RunConfig, spec) -> None:

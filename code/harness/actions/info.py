@@ -21,7 +21,7 @@ from harness.core.paths import BENCHMARK, INFERENCE_REPO_DIR, LOGS_DIR, REPO_ROO
 from harness.core.errors import HarnessError
 from harness.config.flags import SCENARIOS, flag_given
 from harness.artifacts.engines import engine_path
-from harness.config.context import model_spec, run_config
+from harness.config.context import model_spec, run_config, system_id
 from harness.backends import get_backend
 from harness.config.systems import _cpu_model, _nvidia_gpu_names, detect_system_id
 from harness.submission.official import checker_command, checkout_version
@@ -41,7 +41,7 @@ def _version(name: str) -> Optional[str]:
 
 def info(args: Command, argv: Optional[list[str]] = None) -> int:
     detected = detect_system_id(args.backend)
-    system = args.system_name or detected
+    system = system_id(args) if args.system_name else detected
     print(f"== system\ndetected system id: {detected}" + (f" (using --system_name={system})" if args.system_name
                                                             else ""))
     gpus = _nvidia_gpu_names()

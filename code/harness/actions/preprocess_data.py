@@ -7,6 +7,7 @@ from typing import Optional
 
 from harness.config.command import Command
 from harness.core.errors import HarnessError
+from harness.core.storage import StorageError
 from harness.backends import get_backend
 from harness.config.context import model_spec, preprocessed_dir, run_configs
 from harness.config.runconfig import RunConfig
@@ -56,6 +57,8 @@ def _preprocess_calibration(spec, cal_map_path: str, data_dir: str, base: str, a
     try:
         return preprocess(spec, cal_map, data_dir, base, formats=["fp32_nchw"], overwrite=bool(args.overwrite),
                           verify=bool(args.verify))
+    except StorageError:
+        raise                       # a full or read-only disk is no fault of the list: its own words stand
     except HarnessError as e:
         raise HarnessError(f"Calibration list {cal_map_path}: {e} The calibration list must be complete (pass "
                            "--calib_data_map for another list, --data_dir for its images, or --val_only to skip "

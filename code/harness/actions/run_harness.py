@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from typing import Any, Optional
 
@@ -25,7 +26,7 @@ def run_harness(args: Command, argv: Optional[list[str]] = None) -> int:
     each scenario in its own process when there are several. Exit 3 (after every run) when an accuracy run missed
     its target."""
     rcs = run_configs(args)
-    command = "code/main.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "code/main.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     several_vers = len({rc.config_ver for rc in rcs}) > 1
     failed = []
     everything: dict[str, Any] = {}

@@ -25,6 +25,7 @@ import sys
 from dataclasses import asdict
 from typing import Any, Optional
 
+from harness.core.names import check_safe_name
 from harness.config.context import run_config, system_id
 from harness.config.files import config_path, load_config_file
 from harness.config.flags import FLAG_BY_NAME, overrides
@@ -52,6 +53,8 @@ def _check_args(args) -> None:
     for name in _CHECKED:
         if getattr(args, name, None) is not None:
             FLAG_BY_NAME[name].check(getattr(args, name), f"--{name}")
+    if args.tune_config_ver is not None:
+        check_safe_name(args.tune_config_ver, "--tune_config_ver", "a config_ver name in the config file")
 
 
 def tune(args, argv: list[str]) -> int:

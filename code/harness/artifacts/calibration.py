@@ -41,6 +41,7 @@ import numpy as np
 
 from harness.core.storage import file_digest, folder_lock, read_json, write_bytes_atomic, write_json_atomic
 from harness.core.errors import HarnessError
+from harness.core.names import make_command
 from harness.graph.calibration_cache import METHODS
 from harness.backends import backend_info, registered
 from harness.graph.calibration_cache import calibration_cache_version
@@ -289,7 +290,12 @@ def load_checked_model(spec, model_path: str):
     if not os.path.exists(model_path):
         raise HarnessError(f"Model file {model_path} does not exist; run `make download_model "
                            f"RUN_ARGS=\"--model={spec.key}\"` or pass --model_path.")
-    model = onnx_graph.load(model_path)
+    try:
+        model = onnx_graph.load(model_path)
+    except onnx_graph.UnreadableModel as e:
+        raise HarnessError(f"{e} Fetch it again with `"
+                           f"{make_command('download_model', [f'--model={spec.key}', '--overwrite'])}`, or pass "
+                           "--model_path=<a complete .onnx file>.") from None
     onnx_graph.check_input(model, model_path, spec.input_shape)
     return model
 

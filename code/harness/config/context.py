@@ -9,12 +9,17 @@ from harness.config import files as configs
 from harness.config import runconfig
 from harness.config.runconfig import RunConfig
 from harness.config.systems import detect_system_id
+from harness.core.names import check_safe_name
 from resnet50.models import get_model
 from resnet50.preprocessing import default_preprocessed_dir
 
 
 def system_id(args: Command) -> str:
-    return args.system_name or detect_system_id(args.backend)
+    """--system_name (checked: it becomes folder and file names) or the detected id (sanitised where detected)."""
+    if args.system_name is not None:
+        return check_safe_name(args.system_name, "--system_name",
+                               "folder and file names under build/, measurements/ and the results tree")
+    return detect_system_id(args.backend)
 
 
 def run_configs(args: Command, system: Optional[str] = None,

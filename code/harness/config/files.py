@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from harness.core.paths import REPO_ROOT, BENCHMARK
 from harness.core.errors import HarnessError
+from harness.core.names import check_safe_name
 from harness.config.systems import is_cpu_system
 from harness.config.flags import CONFIG_KEYS
 
@@ -106,6 +107,7 @@ def check_file(data: dict[str, Any], path: str) -> None:
             continue
         if not isinstance(values, dict):
             raise HarnessError(f"{path}: block {block!r} must be a JSON object.")
+        check_safe_name(block, f"{path}: block name", "the system id in folder and file names")
         check_block(values, path, block)
         if "extends" in values and not isinstance(values["extends"], str):
             raise HarnessError(f"{where(path, block, 'extends')}: expected the name of another block.")
@@ -117,6 +119,7 @@ def check_file(data: dict[str, Any], path: str) -> None:
             if name == "default" or name == "all" or "," in name:
                 raise HarnessError(f"{where(path, block, 'config_ver')}: overlay name {name!r} is reserved "
                                    "(--config_ver takes `default`, `all` and comma lists).")
+            check_safe_name(name, f"{where(path, block, 'config_ver')}: overlay name", "part of file names")
             for key in ("extends", "config_ver"):
                 if key in overlay:
                     raise HarnessError(f"{where(path, block, 'config_ver')}: overlay {name!r} cannot hold {key!r}.")
@@ -273,6 +276,9 @@ def config_vers(scenario: str, system_id: str, text: str, config_dir: Optional[s
     """--config_ver as a list: `default`, a comma list (`default,high_accuracy`), or `all` (default and every overlay
     the system's block chain has for this scenario). A named overlay the block lacks is an error (from resolve)."""
     words = [w.strip() for w in (text or "default").split(",") if w.strip()] or ["default"]
+    for word in words:
+        check_safe_name(word, "--config_ver" if len(words) == 1 else f"--config_ver={text}: name",
+                        "part of engine and log file names")
     if "all" in words:
         if words != ["all"]:
             raise HarnessError(f"--config_ver={text}: `all` already means every config_ver; give it alone.")

@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Optional
 
 from harness.core.errors import HarnessError
+from harness.core.names import sanitize_name
 from harness.backends import backend_info
 
 CPU_PREFIX = "CPU-"
@@ -100,12 +101,13 @@ def _cpu_model() -> str:
 
 
 def detect_system_id(backend: Optional[str] = None) -> str:
-    """GPU id when NVIDIA GPUs are visible and the backend runs on GPUs (or is not chosen yet); else the CPU id."""
+    """GPU id when NVIDIA GPUs are visible and the backend runs on GPUs (or is not chosen yet); else the CPU id.
+    Sanitised to the safe-name pattern (core/names.py): it becomes folder and file names."""
     if backend is None or backend_info(backend).device_kind == "gpu":
         names = _nvidia_gpu_names()
         if names:
-            return gpu_system_id(names)
-    return cpu_system_id(_cpu_model(), os.cpu_count() or 1)
+            return sanitize_name(gpu_system_id(names), "GPU")
+    return sanitize_name(cpu_system_id(_cpu_model(), os.cpu_count() or 1), "CPU")
 
 
 def is_cpu_system(system_id: str) -> bool:

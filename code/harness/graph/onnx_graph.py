@@ -22,13 +22,18 @@ from harness.core.errors import HarnessError
 TOP1_OUTPUT = "top1"
 
 
+class UnreadableModel(HarnessError):
+    """A model file onnx cannot parse (a truncated download, not an ONNX file): callers add the remedy they know."""
+
+
 def load(path: str) -> onnx.ModelProto:
     try:
         return onnx.load(path)
     except FileNotFoundError:
         raise HarnessError(f"Model file {path} does not exist; run `make download_model` or pass --model_path.") from None
     except Exception as e:  # a truncated or non-ONNX file
-        raise HarnessError(f"{path} is not a readable ONNX model ({e}).") from None
+        raise UnreadableModel(f"{path} is not a readable ONNX model ({e}): truncated (an interrupted download or "
+                              "copy?) or not an ONNX file.") from None
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:

@@ -19,6 +19,7 @@ from harness.core.errors import HarnessError
 from harness.config.runconfig import RunConfig
 from harness.config.scenarios import TestMode
 from harness.config.context import model_spec, preprocessed_dir
+from harness.config.systems import detect_system_id
 from harness.artifacts.engines import engine_path
 from resnet50.imagenet import read_map
 from resnet50.preprocessing import load_preprocessed
@@ -66,6 +67,7 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
                           "map_images": len(image_map.files), "skipped": data.skipped}
     summary["fingerprint"] = run_fingerprint(settings, spec, backend, engine, image_map, qsl.total, sut.batch_size)
     summary["command"] = job.command
+    summary["detected_system"] = detect_system_id(rc.backend_name)   # update_results: staged as this machine?
     if audit is not None:
         summary["audit"] = {"test": audit.name, "config": audit.config}
     if TestMode(test_mode).measures_accuracy:

@@ -41,6 +41,7 @@ from harness.core.errors import HarnessError
 from harness.report.charts import compare_chart, latency_chart, slug, tune_chart, workers_chart
 from harness.report.read import (REPORT_DIR, Folder, ScenarioRun, TuneLog, TUNE_LOG, invalid_reasons, ms_of,
                                  read_folder, result_line, short_number, bounds)
+from harness.core.names import make_command
 
 PAGE = "report.html"
 
@@ -272,5 +273,5 @@ def render_after_run(run_root: str) -> Optional[str]:
         return page
     except Exception as e:   # noqa: BLE001 - a chart must never cost a run its result
         print(f"[report] WARNING: could not render the report of {run_root} ({e.__class__.__name__}: {e}); the run "
-              f"itself is unaffected. Retry with `make report RUN_ARGS=\"--log_dir={run_root}\"`.")
+              f"itself is unaffected. Retry with `{make_command('report', [f'--log_dir={run_root}'])}`.")
         return None

@@ -23,7 +23,7 @@ from harness.config.command import Command
 from harness.core.paths import INFERENCE_REPO_DIR
 from harness.core.errors import HarnessError
 from harness.core.storage import file_digest, read_json
-from harness.submission import official, rules, system_desc
+from harness.submission import layout, official, rules, system_desc
 from harness.submission.audit import compare_performance, compare_responses, audit_applied
 from harness.loadgen.logs import read_accuracy_entries, read_detail
 from harness.submission.logs import read_accuracy_txt
@@ -94,6 +94,9 @@ def check_system_json(report: Report, path: str, division: str, submitter: str) 
     status = str(desc.get("status", ""))
     if not system_desc.is_placeholder(status) and status.lower() not in rules.VALID_STATUS:
         report.add(ERROR, path, f"status {status!r} is not one of {', '.join(rules.VALID_STATUS)}")
+    problem = layout.description_problem(os.path.basename(path)[:-len(".json")], desc)
+    if problem:
+        report.add(ERROR, path, problem)
     if str(desc.get("is_network", "false")).lower() == "true":
         report.add(ERROR, path, "is_network is true: this harness has no network-division SUT")
     return desc
@@ -333,6 +336,7 @@ def check_tree(results_dir: str, round_name: Optional[str] = None) -> Report:
         report.add(ERROR, name, f"at the submission root, where MLCommons' checker expects only closed/, open/ "
                                 f"(and network/): {why}")
     r = rules.get_round(round_name or record.get("round"), for_staging=True)
+    _check_layout(report, results_dir, r, record)
     if round_name and record.get("round") and record["round"] != round_name:
         report.add(ERROR, RECORD, f"the tree was staged for {record['round']}, checked as {round_name}")
     entries = record.get("systems", {})
@@ -355,6 +359,22 @@ def check_tree(results_dir: str, round_name: Optional[str] = None) -> Report:
                                                                              entries.values()):
         report.add(NOT_READY, DRY_RUN_MARKER, "dry-run marker present")
     return report
+
+
+def _check_layout(report: Report, results_dir: str, r: rules.Round, record: dict) -> None:
+    """Links, stray entries, the code folder against its staged hashes, runs of another machine or staged twice."""
+    problems = layout.symlinks(results_dir) + layout.shared_runs(record.get("systems") or {})
+    for division in (d for d in DIVISION_DIRS[:2] if os.path.isdir(os.path.join(results_dir, d))):
+        problems += layout.stray_entries(results_dir, division, r.code_dir, r.layout == "v6")
+    for prefix, hashes in (record.get("code") or {}).items():
+        problems += layout.code_problems(results_dir, os.path.join(results_dir, prefix), r.code_dir, hashes)
+    for key, entry in (record.get("systems") or {}).items():
+        for scenario, staged in (entry.get("scenarios") or {}).items():
+            problem = layout.machine_problem(staged.get("detected_system"), key.split("/")[-1], f"{key} {scenario}")
+            if problem:
+                problems.append((key, problem))
+    for path, problem in problems:
+        report.add(ERROR, path, problem)
 
 
 def _check_submitter(report: Report, base: str, r: rules.Round, division: str, submitter: str, entries: dict,

@@ -73,20 +73,6 @@ def root_extras(results_dir: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Names
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-
-def check_safe_name(value: str, what: str = "--submitter") -> str:
-    """A name that becomes one folder: letters, digits, '_', '-', '.', starting with a letter or digit, no '..'."""
-    if not isinstance(value, str) or not _SAFE.fullmatch(value) or ".." in value:
-        raise HarnessError(f"{what}={value!r}: use 1-64 letters, digits, '_', '-' and '.', starting with a letter or "
-                           "digit, without '..' or path separators (it becomes one folder name under "
-                           "<results_dir>/<division>/).")
-    return value
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # mlperf_log_summary.txt against mlperf_log_detail.txt
 _LATENCY = re.compile(r"(\d+\.\d+) percentile latency \(ns\)")
 _SUMMARY_KEYS = {

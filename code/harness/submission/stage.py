@@ -32,17 +32,17 @@ from harness.core.paths import REPO_ROOT, BENCHMARK, SUBMISSION_DIR
 from harness.core.errors import HarnessError
 from harness.config.context import system_id
 from harness.config.scenarios import get as get_scenario
-from harness.submission import rules, system_desc
+from harness.submission import layout, rules, system_desc
 from harness.submission.integrity import RECORD  # noqa: F401  (check.py imports it from here)
+from harness.core.names import check_safe_name, make_command
 from harness.submission.integrity import (
-    check_safe_name,
     move_legacy_files,
     record_path as staging_record_path,
     records_dir,
 )
 from harness.submission.audit import default_log_dir
 from harness.submission.logs import read_accuracy_txt, write_json
-from harness.submission.reproduce import reproduce_lines
+from harness.submission.reproduce import recorded_words, reproduce_lines
 from harness.submission.runs import Run, discover, newest, systems_with_runs
 from harness.artifacts.fingerprints import fingerprint_differences
 from resnet50.models import MODELS
@@ -159,12 +159,13 @@ def _copy(src: str, dst: str) -> None:
 
 
 def _make_command(command: Optional[str], action: Optional[str] = None) -> str:
-    """`code/main.py --action=X args` as `make X RUN_ARGS="args"` (or as another action with the same args)."""
-    words = (command or "").split()
+    """`code/main.py --action=X args` as `make X RUN_ARGS="args"` (or as another action with the same args),
+    shell-quoted (core/names.py make_command)."""
+    words = recorded_words(command)
     if len(words) >= 2 and words[0].endswith("main.py") and words[1].startswith("--action="):
-        rest = " ".join(w for w in words[2:] if not (action and w.startswith("--test_mode=")))
-        return f"make {action or words[1].split('=', 1)[1]} RUN_ARGS=\"{rest}\""
-    return command or "(not recorded)"
+        rest = [w for w in words[2:] if not (action and w.startswith("--test_mode="))]
+        return make_command(action or words[1].split("=", 1)[1], rest).replace("|", "\\|")
+    return " ".join((command or "(not recorded)").split()).replace("`", "'").replace("|", "\\|")
 
 
 def _measurements(perf: Run) -> dict[str, Any]:
@@ -304,8 +305,11 @@ def _update_results(args: Command, argv: list[str]) -> int:
     backends = {(p.runs["performance"].fingerprint or {}).get("backend") for p in plans} - {None}
     desc = system_desc.build(system, args.submitter, division, category, backends)
     base = os.path.join(results_dir, division, desc["submitter"])
-    _write_system(base, r, system, desc, plans)
     key = f"{division}/{desc['submitter']}/{system}"
+    _refuse_mislabelled(plans, system, record, key)
+    _write_system(base, r, system, desc, plans)
+    record.setdefault("code", {})[f"{division}/{desc['submitter']}"] = layout.hash_folder(
+        results_dir, os.path.join(base, r.code_dir))
     record["round"] = r.name
     record.setdefault("systems", {})[key] = {
         "staged_at": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -313,6 +317,7 @@ def _update_results(args: Command, argv: list[str]) -> int:
         "dry_run_exceptions": rule_problems if args.dry_run else [],
         "scenarios": {p.scenario: {"fingerprint": p.runs["performance"].fingerprint,
                                    "runs": {k: run.label for k, run in p.runs.items()},
+                                   "detected_system": (p.runs["performance"].summary or {}).get("detected_system"),
                                    # check_submission recomputes accuracy.txt's top-1 from this map
                                    "accuracy_map": ((p.runs["accuracy"].summary or {}).get("dataset") or {}).get("map")}
                       for p in plans},
@@ -323,6 +328,27 @@ def _update_results(args: Command, argv: list[str]) -> int:
     write_markers(results_dir, record)
     _say_staged(args, r, system, base, record_path, results_dir, plans, missing, rule_problems)
     return 0
+
+
+def _refuse_mislabelled(plans: list, system: str, record: dict, key: str) -> None:
+    """Runs of another machine than the system they would be staged as, and runs already staged in this tree under
+    another submitter or system, are refused (submission/layout.py)."""
+    problems = []
+    owned = {d: (k, rel) for k, e in (record.get("systems") or {}).items() if layout._owner(k) != layout._owner(key)
+             for d, rel in layout.perf_log_digests(e).items()}
+    for p in plans:
+        for kind, run in p.runs.items():
+            problem = layout.machine_problem((run.summary or {}).get("detected_system"), system,
+                                             f"{p.scenario}: the {kind} run {run.label}")
+            if problem:
+                problems.append(problem)
+            digest = file_digest(run.path("mlperf_log_detail.txt"), "sha256")
+            if kind == "performance" and digest in owned:
+                problems.append(f"{p.scenario}: the performance run {run.label} is already staged as "
+                                f"{owned[digest][1]} ({owned[digest][0]}); one run belongs to one submitter and one "
+                                "system: stage it once, or into another --results_dir")
+    if problems:
+        raise HarnessError("update_results refused:\n  " + "\n  ".join(problems))
 
 
 def _scenarios_to_stage(args: Command, argv: list[str], r: rules.Round, category: str) -> tuple[list, list]:

@@ -17,7 +17,7 @@ from harness.core.errors import HarnessError
 from harness.core.storage import read_json
 from harness.submission import rules
 from harness.backends import backend_info
-from harness.submission.integrity import check_safe_name
+from harness.core.names import check_safe_name
 
 TEMPLATE_DIR = os.path.join(REPO_ROOT, "configs", "systems")
 PLACEHOLDER = "TODO"

@@ -15,6 +15,7 @@ Every probe is logged as a line of <tune dir>/tune_log.jsonl (harness/report/tun
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -161,7 +162,7 @@ class Tuner:
                                    "loadgen_validity": out.loadgen_validity, "reason": out.reason,
                                    "seconds": round(seconds, 1), "load_average": _load(),
                                    "folder": os.path.relpath(folder, self.dir),
-                                   "command": "code/main.py " + " ".join(argv)}))
+                                   "command": "code/main.py " + shlex.join(argv)}))
 
     def build_engine(self, params: dict[str, Any]) -> None:
         """generate_engines for a grid point, once, in its own process (a build may take long: no probe timeout)."""

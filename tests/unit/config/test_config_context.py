@@ -9,6 +9,7 @@ from harness.actions import parse_args
 from harness.config import context
 from harness.config.systems import detect_system_id
 from harness.core.errors import HarnessError
+from harness.core.names import is_safe_name
 from harness.core.paths import REPO_ROOT
 from resnet50.models import get_model
 
@@ -63,3 +64,13 @@ def test_model_and_data_paths(configs, tmp_path):
     rc = context.run_config(args, "Offline")
     assert context.model_path(rc, spec) == str(model)
     assert context.preprocessed_dir(rc) == str(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["CPU-x/../../../tmp/evil", "CPU-$(touch${IFS}pwned)", "../CPU", "CPU x"])
+def test_an_unsafe_system_name_is_refused_before_any_path_is_made(name):
+    with pytest.raises(HarnessError, match=r"^--system_name=.*letters, digits.*folder and file names under build/"):
+        context.system_id(parse_args([f"--system_name={name}"]))
+
+
+def test_the_detected_system_id_is_safe():
+    assert is_safe_name(detect_system_id("null"))

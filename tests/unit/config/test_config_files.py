@@ -155,3 +155,21 @@ def test_where_shows_repo_paths_relative():
     assert files.where("/elsewhere/c.json", "CPU", "x") == "/elsewhere/c.json, block 'CPU', key 'x'"
     assert files.config_path("Server") == os.path.join(REPO_ROOT, "configs", "resnet50", "Server", "config.json")
     assert files.config_path("Server", "/c") == os.path.join("/c", "Server", "config.json")
+
+
+@pytest.mark.parametrize("text", ["../../tmp/evil", "a b", "$(touch pwned)", "int8,../x"])
+def test_unsafe_config_ver_names_are_refused(tmp_path, text):
+    folder, _ = _write(tmp_path, LAYERED)
+    with pytest.raises(HarnessError, match=r"^--config_ver.*letters, digits.*part of engine and log file names"):
+        files.config_vers("Offline", "Top", text, folder)
+
+
+@pytest.mark.parametrize("data, needle", [
+    ({"default": {}, "../evil": {}}, r"block name='../evil': use 1-64 letters"),
+    ({"default": {"config_ver": {"a/b": {}}}, "CPU": {}}, r"overlay name='a/b': use 1-64 letters"),
+])
+def test_unsafe_block_and_overlay_names_name_the_file(tmp_path, data, needle):
+    _, path = _write(tmp_path, data)
+    with pytest.raises(HarnessError, match=needle) as e:
+        files.check_file(data, path)
+    assert path in str(e.value) or "config.json" in str(e.value)

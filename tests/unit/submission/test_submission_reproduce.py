@@ -1,4 +1,5 @@
 """harness/submission/reproduce.py: the README's "Reproduce" section from the recorded commands."""
+import shlex
 from types import SimpleNamespace
 
 from harness.submission import reproduce
@@ -54,3 +55,20 @@ def test_runs_without_a_recorded_command():
     assert "# (not recorded)   # performance" in lines
     assert "# (not recorded) something else   # TEST04" in lines
     assert not any(line.startswith("make download_model") for line in lines)
+
+
+def test_recorded_flags_are_shell_quoted_in_every_step():
+    """A recorded `--log_dir=$(touch pwned)` (shlex.join'd by run_harness) is pasted as a literal, not run."""
+    perf = "code/main.py --action=run_harness " + shlex.join(["--log_dir=$(touch pwned)", "--map_path=a b"])
+    lines = reproduce.reproduce_lines({"performance": _run(perf)}, "src")
+    steps = [line for line in lines if line.startswith("make ") and "RUN_ARGS" in line and "log_dir" in line]
+    assert len(steps) == 3      # preprocess_data, generate_engines, the run itself
+    for line in steps:
+        assert "$(touch" not in line.replace("$$(touch", "")
+        value = shlex.split(line.split("   #")[0])[2][len("RUN_ARGS="):].replace("$$", "$")
+        assert "--log_dir=$(touch pwned)" in shlex.split(value) and "--map_path=a b" in shlex.split(value)
+
+
+def test_an_unrecorded_command_stays_one_comment_line():
+    lines = reproduce.reproduce_lines({"performance": _run(None), "TEST04": _run("x\ntouch pwned")}, "src")
+    assert "# (not recorded) x touch pwned   # TEST04" in lines
