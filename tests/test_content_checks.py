@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 
-import numpy as np
 import pytest
 
 from conftest import SAMPLES_250, VAL_1300
@@ -93,3 +92,33 @@ def test_a_damaged_npy_is_one_error_naming_it(tmp_path, damage):
     assert npy in str(e.value) and "is not a complete .npy array" in str(e.value)
     assert "make preprocess_data" in str(e.value) and "--overwrite" in str(e.value)
     assert preprocessing.preprocess(SPEC, m, SAMPLES_250, base, progress=False).done_now == 2
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Damaged engines: one error at backend load, naming the file and the rebuild command
+def _damaged(tmp_path, source, damage):
+    data = open(source, "rb").read()
+    path = tmp_path / "engine.onnx"
+    path.write_bytes({"truncated": data[:len(data) // 3], "garbage": os.urandom(4096), "empty": b""}[damage])
+    return str(path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_a_damaged_onnxruntime_engine_is_one_error(tmp_path, effnet_path, damage):
+    from harness.backends.onnxruntime.backend import OrtRunner
+    engine = _damaged(tmp_path, effnet_path, damage)
+    with pytest.raises(HarnessError) as e:
+        OrtRunner(engine, 1)
+    assert f"Engine {engine} cannot be loaded by the onnxruntime backend" in str(e.value)
+    assert "make generate_engines" in str(e.value) and "--overwrite" in str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_torch_engine_is_one_error(tmp_path, effnet_path, damage):
+    from harness.backends.torch.backend import BACKEND
+    engine = _damaged(tmp_path, effnet_path, damage)
+    options = BACKEND.options({"model": "efficientnet-lite0", "precision": "fp32"})
+    with pytest.raises(HarnessError) as e:
+        BACKEND._module(engine, "cpu", options)
+    assert f"Engine {engine} cannot be loaded by the torch backend" in str(e.value)
+    assert "--backend=torch" in str(e.value) and "--overwrite" in str(e.value)
