@@ -120,9 +120,11 @@ def check_engine_current(engine_path: str, backend, settings: dict[str, Any], sp
     recorded = dict(recorded)
     built_md5 = recorded.pop(ENGINE_DIGEST_KEY, None)
     if recorded == expected and built_md5 != engine_digest(engine_path):
-        raise HarnessError(f"{engine_path} is not the engine that was built under this name (its md5 "
-                           f"{engine_digest(engine_path)} differs from the {built_md5} recorded in "
-                           f"{record_path(engine_path)} at build): it was replaced or damaged. Run `{command} "
+        why = (f"its md5 {engine_digest(engine_path)} differs from the {built_md5} recorded in "
+               f"{record_path(engine_path)} at build" if built_md5 else
+               f"{record_path(engine_path)} holds no md5 of the engine (an older build)")
+        raise HarnessError(f"{engine_path} is not the engine that was built under this name ({why}): it was "
+                           f"replaced or damaged, or cannot be checked. Run `{command} "
                            f"RUN_ARGS=\"--scenarios={settings.get('scenario')} ... --overwrite\"` with the same flags "
                            "to rebuild it.")
     if recorded != expected:
