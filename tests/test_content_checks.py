@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import SAMPLES_250, VAL_1300
+from conftest import SAMPLES_250, VAL_1300, run_main
 from harness.core.errors import HarnessError
 from resnet50 import imagenet, manifest as manifest_mod, preprocessing
 from resnet50.models import get_model
@@ -122,3 +122,21 @@ def test_a_damaged_torch_engine_is_one_error(tmp_path, effnet_path, damage):
         BACKEND._module(engine, "cpu", options)
     assert f"Engine {engine} cannot be loaded by the torch backend" in str(e.value)
     assert "--backend=torch" in str(e.value) and "--overwrite" in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A run: labels set to 0 in the manifest (a null-backend AccuracyOnly run scored 100% on them) are refused
+def test_a_run_refuses_a_manifest_with_edited_labels(tmp_path, val16):
+    map_path, prep = val16
+    shutil.copytree(prep, tmp_path / "prep")                        # the session's array stays as it is
+    m = imagenet.read_map(map_path)
+    _, manifest_path = preprocessing.array_paths(str(tmp_path / "prep"), SPEC, "fp32_nchw", m)
+    manifest = json.load(open(manifest_path))
+    manifest["labels"] = [0] * len(manifest["labels"])
+    json.dump(manifest, open(manifest_path, "w"))
+    r = run_main("--action=run_harness", "--system_name=CPU", "--model=efficientnet-lite0", "--backend=null",
+                 "--scenarios=Offline", "--test_mode=AccuracyOnly", f"--map_path={map_path}",
+                 f"--preprocessed_data_dir={tmp_path / 'prep'}", f"--log_dir={tmp_path / 'logs'}")
+    assert r.returncode != 0, r.stdout[-2000:]
+    assert "its labels do not match the digest" in r.stderr and manifest_path in r.stderr
+    assert "Traceback" not in r.stderr
