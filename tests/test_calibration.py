@@ -192,6 +192,14 @@ def test_force_calibration_redoes_it(tmp_path, effnet_path, prep_dir):
     assert "up to date" in run_main(*args).stdout
     forced = run_main(*args, "--force_calibration")
     assert forced.returncode == 0 and "collected 8/8" in forced.stdout
+    # An edited ranges file (its record holds the original md5) is recalibrated, never reused; so is a non-JSON one.
+    ranges = calibration.paths(str(model), "minmax")["ranges"]
+    for text in (open(ranges).read().replace("1", "2", 1), "not json"):
+        with open(ranges, "w") as f:
+            f.write(text)
+        again = run_main(*args)
+        assert again.returncode == 0 and "recalibrating" in again.stdout and "collected 8/8" in again.stdout
+        assert "reusing the ranges" not in again.stdout
     with open(record) as f:
         assert json.load(f)["ranges"]["method"] == "minmax"
     with open(calibration.paths(str(model), "minmax")["trt_cache"]) as f:

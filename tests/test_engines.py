@@ -77,6 +77,27 @@ def test_a_run_refuses_an_engine_built_from_another_model(tmp_path):
     assert "make generate_engines" in str(e.value)
 
 
+def test_an_engine_file_replaced_by_another_is_refused_and_not_up_to_date(tmp_path):
+    """Another valid engine copied over this config's engine (same size, mtime restored, as `cp -p` would): the
+    record's inputs still match, the engine's md5 does not (the ctime in the digest cache's stamp re-reads it)."""
+    spec, backend, settings = get_model("efficientnet-lite0"), FakeBackend(), _settings()
+    fp32 = _model(tmp_path)
+    engine = _build(tmp_path, backend, settings, spec, fp32)
+    record = engines.build_record(engines.engine_inputs(backend, settings, spec, fp32), settings, backend.versions())
+    assert engines.is_up_to_date(engine, record)
+    engines.check_engine_current(engine, backend, settings, spec, fp32)             # caches the engine's md5
+    st = os.stat(engine)
+    open(engine, "r+b").write(b"ENGINE")                                            # another engine, same size
+    os.utime(engine, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(HarnessError) as e:
+        engines.check_engine_current(engine, backend, settings, spec, fp32)
+    assert f"{engine} is not the engine that was built under this name" in str(e.value)
+    assert "make generate_engines" in str(e.value) and "--overwrite" in str(e.value)
+    assert not engines.is_up_to_date(engine, record)                               # generate_engines rebuilds it
+    engines.write_record(engine, record)                                            # as after that rebuild
+    engines.check_engine_current(engine, backend, settings, spec, fp32)
+
+
 def test_a_run_refuses_an_engine_of_other_build_settings_or_without_record(tmp_path):
     spec, backend = get_model("efficientnet-lite0"), FakeBackend()
     fp32 = _model(tmp_path)
@@ -180,10 +201,11 @@ def test_registry_model_md5_is_checked_again(tmp_path, monkeypatch):
 
 def test_build_record_and_meta_writes_are_atomic(tmp_path):
     engine = str(tmp_path / "e.plan")
+    open(engine, "wb").close()
     engines.write_record(engine, {"a": 1})
     backend_base.write_meta(engine, {"b": 2})
-    assert engines.is_up_to_date(engine, {"a": 1}) is False                         # no engine file
-    open(engine, "wb").close()
     assert engines.is_up_to_date(engine, {"a": 1}) and backend_base.read_meta(engine) == {"b": 2}
+    os.remove(engine)
+    assert engines.is_up_to_date(engine, {"a": 1}) is False                         # no engine file
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".partial")]
     shutil.rmtree(tmp_path / "digests", ignore_errors=True)

@@ -29,7 +29,7 @@ from harness.core.storage import (
 )
 from harness.graph.formats import check_format, format_shape
 from resnet50.imagenet import ImageMap
-from resnet50.manifest import array_paths, identity, npy_rows, row_crc32, verify_array
+from resnet50.manifest import array_paths, identity, labels_match_map, npy_rows, row_crc32, verify_array
 from resnet50.models import ModelSpec
 
 PARTIAL_SUFFIXES = (".partial", ".partial.done", ".partial.json", ".partial.compact")
@@ -182,7 +182,9 @@ def _read_manifest(model: ModelSpec, image_map: ImageMap, fmt: str, npy: str, ma
 def _load_locked(model: ModelSpec, image_map: ImageMap, base_dir: str, fmt: str, verify: bool) -> PreprocessedSet:
     npy, manifest_path = array_paths(base_dir, model, fmt, image_map)
     manifest = _read_manifest(model, image_map, fmt, npy, manifest_path)
-    array = np.load(npy, mmap_mode="r")
+    remake = (f"Run `make preprocess_data RUN_ARGS=\"--model={model.key} --map_path={image_map.path} --formats={fmt} "
+              "--data_dir=<images> --overwrite\"` to make it again.")
+    array = _open_array(npy, manifest, remake)
     want_shape = [len(manifest.get("files", [])), *format_shape(fmt, model.input_shape)]
     if list(array.shape) != want_shape or list(array.shape) != list(manifest.get("shape", [])):
         raise HarnessError(f"{npy}: array shape {tuple(array.shape)} does not match its manifest "
@@ -196,4 +198,25 @@ def _load_locked(model: ModelSpec, image_map: ImageMap, base_dir: str, fmt: str,
         raise HarnessError(f"{e} Run `{_remedy(model, image_map, fmt)}` (it preprocesses a damaged "
                            "array again).") from None
     labels = None if manifest.get("labels") is None else np.asarray(manifest["labels"], np.int32)
+    if not labels_match_map(manifest, image_map):
+        raise HarnessError(f"{manifest_path}: its labels differ from those of {image_map.path} for the same files "
+                           f"(edited or damaged): accuracy against them would be meaningless. {remake}")
     return PreprocessedSet(npy, array, labels, manifest["files"], manifest)
+
+
+def _open_array(npy: str, manifest: dict, remake: str) -> np.ndarray:
+    """The array memory-mapped, or one HarnessError naming the file when it is not a complete .npy array (empty,
+    truncated, garbage) of the manifest's dtype."""
+    try:
+        array = np.load(npy, mmap_mode="r")
+    except OSError as e:
+        if e.errno is not None:
+            raise storage_error(e, npy, "reading") from None
+        array = None
+    except (ValueError, EOFError):
+        array = None
+    if array is None or npy_rows(npy) is None or array.dtype.name != manifest.get("dtype"):
+        raise HarnessError(f"{npy} is not a complete .npy array of {manifest.get('dtype')} rows of shape "
+                           f"{manifest.get('sample_shape')} (empty, truncated or damaged). {remake}")
+    return array
+

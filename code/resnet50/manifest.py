@@ -3,15 +3,21 @@ row and their digest, and the verification that every load and every up-to-date 
 
 A preprocessed set is one contiguous .npy array per format plus a manifest (JSON) beside it that records the source
 map and its checksum, the file order, the recipe and its parameters, the input scale of the int8 formats, the images
-skipped under --allow_missing, the array file's stamp (size, mtime, inode) and the array's checksum:
+skipped under --allow_missing, the array file's stamp (size, mtime, inode, ctime), the array's checksum, the
+image folder it was made from (`data_dir`, absolute, and `data_digest` over the name, size and mtime of every image
+the map names: another folder or changed images rebuild the array) and the labels' digest (`labels_md5`, checked
+on every load, so edited labels are refused):
 
     build/preprocessed_data/imagenet/<model>/<format>/<map name>.npy
     build/preprocessed_data/imagenet/<model>/<format>/<map name>.manifest.json
 
 The manifest's `checksum` digests the rows' CRC-32s (`row_crc32`), which the workers compute as they write each row
 (resnet50/preprocess_pool.py), so it costs no extra pass over the array. Loading checks the header, the shape, the
-CRC list against the checksum and the CRC-32 of a sample of rows (VERIFY_SAMPLE_ROWS) when the stamp is unchanged;
-every row when the file changed since it was written, or with `--verify`.
+CRC list against the checksum, the labels against their digest, and the CRC-32 of a sample of rows
+(VERIFY_SAMPLE_ROWS) when the stamp is unchanged; every row when the file changed since it was written, or with
+`--verify`. The stamp holds the ctime, which every write (and os.utime) sets and nothing sets back: a byte changed in
+place with the mtime restored changes the stamp, and the next load or preprocess_data checks every row and finds it
+(docs/performance.md: the cost of either check).
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from harness.graph.formats import format_dtype, format_shape
 from resnet50.imagenet import RECIPES, ImageMap
 from resnet50.models import ModelSpec
 
-MANIFEST_VERSION = 3       # 3: the array file's stamp, CRCs read back from disk
+MANIFEST_VERSION = 4       # 3: the array file's stamp, CRCs read back from disk; 4: data_digest, labels_md5
 VERIFY_SAMPLE_ROWS = 64   # rows whose CRC-32 every load checks (all rows with --verify or when the file changed)
 
 
@@ -55,6 +61,35 @@ def identity(model: ModelSpec, fmt: str, image_map: ImageMap) -> dict:
     return ident
 
 
+def source_identity(image_map: ImageMap, data_dir: str) -> dict:
+    """What the images of an array were read from: the folder (absolute) and a digest over the (name, size, mtime)
+    of every image the map names (one stat each; a missing image counts as such)."""
+    h = hashlib.md5()
+    for name in image_map.files:
+        try:
+            st = os.stat(os.path.join(data_dir, name))
+            h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{name}\0missing\n".encode())
+    return {"data_dir": os.path.abspath(data_dir), "data_digest": "stat-md5:" + h.hexdigest()}
+
+
+def labels_digest(labels) -> Optional[str]:
+    """The digest of a manifest's labels (None for an array without labels)."""
+    if labels is None:
+        return None
+    return "md5:" + hashlib.md5(np.asarray(labels, dtype="<i4").tobytes()).hexdigest()
+
+
+def labels_match_map(manifest: dict, image_map: ImageMap) -> bool:
+    """The manifest's labels are the map's labels of its files (a map without labels: none recorded)."""
+    labels = manifest.get("labels")
+    if image_map.labels is None:
+        return labels is None
+    by_file = dict(zip(image_map.files, image_map.labels.tolist()))
+    return isinstance(labels, list) and labels == [by_file.get(f) for f in manifest.get("files") or []]
+
+
 def npy_rows(path: str) -> Optional[int]:
     """Rows of a complete .npy file (header parsed, file size checked), or None when it is not one."""
     try:
@@ -71,9 +106,10 @@ def npy_rows(path: str) -> Optional[int]:
 
 
 def is_up_to_date(model: ModelSpec, fmt: str, image_map: ImageMap, base_dir: str, allow_missing: bool = False,
-                  verify: bool = False, say=print) -> bool:
-    """The array and its manifest describe these inputs and pass verification (a sample of rows, every row with
-    `verify`); a failed verification is said (it is then preprocessed again)."""
+                  verify: bool = False, say=print, data_dir: Optional[str] = None) -> bool:
+    """The array and its manifest describe these inputs (with `data_dir`: read from that folder, its images
+    unchanged) and pass verification (a sample of rows, every row with `verify` or when the file changed); a failed
+    verification or another image folder is said (it is then preprocessed again)."""
     npy, manifest_path = array_paths(base_dir, model, fmt, image_map)
     manifest = read_json(manifest_path, missing=None, invalid=None)
     if manifest is None or not os.path.exists(npy):
@@ -83,6 +119,13 @@ def is_up_to_date(model: ModelSpec, fmt: str, image_map: ImageMap, base_dir: str
     if manifest.get("skipped") and not allow_missing:
         return False        # made with --allow_missing: without it, try those images again (or fail naming them)
     if npy_rows(npy) != manifest.get("shape", [None])[0]:
+        return False
+    if not labels_match_map(manifest, image_map):
+        if say:
+            say(f"[preprocess] {manifest_path}: its labels differ from those of {image_map.path}: preprocessing it "
+                "again.")
+        return False
+    if data_dir is not None and not _same_source(manifest, image_map, data_dir, npy, say):
         return False
     try:
         changed = manifest.get("array_stamp") != file_stamp(npy)
@@ -95,6 +138,21 @@ def is_up_to_date(model: ModelSpec, fmt: str, image_map: ImageMap, base_dir: str
         write_json_atomic(manifest_path, dict(manifest, array_stamp=file_stamp(npy)))
         if say:
             say(f"[preprocess] {npy}: every row verified after the file changed (copied or moved); stamp updated.")
+    return True
+
+
+def _same_source(manifest: dict, image_map: ImageMap, data_dir: str, npy: str, say) -> bool:
+    source = source_identity(image_map, data_dir)
+    if manifest.get("data_dir") != source["data_dir"]:
+        if say:
+            say(f"[preprocess] {npy} was made from the images in {manifest.get('data_dir')}, not {source['data_dir']} "
+                "(--data_dir): preprocessing it again.")
+        return False
+    if manifest.get("data_digest") != source["data_digest"]:
+        if say:
+            say(f"[preprocess] {npy}: images in {source['data_dir']} named by {image_map.path} changed (size or "
+                "mtime) since it was made: preprocessing it again.")
+        return False
     return True
 
 
@@ -138,6 +196,10 @@ def verify_array(npy: str, manifest_path: str, manifest: dict, full: bool = Fals
     if not isinstance(crcs, list) or len(crcs) != n or rows_checksum(crcs) != manifest.get("checksum"):
         raise HarnessError(f"{manifest_path}: its row CRCs do not match its checksum (edited or damaged); the array "
                            f"{npy} cannot be trusted.")
+    labels = manifest.get("labels")
+    if labels_digest(labels) != manifest.get("labels_md5") or (labels is not None and len(labels) != n):
+        raise HarnessError(f"{manifest_path}: its labels do not match the digest recorded when it was written "
+                           "(labels_md5; edited or damaged): accuracy against them would be meaningless.")
     try:
         changed = manifest.get("array_stamp") != file_stamp(npy)
     except OSError as e:

@@ -67,9 +67,11 @@ from resnet50.manifest import (
     default_preprocessed_dir,
     identity,
     is_up_to_date,
+    labels_digest,
     row_crc32,
     rows_checksum,
     sample_rows,
+    source_identity,
     verify_array,
 )
 from resnet50.models import ModelSpec
@@ -131,8 +133,8 @@ class _Run:
 def _preprocess_locked(model, image_map, data_dir, base_dir, formats, allow_missing, overwrite, workers, progress,
                        chunk, verify) -> PreprocessResult:
     result = PreprocessResult({}, {}, 0)
-    todo_formats = _formats_to_make(model, image_map, base_dir, formats, allow_missing, overwrite, verify, progress,
-                                    result)
+    todo_formats = _formats_to_make(model, image_map, base_dir, data_dir, formats, allow_missing, overwrite, verify,
+                                    progress, result)
     if not todo_formats:
         return result
     paths, missing = _image_paths(image_map, data_dir, allow_missing)
@@ -160,7 +162,7 @@ def _preprocess_locked(model, image_map, data_dir, base_dir, formats, allow_miss
     return result
 
 
-def _formats_to_make(model, image_map, base_dir, formats, allow_missing, overwrite, verify, progress,
+def _formats_to_make(model, image_map, base_dir, data_dir, formats, allow_missing, overwrite, verify, progress,
                      result: PreprocessResult) -> list:
     """The formats whose array is missing, stale or fails verification (all with `overwrite`); the array paths of
     every format go into `result`, and the skipped images of one up to date."""
@@ -169,7 +171,8 @@ def _formats_to_make(model, image_map, base_dir, formats, allow_missing, overwri
         npy, manifest_path = array_paths(base_dir, model, fmt, image_map)
         result.paths[fmt] = npy
         remove_files(npy + ".partial.compact")      # an interrupted compaction's leftover: never reused
-        if not overwrite and is_up_to_date(model, fmt, image_map, base_dir, allow_missing, verify):
+        if not overwrite and is_up_to_date(model, fmt, image_map, base_dir, allow_missing, verify,
+                                           data_dir=data_dir):
             result.skipped = (read_json(manifest_path, missing=None, invalid=None) or {}).get("skipped", {})
             if progress:
                 checked = "every row verified" if verify else "verified"
@@ -293,11 +296,13 @@ def _finish_format(run: _Run, fmt: str, keep: np.ndarray, skipped: dict, drop_ro
     del run.done_maps[fmt]
     if min(crcs, default=0) < 0:   # every kept row must have been written and recorded
         raise HarnessError(f"{npy}.partial: {sum(c < 0 for c in crcs)} rows were never written; run again.")
+    source = source_identity(image_map, run.data_dir)     # before the array is installed (what it was read from)
     install_array(run.partials[fmt], npy, manifest_path, keep, crcs, drop_rows)
+    labels = None if image_map.labels is None else image_map.labels[keep].tolist()
     manifest = dict(run.idents[fmt], shape=[len(keep), *format_shape(fmt, model.input_shape)],
-                    source_map=image_map.path, data_dir=os.path.abspath(run.data_dir),
+                    source_map=image_map.path, **source,
                     files=[image_map.files[i] for i in keep], skipped=skipped,
-                    labels=None if image_map.labels is None else image_map.labels[keep].tolist(),
+                    labels=labels, labels_md5=labels_digest(labels),
                     checksum=rows_checksum(crcs), row_crc32=crcs, array_stamp=file_stamp(npy),
                     created=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json_atomic(manifest_path, manifest)

@@ -368,13 +368,16 @@ def _calibrate_locked(spec, inputs: CalibrationInputs, method: str, force: bool,
     with _quiet():
         quant_pre_process(inputs.model_path, tmp)
     os.replace(tmp, p["prepared"])
-    reuse = (not force and old_core is not None and old_core.get("ranges") == record["ranges"]
-             and os.path.exists(p["ranges"]))
-    if reuse:
-        ranges = calibrate_module.load_tensors_data(p["ranges"])
-        if progress:
-            print(f"[calibrate] {spec.key}: reusing the ranges in {p['ranges']}")
-    else:
+    ranges = None
+    if not force and ranges_reusable(old, record, p["ranges"], say=print if progress else None):
+        try:
+            ranges = calibrate_module.load_tensors_data(p["ranges"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"[calibrate] {p['ranges']} cannot be read ({e}): recalibrating.")
+        else:
+            if progress:
+                print(f"[calibrate] {spec.key}: reusing the ranges in {p['ranges']}")
+    if ranges is None:
         ranges = collect_ranges(p["prepared"], inputs.array, method, progress)
         calibrate_module.save_tensors_data(ranges, p["ranges"])     # written then renamed by the library
     cache = format_calibration_cache(f"TRT-{record['trt_version']}-EntropyCalibration2",
@@ -390,6 +393,20 @@ def _calibrate_locked(spec, inputs: CalibrationInputs, method: str, force: bool,
         for name, path in outputs.items():
             print(f"[calibrate]   {name:<16} {path}")
     return {"up_to_date": False, **outputs}
+
+
+def ranges_reusable(old: Any, record: dict, ranges_path: str, say=None) -> bool:
+    """The kept ranges file may be reused: the old record's ranges inputs equal this calibration's, and the file's
+    md5 is the one the old record lists for it (an edited or damaged ranges file is recalibrated, never reused)."""
+    if not isinstance(old, dict) or old.get("ranges") != record["ranges"] or not os.path.isfile(ranges_path):
+        return False
+    want = (old.get("outputs") or {}).get("ranges")
+    if want is not None and file_digest(ranges_path, cached=True) == want:
+        return True
+    if say:
+        say(f"[calibrate] {ranges_path} is not the file calibration wrote (its md5 differs from the one in the "
+            "calibration record): recalibrating.")
+    return False
 
 
 def check_calibration_current(fp32_path: str, backend: str, inputs: dict[str, str], model_key: str,

@@ -13,6 +13,9 @@ With `--model_path` naming another file than the registry's, the model key carri
 The record holds the md5s of every input file (the source model: the FP32 file or the calibrated Q/DQ model; the
 FP32 model it came from; the calibration record and cache; plugins), the build keys and the backend versions. It is
 removed before a build starts and written (atomically) after it ends, so an interrupted build never looks current.
+It also holds the md5 of the engine file as built (`engine_md5`, ENGINE_DIGEST_KEY): a run and generate_engines' "up
+to date" refuse an engine file replaced since (another valid engine under this config's name), naming the command
+that rebuilds it; file_digest(cached=True) re-reads an engine only when its stamp changed.
 `check_engine_current` (run before a run loads an engine) recomputes the record from the current model, calibration
 and config and refuses an engine whose record differs, naming what changed and the command that rebuilds it; an
 int8 build from a Q/DQ model first checks that the calibration record matches the current FP32 model
@@ -39,6 +42,9 @@ from resnet50.model_files import check_model_file
 # runner loads the engine) and gpu_inference_streams (streams are created at load) would only force needless
 # rebuilds; gpu_copy_streams is the number of optimisation profiles built into a TensorRT engine.
 COMMON_BUILD_KEYS = ("precision", "batch_size")
+
+
+ENGINE_DIGEST_KEY = "engine_md5"      # in the record: the md5 of the engine file as built
 
 
 def build_keys(backend: str) -> tuple[str, ...]:
@@ -111,6 +117,16 @@ def check_engine_current(engine_path: str, backend, settings: dict[str, Any], sp
                            f"built by this harness or its build was interrupted. {rebuild}.")
     inputs = engine_inputs(backend, settings, spec, fp32_path)
     expected = build_record(inputs, settings, backend.versions())
+    recorded = dict(recorded)
+    built_md5 = recorded.pop(ENGINE_DIGEST_KEY, None)
+    if recorded == expected and built_md5 != engine_digest(engine_path):
+        why = (f"its md5 {engine_digest(engine_path)} differs from the {built_md5} recorded in "
+               f"{record_path(engine_path)} at build" if built_md5 else
+               f"{record_path(engine_path)} holds no md5 of the engine (an older build)")
+        raise HarnessError(f"{engine_path} is not the engine that was built under this name ({why}): it was "
+                           f"replaced or damaged, or cannot be checked. Run `{command} "
+                           f"RUN_ARGS=\"--scenarios={settings.get('scenario')} ... --overwrite\"` with the same flags "
+                           "to rebuild it.")
     if recorded != expected:
         changed = [f"{k} ({inputs.get(k) or ''})".replace(" ()", "") for k in sorted(
             set(recorded.get("inputs", {})) | set(expected["inputs"]))
@@ -128,12 +144,28 @@ def record_path(engine_path: str) -> str:
     return engine_path + ".build.json"
 
 
+def engine_digest(engine_path: str) -> Optional[str]:
+    """The md5 of an engine file (cached by its stamp), None when it is not a readable file."""
+    try:
+        return file_digest(engine_path, cached=True) if os.path.isfile(engine_path) else None
+    except OSError:
+        return None
+
+
 def is_up_to_date(engine_path: str, record: dict) -> bool:
-    return os.path.exists(engine_path) and read_json(record_path(engine_path), missing=None, invalid=None) == record
+    """The engine exists, its record equals `record`, and the file is the one that was built (its md5)."""
+    recorded = read_json(record_path(engine_path), missing=None, invalid=None)
+    if not os.path.exists(engine_path) or not isinstance(recorded, dict):
+        return False
+    recorded = dict(recorded)
+    built_md5 = recorded.pop(ENGINE_DIGEST_KEY, None)
+    return recorded == record and built_md5 is not None and built_md5 == engine_digest(engine_path)
 
 
 def write_record(engine_path: str, record: dict) -> None:
-    write_json_atomic(record_path(engine_path), record, indent=1)
+    """The record of a finished build, with the md5 of the engine file it wrote."""
+    write_json_atomic(record_path(engine_path), dict(record, **{ENGINE_DIGEST_KEY: engine_digest(engine_path)}),
+                      indent=1)
 
 
 def remove_record(engine_path: str) -> None:

@@ -183,3 +183,13 @@ def read_meta(engine_path: str) -> dict:
         raise HarnessError(f"{meta_path(engine_path)} is missing: the engine {engine_path} was not built by this "
                            "harness (or not completely). Rebuild it with `make generate_engines ... --overwrite`.")
     return meta
+
+
+def damaged_engine(engine_path: str, backend: str, what: str, cause: BaseException) -> HarnessError:
+    """The one error for an engine file its backend cannot load (truncated, garbage, another file): names the file,
+    what it should be and the command that rebuilds it."""
+    detail = " ".join(str(cause).split())[:200] or type(cause).__name__
+    return HarnessError(f"Engine {engine_path} cannot be loaded by the {backend} backend: it is not {what} "
+                        f"(truncated, damaged or another file; {type(cause).__name__}: {detail}). Rebuild it with "
+                        f"`make generate_engines RUN_ARGS=\"--backend={backend} ... --overwrite\"` with the same "
+                        "flags.")

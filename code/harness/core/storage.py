@@ -238,8 +238,10 @@ def read_json(path: str, missing: Any = _RAISE, invalid: Any = _RAISE, expect: O
 # ---------------------------------------------------------------------------------------------------------------
 # Digests
 def file_stamp(path: str) -> dict:
+    """A file's identity: size, mtime, inode and ctime. The ctime changes with every write, rename and os.utime
+    and cannot be set back, so a file changed in place with its mtime restored still gets another stamp."""
     st = os.stat(path)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "ctime_ns": st.st_ctime_ns}
 
 
 def _cache_dir() -> str:
@@ -247,7 +249,8 @@ def _cache_dir() -> str:
 
 
 def _cached_md5(path: str) -> str:
-    """md5 of a file, re-read in full only when its size, mtime or inode changed since the last full read."""
+    """md5 of a file, re-read in full only when its stamp (size, mtime, inode, ctime) changed since the last full
+    read."""
     path = os.path.abspath(path)
     stamp = file_stamp(path)
     entry = os.path.join(_cache_dir(), hashlib.sha1(path.encode()).hexdigest() + ".json")

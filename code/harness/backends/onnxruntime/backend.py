@@ -14,7 +14,7 @@ import numpy as np
 from harness.graph import onnx_graph
 from harness.core.errors import HarnessError
 from harness.backends.onnxruntime.options import INFO, Options
-from harness.backends.base import Backend, BuildRequest, Runner
+from harness.backends.base import Backend, BuildRequest, Runner, damaged_engine
 
 
 def _ort():
@@ -41,7 +41,12 @@ class OrtRunner(Runner):
         # Extended optimisations were applied and saved at build time; the layout transforms of ORT_ENABLE_ALL
         # (NCHWc) cannot be saved and run at load (3.5x faster than without them on this machine).
         options = session_options(threads, spin)
-        self.session = _ort().InferenceSession(engine_path, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = _ort().InferenceSession(engine_path, options, providers=["CPUExecutionProvider"])
+        except MemoryError:
+            raise
+        except Exception as e:          # ORT's Fail / InvalidProtobuf / InvalidGraph (plain Exception subclasses)
+            raise damaged_engine(engine_path, "onnxruntime", "an ONNX model ONNX Runtime can run", e) from None
         self.input_name = self.session.get_inputs()[0].name
         self.input_dtype = np.float32 if "float" in self.session.get_inputs()[0].type else np.int8
         self.output_names = [onnx_graph.TOP1_OUTPUT]

@@ -26,7 +26,7 @@ from harness.core.errors import HarnessError
 from harness.core.options import parse_bool, parse_devices
 from harness.core.storage import read_json
 from harness.backends.torch.options import INFO, Options
-from harness.backends.base import Backend, BuildRequest, Runner
+from harness.backends.base import Backend, BuildRequest, Runner, damaged_engine
 from harness.backends.torch.onnx_torch import OnnxModule
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -214,7 +214,13 @@ class TorchBackend(Backend):
             if key not in self._modules:
                 import onnx
                 dtype = getattr(torch, _DTYPES[options.precision])
-                module = OnnxModule(onnx.load(engine_path), dtype=dtype).eval().to(device)
+                try:
+                    module = OnnxModule(onnx.load(engine_path), dtype=dtype)
+                except MemoryError:
+                    raise
+                except Exception as e:      # protobuf's DecodeError, an unsupported or broken graph
+                    raise damaged_engine(engine_path, "torch", "an ONNX model of the top-1 graph", e) from None
+                module = module.eval().to(device)
                 if parse_bool(options.channels_last, True):
                     module = module.to(memory_format=torch.channels_last)
                 if parse_bool(options.torch_compile, False):
