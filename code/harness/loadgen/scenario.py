@@ -81,6 +81,10 @@ def _load_data(rc: RunConfig, spec, backend, settings: dict, image_map):
     """The preprocessed array of the map in the backend's format (verified); images it lacks are warned about."""
     data = load_preprocessed(spec, image_map, preprocessed_dir(rc), backend.preprocessed_format(rc.options()),
                              verify=rc.verify)
+    if len(data.array) == 0:
+        raise HarnessError(f"{data.path} holds 0 samples: every image of {image_map.path} was skipped "
+                           f"({len(data.skipped)} under --allow_missing) or the map lists none, so there is nothing "
+                           "to run. Check --data_dir and --map_path, preprocess again, then run.")
     if data.skipped:
         print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
               f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")
