@@ -152,6 +152,15 @@ class _Test:
                   f"{time.time() - self.start:.1f} s; LoadGen was stopped mid-test: the logs in {self.out_dir} are "
                   "partial and marked INTERRUPTED (not a result).", file=sys.stderr, flush=True)
 
+    def mark_stuck(self, max_ms: int) -> None:
+        """The watchdog's abort did not end the test (a backend stuck in infer): mark the run; the process ends."""
+        self.remove_audit_config()
+        info = {"scenario": self.scenario.name, "test_mode": self.test_mode,
+                "wall_seconds": round(time.time() - self.start, 2)}
+        message = run_limits.mark_stuck(self.out_dir, info, max_ms)
+        print(f"ERROR: {self.scenario}: {message} Logs: {self.out_dir}. Check the backend (a hung device or "
+              "driver), or lower the target so that the run ends within --max_duration.", file=sys.stderr, flush=True)
+
     def run(self, lg, cfg: dict[str, Any], qsl, sut, settings, log_settings) -> str:
         """The test from the SUT's start to its destruction; how it ended (interrupt.run_interruptibly)."""
         try:
@@ -167,7 +176,9 @@ class _Test:
                         self.guard, sut.abort, self.mark_interrupted,
                         # FindPeakPerformance runs many tests of min_duration in one StartTest: no watchdog there
                         time_limit_s=None if self.test_mode == "FindPeakPerformance" else
-                        run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
+                        run_limits.watchdog_s(run_limits.max_duration_ms(cfg)),
+                        on_stuck=lambda: self.mark_stuck(run_limits.max_duration_ms(cfg)),
+                        stuck_grace_s=run_limits.STUCK_GRACE_S)
             finally:
                 progress.stop()
                 sut.stop()
