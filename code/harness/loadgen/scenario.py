@@ -16,6 +16,7 @@ from harness.backends import get_backend
 from harness.backends.base import BuildRequest
 from harness.artifacts.engines import check_engine_current
 from harness.core.errors import HarnessError
+from harness.core.storage import storage_errors
 from harness.config.runconfig import RunConfig
 from harness.config.context import model_spec, preprocessed_dir
 from harness.artifacts.engines import engine_path
@@ -72,8 +73,9 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
             raise HarnessError(f"{image_map.path} has no labels; accuracy needs a `<file> <label>` map.")
         summary["accuracy"] = evaluate_accuracy(os.path.join(out_dir, "mlperf_log_accuracy.json"), data.labels,
                                                 spec.fp32_top1, spec.key, out_dir)
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+    with storage_errors():
+        with open(os.path.join(out_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
     return summary
 
 
