@@ -79,7 +79,7 @@ def test_user_conf_path_that_is_a_folder_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(run_module, "measurements_dir", lambda system, scenario: str(conf_dir))
     qsl, sut = _sut()
     with pytest.raises(HarnessError, match=r"measurements/user.conf: writing failed: the path is a folder where a "
-                                           r"file was expected \(EISDIR\)\. Remove or rename"):
+                                           r"file was expected \(EISDIR\)\. Fix the path"):
         run_module.run_loadgen("Offline", "PerformanceOnly", CFG, qsl, sut, str(tmp_path / "out"))
 
 
@@ -97,3 +97,13 @@ def test_read_only_log_folder_is_named(tmp_path, monkeypatch):
     qsl, sut = _sut()
     with pytest.raises(HarnessError, match=f"{out}: writing failed: the file system is read-only \\(EROFS\\)"):
         run_module.run_loadgen("Offline", "PerformanceOnly", CFG, qsl, sut, out)
+
+
+def test_log_dir_that_cannot_be_created_is_named(tmp_path):
+    """A --log_dir under /proc cannot be created, even by root."""
+    from conftest import run_main
+    result = run_main("--action=run_harness", "--system_name=CPU", "--backend=null", "--model=efficientnet-lite0",
+                      "--scenarios=Offline", "--log_dir=/proc/no-such-log-dir", timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "ERROR: /proc/no-such-log-dir" in result.stderr and "creating the run's log folder (--log_dir) failed" \
+        in result.stderr and "Traceback" not in result.stderr, result.stderr
