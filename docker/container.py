@@ -93,9 +93,18 @@ def chooses_gpus(docker_args: Sequence[str]) -> bool:
     return any(a == o or a.startswith(o + "=") for a in docker_args for o in GPU_CHOICE_OPTIONS)
 
 
+def split_args(value: Optional[str], name: str = "DOCKER_ARGS") -> list[str]:
+    """The words of DOCKER_ARGS / DOCKER_BUILD_ARGS, split as a shell would; a malformed value names the variable."""
+    try:
+        return shlex.split(value or "")
+    except ValueError as e:
+        raise HarnessError(f"{name}={value!r} cannot be split into arguments ({e}): close the quote or escape it "
+                           f"(e.g. {name}='--env NAME=\"a b\"'), then run make again.") from None
+
+
 def run_command(caller: Caller, scratch: str, repo: str = REPO_ROOT, docker_args: str = "",
                 command: Sequence[str] = ("bash",)) -> list[str]:
-    extra = shlex.split(docker_args or "")
+    extra = split_args(docker_args)
     cmd = ["docker", "run", "--rm", "--interactive", "--tty", "--name", container_name(caller)]
     if not chooses_gpus(extra):
         cmd.append("--gpus=all")
@@ -108,7 +117,7 @@ def run_command(caller: Caller, scratch: str, repo: str = REPO_ROOT, docker_args
 
 def report_command(caller: Caller, repo: str = REPO_ROOT, docker_args: str = "") -> list[str]:
     """A throw-away container that prints what the image contains (scripts/docker.py report, run inside it)."""
-    extra = shlex.split(docker_args or "")
+    extra = split_args(docker_args)
     cmd = ["docker", "run", "--rm"]
     if not chooses_gpus(extra):
         cmd.append("--gpus=all")
@@ -343,7 +352,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for line in link_scratch_dirs(scratch):
                 print(f"[docker] linked {line}")
         if args.what in ("prebuild", "build"):
-            rc = _execute(build_command(caller, extra=shlex.split(os.environ.get("DOCKER_BUILD_ARGS", ""))),
+            rc = _execute(build_command(caller, extra=split_args(os.environ.get("DOCKER_BUILD_ARGS", ""),
+                                                                  "DOCKER_BUILD_ARGS")),
                           args.dry_run)
             if rc != 0 or args.what == "build":
                 return rc

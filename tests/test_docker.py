@@ -143,6 +143,19 @@ def test_cli_errors_are_clear(tmp_path):
     assert result.returncode == 2 and "already the NVIDIA container" in result.stderr
 
 
+def test_unterminated_quote_in_docker_args_is_an_error_naming_it(tmp_path):
+    """issue 19: shlex's ValueError was a traceback; now exit 2 with DOCKER_ARGS / DOCKER_BUILD_ARGS named."""
+    with pytest.raises(HarnessError, match="DOCKER_ARGS=.*cannot be split into arguments.*close the quote"):
+        c.run_command(c.current_caller(), str(tmp_path), docker_args='--env A="b c')
+    base = {k: v for k, v in os.environ.items() if k not in (c.INSIDE_ENV,)}
+    result = script("launch", "--dry_run", env=dict(base, MLPERF_SCRATCH_PATH=str(tmp_path), DOCKER_ARGS="-e 'x"))
+    assert result.returncode == 2 and "DOCKER_ARGS=" in result.stderr and "No closing quotation" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = script("build", "--dry_run", env=dict(base, MLPERF_SCRATCH_PATH=str(tmp_path),
+                                                   DOCKER_BUILD_ARGS='--build-arg "X=1'))
+    assert result.returncode == 2 and "DOCKER_BUILD_ARGS=" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_make_prebuild_dry_run_prints_the_commands(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in (c.INSIDE_ENV,)}
     env.update(MLPERF_SCRATCH_PATH=str(tmp_path), DOCKER_ARGS="--gpus device=1 --cpuset-cpus 0-7",

@@ -34,6 +34,21 @@ def test_time_limit_aborts_without_a_signal():
     assert ended == "time_limit" and not guard.fired
 
 
+def test_time_limit_with_a_call_that_never_returns_marks_and_exits(monkeypatch):
+    """issue 19: abort() does not end a call stuck forever; on_stuck runs, then the process would end (exit 2):
+    _exit_now is replaced by a raise here so that pytest survives."""
+    def exit_now(code):
+        raise SystemExit(code)
+    monkeypatch.setattr(interrupt, "_exit_now", exit_now)
+    marked = []
+    with interrupt.SignalGuard() as guard:
+        with pytest.raises(SystemExit) as ended:
+            interrupt.run_interruptibly(_blocking(threading.Event()), guard, lambda: None,
+                                        give_up=lambda: pytest.fail("gave up"), time_limit_s=0.2,
+                                        on_stuck=lambda: marked.append("stuck"), stuck_grace_s=0.2)
+    assert ended.value.code == interrupt.STUCK_EXIT_CODE == 2 and marked == ["stuck"]
+
+
 def test_errors_of_the_call_reach_the_caller():
     def start_test():
         raise ValueError("boom")

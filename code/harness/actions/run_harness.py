@@ -14,6 +14,7 @@ from harness.core.exit_codes import raise_if_accuracy_failed
 from harness.core.interrupt import RunInterrupted
 from harness.core.isolation import run_isolated
 from harness.core.paths import BENCHMARK, new_run_root
+from harness.core.storage import storage_errors
 from harness.config.context import run_configs
 from harness.config.scenarios import TestMode, get
 from harness.loadgen.limits import remove_if_empty
@@ -33,7 +34,8 @@ def run_harness(args: Command, argv: Optional[list[str]] = None) -> int:
     roots = []
     for ver in dict.fromkeys(rc.config_ver for rc in rcs):
         group = [rc for rc in rcs if rc.config_ver == ver]
-        run_root = new_run_root(args.log_dir, suffix=ver if several_vers else None)
+        with storage_errors(doing="creating the run's log folder (--log_dir)"):
+            run_root = new_run_root(args.log_dir, suffix=ver if several_vers else None)
         roots.append(run_root)
         results: dict[str, Any] = {}
         try:
@@ -48,7 +50,8 @@ def run_harness(args: Command, argv: Optional[list[str]] = None) -> int:
                     raise
                 except HarnessError:
                     failed.append(f"{rc.scenario.name} ({ver})" if several_vers else rc.scenario.name)
-            write_harness_summary(run_root, rcs[0].system_id, results)
+            with storage_errors():
+                write_harness_summary(run_root, rcs[0].system_id, results)
             render_after_run(run_root)
         finally:
             remove_if_empty(run_root)   # a run refused before it wrote anything leaves no empty folder

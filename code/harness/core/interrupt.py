@@ -34,6 +34,7 @@ GRACE_S = 3.0           # how long LoadGen may take to finish by itself once the
 POLL_S = 0.1
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+STUCK_EXIT_CODE = 2     # a run the max_duration watchdog had to end by ending the process (an error, exit_codes.py)
 
 
 def signal_name(signum: int) -> str:
@@ -155,12 +156,15 @@ def is_interrupted(run_dir: str, summary: Optional[dict] = None) -> bool:
 # Running LoadGen interruptibly
 def run_interruptibly(start_test: Callable[[], None], guard: SignalGuard, abort: Callable[[], None],
                       give_up: Callable[[], None], grace_s: float = GRACE_S,
-                      time_limit_s: Optional[float] = None) -> str:
+                      time_limit_s: Optional[float] = None, on_stuck: Optional[Callable[[], None]] = None,
+                      stuck_grace_s: float = GRACE_S) -> str:
     """start_test() on a worker thread. Returns "done", "interrupted" (a signal came; start_test finished within
     grace_s of abort()) or "time_limit" (start_test ran past time_limit_s: abort() ran and it then finished).
 
     After the first signal, abort() runs once; if start_test has not returned grace_s later, give_up() runs (it
-    writes the marker) and the process ends with the signal's exit code."""
+    writes the marker) and the process ends with the signal's exit code. Past time_limit_s likewise: if start_test
+    has not returned stuck_grace_s after abort() (a backend stuck inside infer, whose thread cannot be joined),
+    on_stuck() runs (it writes the marker and summary) and the process ends with exit code 2 (STUCK_EXIT_CODE)."""
     failure: list[BaseException] = []
 
     def target():
@@ -174,6 +178,7 @@ def run_interruptibly(start_test: Callable[[], None], guard: SignalGuard, abort:
     thread.start()
     deadline = None
     timed_out = False
+    stuck_at = 0.0
     while thread.is_alive():
         thread.join(POLL_S)
         if guard.fired and deadline is None:
@@ -182,9 +187,14 @@ def run_interruptibly(start_test: Callable[[], None], guard: SignalGuard, abort:
         if time_limit_s is not None and not timed_out and time.monotonic() - started > time_limit_s:
             timed_out = True
             abort()
+            stuck_at = time.monotonic() + stuck_grace_s
         if deadline is not None and thread.is_alive() and time.monotonic() >= deadline:
             give_up()
             _exit_now(exit_code(guard.signum))
+        if (timed_out and on_stuck is not None and deadline is None and thread.is_alive()
+                and time.monotonic() >= stuck_at):
+            on_stuck()
+            _exit_now(STUCK_EXIT_CODE)
     if failure:
         raise failure[0]
     return "interrupted" if guard.fired else "time_limit" if timed_out else "done"

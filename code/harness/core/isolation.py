@@ -10,6 +10,7 @@ from typing import Any, Callable
 from harness.core.errors import HarnessError
 from harness.core.paths import REPO_ROOT
 from harness.core.interrupt import install_process_handlers, run_child
+from harness.core.storage import storage_error
 
 
 def run_isolated(function: Callable[[Any], Any], job: Any) -> Any:
@@ -45,7 +46,12 @@ def job_main(job_path: str, result_path: str) -> int:
     with open(job_path, "rb") as f:
         function, job = pickle.load(f)
     try:
-        outcome, code = ("ok", function(job)), 0
+        try:
+            outcome, code = ("ok", function(job)), 0
+        except OSError as e:   # a storage fault nothing below named: the path and the cause, as code/main.py says it
+            if not e.filename or isinstance(e, BrokenPipeError):
+                raise
+            raise storage_error(e, e.filename, "accessing it") from None
     except HarnessError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         outcome, code = ("error", str(e)), getattr(e, "exit_code", 2)

@@ -68,11 +68,35 @@ _CAUSES = {
 }
 
 
+_IN_THE_WAY = {
+    errno.EISDIR: "the path is a folder where a file was expected",
+    errno.ENOTDIR: "a part of the path is a file where a folder was expected",
+    errno.EEXIST: "the path exists and is in the way",
+    errno.ENOENT: "a folder on the path does not exist (or cannot be created there)",
+}
+
+
 def storage_error(e: OSError, path: str, doing: str = "writing") -> StorageError:
+    code = errno.errorcode.get(e.errno, e.errno)
+    if e.errno in _IN_THE_WAY:
+        return StorageError(f"{path}: {doing} failed: {_IN_THE_WAY[e.errno]} ({code}). Fix the path (remove or "
+                            "rename what is in the way, or pass another folder), then run the same command again.")
     cause = _CAUSES.get(e.errno, e.strerror or str(e))
-    return StorageError(f"{path}: {doing} failed: {cause} ({errno.errorcode.get(e.errno, e.errno)}). Free space or "
+    return StorageError(f"{path}: {doing} failed: {cause} ({code}). Free space or "
                         "fix the folder's permissions (or pass another folder), then run the same command again: "
                         "finished work is kept and resumed.")
+
+
+@contextlib.contextmanager
+def storage_errors(path: Optional[str] = None, doing: str = "writing") -> Iterator[None]:
+    """OS errors of the block's file work become a StorageError naming the file (the error's own, else `path`);
+    a closed stdout (BrokenPipeError) is left to code/main.py."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise storage_error(e, e.filename or path or "a file", doing) from None
 
 
 def is_storage_errno(e: BaseException) -> bool:

@@ -8,11 +8,17 @@ clock: at max_duration plus a margin (WATCHDOG_MARGIN) the SUT answers everythin
 finishes, and the run is recorded as INVALID (its summary.json says "ended_at_max_duration" and an
 ENDED_AT_MAX_DURATION marker sits beside the logs; staging refuses it), since instant answers would flatter it.
 
+A backend stuck inside infer never answers its batch, so LoadGen never finishes even after SUT.abort, and its
+worker thread cannot be joined: STUCK_GRACE_S after the watchdog fired, the harness writes the marker and a
+summary.json (INVALID, "ended_at_max_duration", "backend_stuck": true), says so, and ends the process (exit 2), as
+the Ctrl-C path does (harness/core/interrupt.py). LoadGen's logs stay as far as they were written.
+
 Default: max(4 x min_duration, min_duration + 10 min), so a 600 s run ends at the latest after 40 min, and short test
 runs are never cut. 0 turns both bounds off.
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Optional
 
@@ -25,6 +31,7 @@ from harness.config.scenarios import TestMode
 
 FAR_ABOVE = 2.0                               # warn when a target exceeds the measured capacity by this factor
 MARKER = "ENDED_AT_MAX_DURATION"
+STUCK_GRACE_S = 30.0     # after the watchdog's abort: LoadGen may still be finishing its logs of a long backlog
 
 
 def default_max_duration_ms(min_duration_ms: Optional[int]) -> int:
@@ -60,6 +67,21 @@ def mark_ended_at_max_duration(out_dir: str, summary: dict[str, Any], max_ms: in
         f.write(f"LoadGen had not finished {max_ms} ms (max_duration) after it started: the harness answered the "
                 "remaining queries at once to end the run. The result is INVALID whatever the logs say; staging "
                 "refuses it.\n")
+
+
+def mark_stuck(out_dir: str, info: dict[str, Any], max_ms: int) -> str:
+    """The marker and summary.json of a run whose backend never returned after the watchdog's abort; the message."""
+    summary = dict(info, result_validity="INVALID", ended_at_max_duration=max_ms, backend_stuck=True,
+                   loadgen_finished=False)
+    text = (f"LoadGen had not finished {max_ms} ms (max_duration) after it started, and {STUCK_GRACE_S:g} s after the "
+            "harness answered the remaining queries at once it still had not: the backend is stuck inside a batch "
+            "(infer never returned). The process was ended; LoadGen's logs here are partial. The result is INVALID; "
+            "staging refuses it.\n")
+    with open(os.path.join(out_dir, MARKER), "w") as f:
+        f.write(text)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return text.strip()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,8 +15,10 @@ from harness.core.errors import HarnessError
 from harness.config.scenarios import get as get_scenario
 from harness.config.scenarios import TestMode
 from harness.core.paths import measurements_dir
+from harness.core.storage import storage_errors
 from harness.loadgen.lib import _lg, make_log_settings
-from harness.loadgen.logs import find_peak_result, read_accuracy_entries, read_detail_log, response_label
+from harness.loadgen.logs import (ACCURACY_LOG, DETAIL_LOG, SUMMARY_LOG, find_peak_result, read_accuracy_entries,
+                                  read_detail, read_detail_log, response_label)
 from harness.loadgen.settings import AUDIT_CONFIG, refuse_stray_audit_config, test_settings, user_conf_lines
 from harness.loadgen.progress import ProgressLine  # the status line while LoadGen runs (off when stdout is no terminal)
 from harness.loadgen import timing as sut_timing
@@ -68,10 +70,11 @@ def evaluate_accuracy(accuracy_json: str, labels: np.ndarray, fp32_top1: float, 
     result = {"model": model_key, "top1": round(top1, 3), "good": good, "total": total,
               "dataset_size": int(len(labels)), "fp32_reference_top1": fp32_top1,
               "target_top1_99pct": round(target, 3), "pass": top1 >= target}
-    with open(os.path.join(out_dir, "accuracy.txt"), "w") as f:
-        f.write(f"accuracy={top1:.3f}%, good={good}, total={total}\n")
-    with open(os.path.join(out_dir, "accuracy_summary.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    with storage_errors():
+        with open(os.path.join(out_dir, "accuracy.txt"), "w") as f:
+            f.write(f"accuracy={top1:.3f}%, good={good}, total={total}\n")
+        with open(os.path.join(out_dir, "accuracy_summary.json"), "w") as f:
+            json.dump(result, f, indent=1)
     return result
 
 
@@ -84,10 +87,11 @@ def run_loadgen(scenario, test_mode: str, cfg: dict[str, Any], qsl, sut, out_dir
     lg = getattr(sut, "lg", None) or _lg()   # the native SUT brings its own LoadGen (harness/loadgen/sut.py)
     scenario = get_scenario(scenario)
     refuse_stray_audit_config()
-    user_conf = _write_user_conf(scenario, cfg, qsl.total, out_dir)
-    settings = test_settings(lg, scenario, cfg, user_conf, test_mode)
-    log_settings = make_log_settings(lg, out_dir, verbose)
-    test = _Test(scenario, test_mode, out_dir, audit, settings)
+    with storage_errors():    # a read-only or full log folder, a user.conf path that is a folder: named, no traceback
+        user_conf = _write_user_conf(scenario, cfg, qsl.total, out_dir)
+        settings = test_settings(lg, scenario, cfg, user_conf, test_mode)
+        log_settings = make_log_settings(lg, out_dir, verbose)
+        test = _Test(scenario, test_mode, out_dir, audit, settings)
     ended = test.run(lg, cfg, qsl, sut, settings, log_settings)
     wall = time.time() - test.start
     if ended == "interrupted":
@@ -98,7 +102,62 @@ def run_loadgen(scenario, test_mode: str, cfg: dict[str, Any], qsl, sut, out_dir
                                        "result).")
     if sut.errors:
         raise HarnessError(f"{scenario.name}: the backend failed during the run: {sut.errors[0]!r}")
-    return _run_summary(scenario, test_mode, cfg, sut, out_dir, ended, wall)
+    check_logs_complete(scenario.name, test_mode, out_dir)
+    with storage_errors():
+        return _run_summary(scenario, test_mode, cfg, sut, out_dir, ended, wall)
+
+
+def check_logs_complete(scenario: str, test_mode: str, out_dir: str) -> None:
+    """After LoadGen returns: its summary and detail logs exist and are not empty, the detail log ends with a whole
+    entry (LoadGen cuts its logs silently when the disk fills), and an accuracy run's log is complete JSON."""
+    problems = []
+    for name in (SUMMARY_LOG, DETAIL_LOG):
+        path = os.path.join(out_dir, name)
+        size = os.path.getsize(path) if os.path.isfile(path) else None
+        if size is None:
+            problems.append(f"{name} is missing")
+        elif size == 0:
+            problems.append(f"{name} is empty (0 bytes)")
+        elif name == DETAIL_LOG and not _ends_with_an_entry(path):
+            problems.append(f"{name} is cut short ({size} bytes; its last line is not a whole LoadGen entry)")
+        elif name == DETAIL_LOG and not read_detail(path).ok:
+            problems.append(f"{name} {read_detail(path).problem} ({size} bytes)")
+    if test_mode in ("AccuracyOnly", "SubmissionRun") and not problems:
+        try:
+            read_accuracy_entries(os.path.join(out_dir, ACCURACY_LOG))
+        except ValueError as e:
+            problems.append(f"{ACCURACY_LOG} is {e}")
+    if problems:
+        raise HarnessError(f"{scenario}: LoadGen's logs in {out_dir} are incomplete: {'; '.join(problems)}. "
+                           f"{_free_space_note(out_dir)}LoadGen drops what it cannot write without saying so (a full "
+                           "disk, a quota, a file size limit): free space (or pass another --log_dir), then run "
+                           "again. This run is not a result.")
+
+
+def _ends_with_an_entry(path: str) -> bool:
+    """Whether the file's last line is a complete `:::MLLOG {json}` entry ending in a newline."""
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - (1 << 16)))
+        tail = f.read()
+    if not tail.endswith(b"\n"):
+        return False
+    last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    if not last.startswith(b":::MLLOG"):
+        return False
+    try:
+        json.loads(last[len(b":::MLLOG"):])
+    except ValueError:
+        return False
+    return True
+
+
+def _free_space_note(folder: str) -> str:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return ""
+    free = st.f_bavail * st.f_frsize
+    return f"The disk holding it has {free / 2**20:.0f} MiB free. " if free < (256 << 20) else ""
 
 
 def _write_user_conf(scenario, cfg: dict[str, Any], total: int, out_dir: str) -> str:
@@ -147,6 +206,15 @@ class _Test:
                   f"{time.time() - self.start:.1f} s; LoadGen was stopped mid-test: the logs in {self.out_dir} are "
                   "partial and marked INTERRUPTED (not a result).", file=sys.stderr, flush=True)
 
+    def mark_stuck(self, max_ms: int) -> None:
+        """The watchdog's abort did not end the test (a backend stuck in infer): mark the run; the process ends."""
+        self.remove_audit_config()
+        info = {"scenario": self.scenario.name, "test_mode": self.test_mode,
+                "wall_seconds": round(time.time() - self.start, 2)}
+        message = run_limits.mark_stuck(self.out_dir, info, max_ms)
+        print(f"ERROR: {self.scenario}: {message} Logs: {self.out_dir}. Check the backend (a hung device or "
+              "driver), or lower the target so that the run ends within --max_duration.", file=sys.stderr, flush=True)
+
     def run(self, lg, cfg: dict[str, Any], qsl, sut, settings, log_settings) -> str:
         """The test from the SUT's start to its destruction; how it ended (interrupt.run_interruptibly)."""
         try:
@@ -162,7 +230,9 @@ class _Test:
                         self.guard, sut.abort, self.mark_interrupted,
                         # FindPeakPerformance runs many tests of min_duration in one StartTest: no watchdog there
                         time_limit_s=None if TestMode.of(self.test_mode) is TestMode.FIND_PEAK else
-                        run_limits.watchdog_s(run_limits.max_duration_ms(cfg)))
+                        run_limits.watchdog_s(run_limits.max_duration_ms(cfg)),
+                        on_stuck=lambda: self.mark_stuck(run_limits.max_duration_ms(cfg)),
+                        stuck_grace_s=run_limits.STUCK_GRACE_S)
             finally:
                 progress.stop()
                 sut.stop()

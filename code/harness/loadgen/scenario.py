@@ -16,6 +16,7 @@ from harness.backends import get_backend
 from harness.backends.base import BuildRequest
 from harness.artifacts.engines import check_engine_current
 from harness.core.errors import HarnessError
+from harness.core.storage import storage_errors
 from harness.config.runconfig import RunConfig
 from harness.config.scenarios import TestMode
 from harness.config.context import model_spec, preprocessed_dir
@@ -75,8 +76,9 @@ def run_scenario(job: ScenarioJob) -> dict[str, Any]:
             raise HarnessError(f"{image_map.path} has no labels; accuracy needs a `<file> <label>` map.")
         summary["accuracy"] = evaluate_accuracy(os.path.join(out_dir, "mlperf_log_accuracy.json"), data.labels,
                                                 spec.fp32_top1, spec.key, out_dir)
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+    with storage_errors():
+        with open(os.path.join(out_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
     return summary
 
 
@@ -84,6 +86,10 @@ def _load_data(rc: RunConfig, spec, backend, settings: dict, image_map):
     """The preprocessed array of the map in the backend's format (verified); images it lacks are warned about."""
     data = load_preprocessed(spec, image_map, preprocessed_dir(rc), backend.preprocessed_format(rc.options()),
                              verify=rc.verify)
+    if len(data.array) == 0:
+        raise HarnessError(f"{data.path} holds 0 samples: every image of {image_map.path} was skipped "
+                           f"({len(data.skipped)} under --allow_missing) or the map lists none, so there is nothing "
+                           "to run. Check --data_dir and --map_path, preprocess again, then run.")
     if data.skipped:
         print(f"[run_harness] WARNING: {data.path} lacks {len(data.skipped)} image(s) of {image_map.path} "
               f"(preprocessed with --allow_missing; listed in the summary): {', '.join(list(data.skipped)[:5])}")

@@ -45,6 +45,10 @@ from harness.loadgen.lib import _lg
 
 class QSL:
     def __init__(self, array: np.ndarray, performance_sample_count: int, runners: Sequence[Runner] = ()):
+        if len(array) == 0:   # LoadGen (and both SUTs) crash on an empty sample library
+            raise HarnessError(f"The preprocessed array {getattr(array, 'filename', None) or ''} holds 0 samples: "
+                               "there is nothing to run. Preprocess the images of the map (check --data_dir and "
+                               "--map_path; --allow_missing skips images that are not there), then run again.")
         self.array = array
         self.total = len(array)
         self.performance_sample_count = min(performance_sample_count, self.total)
