@@ -122,7 +122,7 @@ def check_logs_complete(scenario: str, test_mode: str, out_dir: str) -> None:
             problems.append(f"{name} is cut short ({size} bytes; its last line is not a whole LoadGen entry)")
         elif name == DETAIL_LOG and not read_detail(path).ok:
             problems.append(f"{name} {read_detail(path).problem} ({size} bytes)")
-    if test_mode in ("AccuracyOnly", "SubmissionRun") and not problems:
+    if TestMode(test_mode).measures_accuracy and not problems:
         try:
             read_accuracy_entries(os.path.join(out_dir, ACCURACY_LOG))
         except ValueError as e:
