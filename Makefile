@@ -36,13 +36,13 @@ demo: venv
 test: venv browser
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-# Headless Chromium (Debian's package) renders the report page in tests/test_report.py; installed once, as root.
+# Headless Chromium (Debian's package) renders the report page in tests/e2e/test_report.py; installed once, as root.
 browser:
 	@command -v chromium >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then \
-	  echo "Installing chromium (Debian) for tests/test_report.py"; \
+	  echo "Installing chromium (Debian) for tests/e2e/test_report.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 	  >/dev/null; \
-	else echo "chromium is missing and this is not root: sudo apt-get install chromium (tests/test_report.py needs it)"; fi
+	else echo "chromium is missing and this is not root: sudo apt-get install chromium (tests/e2e/test_report.py needs it)"; fi
 
 download_model: venv
 	$(MAIN) --action=download_model $(RUN_ARGS)

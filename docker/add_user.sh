@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make the calling user (name, uid, gid) exist in the image so the container can run as them (docker/Dockerfile runs
-# this as root at build time; tests/test_docker.py runs it against stand-in account tools). Usage:
+# this as root at build time; tests/e2e/test_docker.py runs it against stand-in account tools). Usage:
 #   add_user.sh NAME UID GID
 # - uid 0: nothing to do (root).
 # - the gid: an existing group with that gid is used as it is; else a group NAME is created with it, or, when a

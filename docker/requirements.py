@@ -10,7 +10,7 @@
   whose PyPI Linux wheel is a CUDA 13 build that fixes cuda-python's major version).
 
 The Dockerfile runs it at build time and the Makefile's venv rule runs it inside the container, so an image built
-with INSTALL_TORCH=0 never gets torch through `make`; tests/test_docker.py resolves its output with pip for cp312.
+with INSTALL_TORCH=0 never gets torch through `make`; tests/e2e/test_docker.py resolves its output with pip for cp312.
 Defaults come from the environment the Dockerfile sets: MLPERF_CONTAINER and MLPERF_INSTALL_TORCH.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each `EnvVar` says its name, its kind (bool, seconds, path), its default and wha
 `os.environ` for these themselves: they call `get(VAR)`. An unset or empty variable means its default; a bool is
 read by `core/options.parse_bool` (1/0, true/false, yes/no, on/off, any case); a value that does not parse is a
 HarnessError naming the variable and what it expects. `markdown_table()` renders the table that command_flags.md
-shows under "Environment variables" (tests/test_flags.py checks that the file matches).
+shows under "Environment variables" (tests/unit/config/test_flags.py checks that the file matches).
 
 Variables the harness only sets for its child processes (tune/tuner.py) are not read here and are not listed.
 """

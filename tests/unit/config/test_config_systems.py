@@ -1,4 +1,4 @@
-"""harness/config/systems.py: system ids from GPU names and CPU models (more cases in tests/test_config.py)."""
+"""harness/config/systems.py: system ids from GPU names and CPU models (more cases in tests/unit/config/test_config_blocks.py)."""
 import os
 
 import pytest

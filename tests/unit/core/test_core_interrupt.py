@@ -1,4 +1,4 @@
-"""harness/core/interrupt.py, the cheap parts (signals to this process: tests/test_interrupt_units.py)."""
+"""harness/core/interrupt.py, the cheap parts (signals to this process: tests/unit/core/test_interrupt_units.py)."""
 import signal
 import threading
 

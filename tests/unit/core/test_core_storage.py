@@ -1,4 +1,4 @@
-"""harness/core/storage.py: atomic writes, folder_lock basics, read_json, file_digest (more in tests/test_artifacts.py)."""
+"""harness/core/storage.py: atomic writes, folder_lock basics, read_json, file_digest (more in tests/e2e/test_artifact_locks.py)."""
 import hashlib
 import json
 import os

@@ -1,4 +1,4 @@
-"""harness/graph/onnx_graph.py on small graphs built with onnx.helper (a ResNet50-sized one: tests/test_onnx_graph.py)."""
+"""harness/graph/onnx_graph.py on small graphs built with onnx.helper (a ResNet50-sized one: tests/unit/graph/test_onnx_graph.py)."""
 import numpy as np
 import onnx
 import pytest

@@ -1,4 +1,4 @@
-"""harness/submission/rules.py, its pure functions (detect_round reads the installed LoadGen: tests/test_submission_units.py)."""
+"""harness/submission/rules.py, its pure functions (detect_round reads the installed LoadGen: tests/unit/submission/test_submission_units.py)."""
 import os
 
 import pytest

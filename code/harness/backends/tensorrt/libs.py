@@ -2,7 +2,7 @@
 
 Both halves of the backend use these: build.py (the builder, and the plugin libraries loaded before parsing) and
 runner.py (the plugins again before deserialising, streams, memory, graphs, the gather kernel). The tests replace
-the load_* functions here with fakes (tests/test_tensorrt_runtime.py), so every caller reaches them through this
+the load_* functions here with fakes (tests/unit/backends/test_tensorrt_runtime.py), so every caller reaches them through this
 module (`libs.load_cudart()`), never by importing the name.
 """
 from __future__ import annotations

@@ -404,7 +404,7 @@ def test_file_size_limit_in_a_subprocess(tmp_path):
         f"{str(tmp_path / 'p')!r}, workers=1, progress=False)\n"
         "except HarnessError as e:\n"
         "    print('ERROR', e); sys.exit(3)\n")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     r = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "file size limit" in r.stdout and "map.npy.partial" in r.stdout and "could not be preprocessed" not in r.stdout
