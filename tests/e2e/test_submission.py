@@ -299,8 +299,9 @@ def _runs(logs):
 
 def _stage(logs, tmp_path, *extra, system=SYSTEM):
     """update_results of the Offline runs in logs, as an open-division dry run (the audits are optional there)."""
+    scenarios = [] if any(w.startswith("--scenarios=") for w in extra) else ["--scenarios=Offline"]
     return run_main("--action=update_results", f"--system_name={system}", f"--log_dir={logs}",
-                    f"--results_dir={tmp_path}/sub", "--submitter=TestOrg", "--division=open", "--scenarios=Offline",
+                    f"--results_dir={tmp_path}/sub", "--submitter=TestOrg", "--division=open", *scenarios,
                     "--dry_run", *extra)
 
 
